@@ -15,6 +15,7 @@ Each shard holds W windows (W differs per shard) and all C cell types of the spl
     states         uint8   [C, W, N]    chromatin state per bin, 0 = unknown   (if states are used)
     signal         float16 [C, W, N, T] transformed signal per bin, NaN = missing (if tracks are used)
     labels         int8    [C, W, K]    1 bound, 0 unbound, -1 ambiguous/missing (fine-tuning only)
+    bin_labels     int8    [C, W, N, K] the same per bin (fine-tuning, when bin-level labels are made)
 The epigenome is stored once per (cell type, window) at bin resolution: the C axis comes first
 so a reader of one cell type touches contiguous chunks, and no (window x cell type) copy of the
 DNA is ever written. A sample is the pair (window w, cell type c); a shard has W * C samples.
@@ -45,6 +46,7 @@ DATASET_TOKENS = "tokens"
 DATASET_STATES = "states"
 DATASET_SIGNAL = "signal"
 DATASET_LABELS = "labels"
+DATASET_BIN_LABELS = "bin_labels"
 
 LABEL_BOUND = 1
 LABEL_UNBOUND = 0

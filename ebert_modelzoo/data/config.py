@@ -1,0 +1,97 @@
+"""Data processor config sections (``trainer.fit.train_dataloader`` and friends), one class per
+registered processor name; ``data_processor`` is the discriminator."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import model_validator
+
+from ebert_modelzoo.config_base import StrictConfig
+
+
+class DataLoaderConfig(StrictConfig):
+    """Keys every EBERT data processor takes (Model Zoo's names)."""
+
+    data_dir: str
+    """Split folder written by data_processing/ (holds data_params.json, vocab.txt, shards)."""
+    batch_size: int
+    """Global batch size."""
+    shuffle: bool = True
+    """Shuffle samples each epoch (seeded by shuffle_seed)."""
+    shuffle_seed: int = 0
+    """Seed of the shuffle order and of dynamic masking."""
+    num_workers: int = 0
+    """DataLoader worker processes; each reads a disjoint set of shards."""
+    prefetch_factor: Optional[int] = None
+    """Batches prefetched per worker (only with num_workers > 0)."""
+    persistent_workers: bool = False
+    """Keep workers alive between epochs (only with num_workers > 0)."""
+    drop_last: bool = True
+    """Drop the last incomplete batch, keeping every batch's shape static."""
+    max_sequence_length: int = 512
+    """Tokens per sample with [CLS]/[SEP]; shorter windows are padded with [PAD]."""
+    use_chromatin_states: bool = True
+    """Feed chromatin states (if the data has them); off for a DNA-only or signal-only ablation."""
+    use_signal: bool = True
+    """Feed signal tracks (if the data has them)."""
+    use_cell_type: bool = False
+    """Feed the cell-type id (only meaningful when cell types are shared between train and eval)."""
+    cell_types: Optional[list[str]] = None
+    """Use only these cell types of the data (default: all)."""
+
+    @model_validator(mode="after")
+    def _check_loader(self) -> "DataLoaderConfig":
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.num_workers == 0 and (self.prefetch_factor is not None or self.persistent_workers):
+            raise ValueError("prefetch_factor and persistent_workers need num_workers > 0")
+        return self
+
+
+class PretrainingDataProcessorConfig(DataLoaderConfig):
+    """Pre-training samples with dynamic masking, redrawn every time a sample is read."""
+
+    data_processor: Literal["EBertPretrainingDataProcessor"]
+    """Registered processor name."""
+    mask_rate: float = 0.15
+    """Fraction of DNA tokens selected for prediction."""
+    mask_token_prob: float = 0.8
+    """Of the selected tokens, the fraction replaced by [MASK]."""
+    random_token_prob: float = 0.1
+    """Of the selected tokens, the fraction replaced by a random DNA token (the rest stay)."""
+    max_predictions_per_seq: int = 80
+    """Fixed number of masked positions per sample (P); padded with masked_lm_mask = 0."""
+    state_mask_rate: float = 0.0
+    """Fraction of bins whose chromatin state is masked for the second objective; 0 = off."""
+    max_state_predictions: int = 0
+    """Fixed number of masked bins per sample (Q)."""
+
+    @model_validator(mode="after")
+    def _check_masking(self) -> "PretrainingDataProcessorConfig":
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
+        if self.mask_token_prob < 0 or self.random_token_prob < 0 or (
+            self.mask_token_prob + self.random_token_prob > 1.0
+        ):
+            raise ValueError(
+                f"mask_token_prob ({self.mask_token_prob}) + random_token_prob "
+                f"({self.random_token_prob}) must be within [0, 1]"
+            )
+        if self.max_predictions_per_seq < 1:
+            raise ValueError(f"max_predictions_per_seq must be >= 1, got {self.max_predictions_per_seq}")
+        if self.state_mask_rate > 0 and self.max_state_predictions < 1:
+            raise ValueError("state_mask_rate > 0 needs max_state_predictions >= 1")
+        return self
+
+
+class FinetuningDataProcessorConfig(DataLoaderConfig):
+    """Fine-tuning samples: one (window, cell type) with its multi-label targets."""
+
+    data_processor: Literal["EBertFinetuningDataProcessor"]
+    """Registered processor name."""
+    labels: Optional[list[str]] = None
+    """Use only these labels (e.g. TFs) of the data, in this order (default: all)."""
+    label_level: Literal["sequence", "bin"] = "sequence"
+    """Targets per window (seq_labels) or per bin (bin_labels)."""

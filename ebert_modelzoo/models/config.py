@@ -1,0 +1,116 @@
+"""Model config sections (``trainer.init.model``): the encoder shared by both tasks, and one class
+per registered model name. Keys follow Model Zoo's BERT names."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import model_validator
+
+from ebert_modelzoo.config_base import StrictConfig
+
+
+class EBertEncoderConfig(StrictConfig):
+    """Embeddings + transformer encoder. Every epigenetic input is off at 0; all off = DNA BERT."""
+
+    vocab_size: int
+    """DNA vocabulary size, including the BERT specials; must match the data's vocab.txt."""
+    hidden_size: int = 768
+    """Width of the encoder."""
+    num_hidden_layers: int = 12
+    """Number of transformer blocks."""
+    num_heads: int = 12
+    """Attention heads per block; must divide hidden_size."""
+    filter_size: int = 3072
+    """Width of the feed-forward layer inside each block."""
+    max_position_embeddings: int = 512
+    """Longest sequence (tokens, with [CLS]/[SEP]) the position table covers."""
+    position_embedding_type: Literal["learned", "fixed"] = "learned"
+    """Learned absolute positions (BERT) or fixed sinusoidal ones."""
+    dropout_rate: float = 0.1
+    """Dropout on embeddings, attention output and feed-forward output."""
+    attention_dropout_rate: float = 0.1
+    """Dropout on attention probabilities."""
+    layer_norm_epsilon: float = 1e-12
+    """LayerNorm epsilon (BERT uses 1e-12)."""
+    encoder_nonlinearity: Literal["gelu", "gelu_tanh", "relu"] = "gelu"
+    """Feed-forward activation (exact erf GELU as in BERT)."""
+    norm_first: bool = False
+    """False: post-LN as in BERT. True: pre-LN (more stable for deep or low-precision runs)."""
+    attention_kernel: Literal["sdpa", "explicit"] = "sdpa"
+    """torch scaled_dot_product_attention, or explicit matmul-softmax for backends without it."""
+    initializer_range: float = 0.02
+    """Std of the truncated-normal init of weights."""
+    tokens_per_bin: int = 200
+    """DNA tokens per epigenome bin (bin_size / k); ties every token to one bin."""
+    num_chromatin_states: int = 0
+    """States of the segmentation model (e.g. 15, 18, 25 for ChromHMM); 0 = no state input."""
+    num_signal_tracks: int = 0
+    """Continuous signal tracks per bin (DNase, ATAC, histone marks); 0 = no signal input."""
+    num_cell_types: int = 0
+    """Cell types for a learned cell-type embedding; 0 = no cell-type input."""
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> "EBertEncoderConfig":
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
+        for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size",
+                    "max_position_embeddings", "tokens_per_bin"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("num_chromatin_states", "num_signal_tracks", "num_cell_types"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("dropout_rate", "attention_dropout_rate"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+        return self
+
+
+class EBertPretrainConfig(EBertEncoderConfig):
+    """EBERT pre-training: masked DNA tokens, optionally masked chromatin states."""
+
+    name: Literal["ebert"]
+    """Registered model name."""
+    mlm_loss_weight: float = 1.0
+    """Weight of the masked-DNA-token loss."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the masked-token cross-entropy."""
+    state_mlm_loss_weight: float = 0.0
+    """Weight of the masked-chromatin-state loss; 0 turns the second objective (and its head) off."""
+    share_embedding_weights: bool = True
+    """Tie the MLM decoder to the DNA input embeddings, as BERT does."""
+
+    @model_validator(mode="after")
+    def _check_state_objective(self) -> "EBertPretrainConfig":
+        if self.state_mlm_loss_weight > 0 and self.num_chromatin_states == 0:
+            raise ValueError("state_mlm_loss_weight > 0 needs num_chromatin_states > 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        return self
+
+
+class EBertFinetuneConfig(EBertEncoderConfig):
+    """EBERT fine-tuning: multi-label classification per window (e.g. TFs) or per bin."""
+
+    name: Literal["ebert_finetune"]
+    """Registered model name."""
+    num_labels: int
+    """Number of labels (e.g. TFs) predicted at once."""
+    label_names: Optional[list[str]] = None
+    """Names of the labels, in the order of the data's label axis (for metric reports)."""
+    head: Literal["sequence", "bin"] = "sequence"
+    """Classify the whole window from [CLS] ('sequence') or each bin ('bin')."""
+    classifier_dropout: float = 0.1
+    """Dropout before the classification layer."""
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> "EBertFinetuneConfig":
+        if self.num_labels < 1:
+            raise ValueError(f"num_labels must be >= 1, got {self.num_labels}")
+        if self.label_names is not None and len(self.label_names) != self.num_labels:
+            raise ValueError(
+                f"label_names has {len(self.label_names)} names but num_labels is {self.num_labels}"
+            )
+        return self
