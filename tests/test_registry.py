@@ -40,6 +40,14 @@ def import_path(path: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def config_class(cls: type) -> type:
+    """The pydantic config class a model/processor takes as ``config`` (a Union may add a dict)."""
+    annotation = typing.get_type_hints(cls.__init__)["config"]
+    options = typing.get_args(annotation) or (annotation,)
+    (found,) = [option for option in options if hasattr(option, "model_fields")]
+    return found
+
+
 def write_fake_registry(root: Path, body: str) -> Path:
     """A ``cerebras.modelzoo.registry`` package under ``root`` (``cerebras`` as a namespace)."""
     package = root / "cerebras" / "modelzoo" / "registry"
@@ -85,10 +93,10 @@ def test_without_modelzoo_import_registers_nothing_and_imports_no_cerebras_packa
 def test_registered_model_path_resolves_to_its_model_class(entry):
     cls = import_path(entry.path)
     assert isinstance(cls, type) and cls.__name__ == entry.path.rsplit(".", 1)[1]
-    hints = typing.get_type_hints(cls.__init__)
-    assert hints["config"].__name__ == EXPECTED_MODEL_CONFIG[entry.name]
+    config_cls = config_class(cls)
+    assert config_cls.__name__ == EXPECTED_MODEL_CONFIG[entry.name]
     # The config's `name` discriminator accepts exactly the registered name.
-    assert typing.get_args(hints["config"].model_fields["name"].annotation) == (entry.name,)
+    assert typing.get_args(config_cls.model_fields["name"].annotation) == (entry.name,)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +106,7 @@ def test_registered_model_path_resolves_to_its_model_class(entry):
 def test_registered_data_processor_path_resolves_to_its_class(processor_path):
     cls = import_path(processor_path)
     assert isinstance(cls, type) and cls.__name__ == processor_path.rsplit(".", 1)[1]
-    config_cls = typing.get_type_hints(cls.__init__)["config"]
+    config_cls = config_class(cls)
     # Model Zoo picks a processor by class name, which is what `data_processor:` holds.
     assert typing.get_args(config_cls.model_fields["data_processor"].annotation) == (cls.__name__,)
 

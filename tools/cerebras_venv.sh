@@ -26,8 +26,9 @@ PYTHON="${EBERT_CEREBRAS_PYTHON:-python3.11}"
 MARKER_NAME=.ebert-cerebras-venv
 # Versions the Cerebras stack pins; the rest of our dependencies are resolved around them.
 PINS=("cerebras-pytorch==$CEREBRAS_PYTORCH_VERSION" "torch==2.4.0" "numpy==1.25.0")
-# Our runtime dependencies come from pyproject.toml (so they cannot drift), plus the test runner.
-EXTRA=("pytest>=7")
+# Our runtime dependencies come from pyproject.toml (so they cannot drift), plus the test runner
+# and what the offline editable install of this package needs (--no-build-isolation).
+EXTRA=("pytest>=7" "setuptools>=64" "wheel")
 # Modules that must import for the venv to count as valid.
 CHECK_IMPORTS="cerebras.pytorch, torch, numpy, h5py, yaml, pydantic, pyBigWig, pyfaidx, tqdm, matplotlib, pytest"
 
