@@ -116,3 +116,12 @@ def test_load_state_dict_rejects_bad_state(split):
         loader.load_state_dict({"epoch": 0})
     with pytest.raises(ValueError, match="outside"):
         loader.load_state_dict({"epoch": 0, "batch": len(loader) + 1})
+
+
+def test_persistent_workers_follow_epochs_and_resume(split):
+    reference = _loader(split, True, use_cell_type=True)
+    expected = list(reference) + list(reference)
+    loader = _loader(split, True, use_cell_type=True, num_workers=2, persistent_workers=True)
+    assert_same_batches(list(loader) + list(loader), expected)
+    loader.load_state_dict({"epoch": 1, "batch": 5})
+    assert_same_batches(list(loader), expected[len(expected) // 2 + 5 :])
