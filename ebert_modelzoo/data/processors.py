@@ -26,7 +26,14 @@ from ebert_modelzoo.data.config import (
 )
 from ebert_modelzoo.data.loader import CELL, ResumableDataLoader, ShardDataset
 from ebert_modelzoo.data.masking import StateMasking, TokenMasking
-from ebert_modelzoo.data.shards import DataParams, DatasetError, Vocab, check_shard_shapes, load_split, shard_has_dataset
+from ebert_modelzoo.data.shards import (
+    DataParams,
+    DatasetError,
+    Vocab,
+    check_shard_shapes,
+    load_split,
+    shard_has_dataset,
+)
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,7 @@ class EBertPretrainingDataProcessor(_EBertDataProcessor):
         super().__init__(config)
         if self.config.state_mask_rate > 0 and not self.use_states:
             raise DatasetError(
-                f"state_mask_rate > 0 needs chromatin states, but "
+                "state_mask_rate > 0 needs chromatin states, but "
                 + ("use_chromatin_states is false" if not self.config.use_chromatin_states
                    else f"{self.params.path} has none")
             )

@@ -1,7 +1,6 @@
 """Sample order: every sample once per epoch, seeded, worker-independent, resumable, disjoint reads."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from ebert_modelzoo.data.sampler import EpochPlan, make_blocks, streams_for_workers
