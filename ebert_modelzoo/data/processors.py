@@ -64,6 +64,8 @@ class BatchBuilder:
     cls_id: int
     sep_id: int
     pad_id: int
+    n_id: int
+    dna: bool
     states: bool
     signal: bool
     cell_type: bool
@@ -77,7 +79,7 @@ class BatchBuilder:
         rows, n = tokens.shape[0], self.num_tokens
         input_ids = np.full((rows, self.seq_len), self.pad_id, dtype=np.int32)
         input_ids[:, 0] = self.cls_id
-        input_ids[:, 1 : 1 + n] = tokens
+        input_ids[:, 1 : 1 + n] = tokens if self.dna else self.n_id
         input_ids[:, 1 + n] = self.sep_id
         attention_mask = np.zeros((rows, self.seq_len), dtype=np.int32)
         attention_mask[:, : n + 2] = 1
@@ -217,6 +219,8 @@ class _EBertDataProcessor:
             cls_id=v.cls_id,
             sep_id=v.sep_id,
             pad_id=v.pad_id,
+            n_id=v.n_id,
+            dna=self.config.use_dna,
             states=self.use_states,
             signal=self.use_signal,
             cell_type=self.config.use_cell_type,

@@ -120,3 +120,19 @@ def test_drop_last_false_keeps_every_sample(pt_split):
     assert [len(b["input_ids"]) for b in batches] == [7] * 17 + [1]
     keys = [k for b in batches for k in sample_keys(pt_split, b)]
     assert sorted(keys) == [(w, c) for w in range(40) for c in range(3)]
+
+
+def test_use_dna_false_hides_the_sequence_but_keeps_the_epigenome(ft_split):
+    processor = finetuning(ft_split, use_dna=False)
+    batch = next(iter(processor.create_dataloader()))
+    check_batch(batch, processor.features().groups, processor.features().dims)
+    n_tok = ft_split.tokens.shape[1]
+    ids = batch["input_ids"].numpy()
+    assert (ids[:, 1 : n_tok + 1] == processor.vocab.n_id).all()
+    assert ids[0, 0] == processor.vocab.cls_id and ids[0, n_tok + 1] == processor.vocab.sep_id
+    assert "chromatin_states" in batch and "signal" in batch
+
+
+def test_use_dna_false_is_refused_for_pretraining(pt_split):
+    with pytest.raises(ValueError, match="use_dna"):
+        pretraining(pt_split, use_dna=False)
