@@ -155,9 +155,12 @@ def convert_bert_state_dict(
     for part in ("weight", "bias"):
         out[f"mlm_head.transform.dense.{part}"] = take(f"{head}transform.dense.{part}")
         out[f"mlm_head.transform.LayerNorm.{part}"] = take(f"{head}transform.LayerNorm.{part}")
-    out["mlm_head.bias"] = take(head + "bias")
-    if head + "decoder.bias" in state_dict:
-        used.add(head + "decoder.bias")  # transformers ties it to cls.predictions.bias
+    # The decoder's own bias is the one BERT's forward adds; cls.predictions.bias is tied to it
+    # in most checkpoints but not in untied transformers-5 models, and some files keep only it.
+    bias_keys = [head + "decoder.bias", head + "bias"]
+    present = [key for key in bias_keys if key in state_dict]
+    out["mlm_head.bias"] = take(present[0] if present else bias_keys[0])
+    used.update(present)
     decoder_key = head + "decoder.weight"
     if config.share_embedding_weights:
         if decoder_key in state_dict:
