@@ -398,3 +398,25 @@ def test_sequence_too_short_for_bins_or_too_long_for_positions():
     model = build(EBertForPreTrainingModel, pretrain_config(max_position_embeddings=SEQ - 1))
     with pytest.raises(ValueError, match="max_position_embeddings"):
         model(make_batch())
+
+
+@pytest.mark.parametrize(
+    "cls,config",
+    [
+        (EBertForPreTrainingModel, pretrain_config(True)),
+        (EBertForPreTrainingModel, pretrain_config(states=False, signal=False, cells=False)),
+        (EBertForFineTuningModel, finetune_config("sequence", attention_kernel="explicit")),
+        (EBertForFineTuningModel, finetune_config("bin")),
+    ],
+)
+def test_forward_and_backward_run_on_meta_tensors(cls, config):
+    """Meta tensors have shapes but no values: nonzero(), boolean indexing, .item() and any other
+    data-dependent op fail here, as they fail when Cerebras traces the step."""
+    with torch.device("meta"):
+        model = cls(config)
+    batch = {key: value.to("meta") for key, value in make_batch().items()}
+    loss = model(batch)
+    loss.backward()
+    assert loss.shape == () and loss.device.type == "meta"
+    with pytest.raises(NotImplementedError):
+        batch["masked_lm_mask"][batch["masked_lm_mask"] > 0]  # the proxy does catch boolean indexing
