@@ -106,5 +106,7 @@ def losses(output: str) -> dict[int, float]:
 
 
 def mlir_files(model_dir: Path, name: str) -> list[Path]:
-    """Lowered IR files of the run's executors (cstorch writes them under cerebras_logs/)."""
-    return sorted((model_dir / "cerebras_logs" / "executors").glob(f"*/{name}"))
+    """Lowered IR files, one per executor (cstorch writes them under cerebras_logs/executors/<n>/;
+    ``latest`` links to the newest)."""
+    executors = model_dir / "cerebras_logs" / "executors"
+    return sorted(path for path in executors.glob(f"*/{name}") if path.parent.name != "latest")

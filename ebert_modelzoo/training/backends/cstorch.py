@@ -16,8 +16,10 @@ only when ``cerebras.pytorch`` is installed.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
@@ -80,6 +82,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(item) for item in value)
     return value
+
+
+def _epochs(make_dataloader: Callable[[], Iterable[Batch]]) -> Iterator[Batch]:
+    """Epoch after epoch of ``make_dataloader()`` (a new call per epoch, as the loop's resumable
+    data sources expect); the DataExecutor decides when to stop."""
+    empty_passes = 0
+    while True:
+        produced = False
+        for batch in make_dataloader():
+            produced = True
+            yield batch
+        # One empty pass is a loader resumed exactly at the end of its epoch; two are no data.
+        empty_passes = 0 if produced else empty_passes + 1
+        if empty_passes == 2:
+            raise ValueError("the dataloader produced no batch (fewer samples than batch_size with drop_last?)")
 
 
 class CstorchBackend:
@@ -177,6 +194,9 @@ class CstorchBackend:
         self._precision = precision
         if precision.enabled:
             cstorch.amp.set_half_dtype(self._half_type(precision))
+        if not (precision.enabled and self._half_type(precision) == "float16"):
+            # cstorch warns about a missing float16 grad scaler even when float16 is not used.
+            warnings.filterwarnings("ignore", message="Detected that the half dtype is set to float16")
 
     def _half_type(self, precision: PrecisionConfig) -> str:
         # cbfloat16 exists only on the wafer; CPU autocast takes only bfloat16.
@@ -209,10 +229,11 @@ class CstorchBackend:
     def on_host(self, fn: F) -> F:
         return cstorch.step_closure(fn)
 
-    def batches(self, make_dataloader: Callable[[], Iterable[Batch]], num_steps: int) -> Iterator[Batch]:
-        """``num_steps`` batches through a DataExecutor (which restarts the dataloader at its
-        end); on CSX compile/validate-only it is one batch."""
-        loader = cstorch.utils.data.DataLoader(make_dataloader)
+    def batches(self, make_dataloader: Callable[[], Iterable[Batch]], num_steps: int,
+                split: bool = True) -> Iterator[Batch]:
+        """``num_steps`` batches through a DataExecutor (one batch on CSX compile/validate-only).
+        One process feeds every batch whole, so ``split`` changes nothing here."""
+        loader = cstorch.utils.data.DataLoader(functools.partial(_epochs, make_dataloader))
         executor = cstorch.utils.data.DataExecutor(loader, num_steps=num_steps)
         try:
             yield from executor
