@@ -32,7 +32,7 @@ from ebert_modelzoo.config_base import ParamsError
 # cszoo subcommand -> run.py mode
 RUN_MODES = {"fit": "train_and_eval", "validate": "eval", "validate_all": "eval_all"}
 # Params whose model each `model describe` counts when no --params is given (repository checkouts).
-DESCRIBE_PARAMS = {"ebert": "ebert_base.yaml", "ebert_finetune": "ebert_finetune_dream.yaml"}
+DESCRIBE_PARAMS = {"ebert": "ebert_base.yaml", "ebert_finetune": "ebert_finetune_base.yaml"}
 
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.cerebras
 import h5py  # noqa: E402
 import torch  # noqa: E402
 
-from tests.cerebras.cstorch_cases import losses, run_py, tiny_pretraining_data, write_params  # noqa: E402
+from tests.run_cases import losses, run_py, tiny_pretraining_data, write_params  # noqa: E402
 
 SETTINGS = {"logging": {"log_steps": 5}, "checkpoint": {"steps": 20}}
 

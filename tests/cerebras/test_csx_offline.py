@@ -8,13 +8,14 @@ import pytest
 pytest.importorskip("cerebras.pytorch")
 pytestmark = pytest.mark.cerebras
 
-from tests.cerebras.cstorch_cases import (  # noqa: E402
-    base_data,
-    mlir_files,
-    run_py,
-    tiny_pretraining_data,
-    write_params,
-)
+from tests.run_cases import base_data, run_py, tiny_pretraining_data, write_params  # noqa: E402
+
+
+def mlir_files(model_dir, name):
+    """Lowered IR files, one per executor (cstorch writes them under cerebras_logs/executors/<n>/;
+    ``latest`` links to the newest)."""
+    executors = model_dir / "cerebras_logs" / "executors"
+    return sorted(path for path in executors.glob(f"*/{name}") if path.parent.name != "latest")
 
 
 def validate_only(params, cwd):

@@ -1,8 +1,6 @@
-"""What the Cerebras-venv tests share: data splits shaped like the shipped params, those params
-pointed at the splits, and real run.py subprocesses.
-
-Each run is its own process because cstorch allows one backend per process.
-"""
+"""Shared by the CLI tests (run.py, cszoo) in both venvs: data splits shaped like the shipped
+params, those params pointed at the splits, and real CLI subprocesses (each run its own process,
+as cstorch allows one backend per process)."""
 from __future__ import annotations
 
 import os
@@ -19,7 +17,7 @@ import yaml
 from ebert_modelzoo.data import schema
 from tests.data_processors.split_builder import FIRST_KMER, build_split
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params"
 TFS = ("CTCF", "E2F1", "EGR1", "FOXA1", "FOXA2", "GABPA", "HNF4A", "JUND", "MAX", "NANOG", "REST", "TAF1")
 STEP_LINE = re.compile(r"step (\d+), loss ([0-9.eE+-]+|nan|inf)")
@@ -91,22 +89,26 @@ def write_params(source: str, dest: Path, data: dict[str, Path], model_dir: Path
     return dest
 
 
-def run_py(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python run.py ARGS`` with this interpreter; its venv's bin/ first on PATH (torch-cirh-opt)."""
+def run_python(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python ARGS`` with this interpreter and this checkout importable; the venv's bin/ goes
+    first on PATH (cstorch's CSX lowering runs torch-cirh-opt from there)."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_py(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python run.py ARGS``."""
+    return run_python([REPO / "run.py", *args], cwd, timeout)
+
+
+def cszoo(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``cszoo ARGS`` (the console script's module, run with this interpreter)."""
+    return run_python(["-m", "ebert_modelzoo.cli.cszoo", *args], cwd, timeout)
 
 
 def losses(output: str) -> dict[int, float]:
     """Training losses by step from run.py's console lines."""
     return {int(step): float(loss) for step, loss in STEP_LINE.findall(output)}
-
-
-def mlir_files(model_dir: Path, name: str) -> list[Path]:
-    """Lowered IR files, one per executor (cstorch writes them under cerebras_logs/executors/<n>/;
-    ``latest`` links to the newest)."""
-    executors = model_dir / "cerebras_logs" / "executors"
-    return sorted(path for path in executors.glob(f"*/{name}") if path.parent.name != "latest")
