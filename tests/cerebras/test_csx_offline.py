@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("cerebras.pytorch")
 pytestmark = pytest.mark.cerebras
 
-from tests.run_cases import base_data, run_py, tiny_pretraining_data, write_params  # noqa: E402
+from tests.run_cases import base_data, cszoo, run_py, tiny_pretraining_data, write_params  # noqa: E402
 
 
 def mlir_files(model_dir, name):
@@ -47,9 +47,19 @@ def test_validate_only_lowers_the_training_step(params_file, make_data, tmp_path
 
 
 @pytest.fixture(scope="module")
-def tiny_params(tmp_path_factory):
-    root = tmp_path_factory.mktemp("no_cluster")
-    return write_params("ebert_tiny.yaml", root / "tiny.yaml", tiny_pretraining_data(root / "data"), root / "md")
+def tiny_data(tmp_path_factory):
+    return tiny_pretraining_data(tmp_path_factory.mktemp("tiny") / "data")
+
+
+@pytest.fixture
+def tiny_params(tiny_data, tmp_path):
+    return write_params("ebert_tiny.yaml", tmp_path / "tiny.yaml", tiny_data, tmp_path / "md")
+
+
+def test_cszoo_fit_validate_only_lowers_the_train_and_the_eval_step(tiny_params, tmp_path):
+    result = cszoo(["fit", tiny_params, "--target_device", "CSX", "--validate_only"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert len(mlir_files(tmp_path / "md", "cirh.mlir")) == 2
 
 
 @pytest.mark.parametrize("flags", [["--compile_only"], []], ids=["compile_only", "run"])
@@ -62,7 +72,7 @@ def test_csx_without_a_cluster_fails_fast_with_what_to_do(tiny_params, flags, tm
     (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
     assert "needs a Cerebras Wafer-Scale Cluster" in line
     assert "--mgmt_address HOST:PORT" in line and "--credentials_path" in line and "--validate_only" in line
-    assert not (tiny_params.parent / "md" / "cerebras_logs").exists()
+    assert not (tmp_path / "md" / "cerebras_logs").exists()
 
 
 def test_a_malformed_cluster_address_is_one_line(tiny_params, tmp_path):
