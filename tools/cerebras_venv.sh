@@ -34,6 +34,11 @@ CHECK_IMPORTS="cerebras.pytorch, torch, numpy, h5py, yaml, pydantic, pyBigWig, p
 
 die() { echo "cerebras_venv: $*" >&2; exit 1; }
 
+# A build folder that is not finished is removed however the script ends.
+BUILDING=""
+trap 'if [[ -n "$BUILDING" ]]; then rm -rf "$BUILDING"; fi' EXIT
+trap 'exit 130' INT TERM
+
 project_dependencies() {
     "$PYTHON" - "$REPO/pyproject.toml" <<'EOF'
 import sys, tomllib
@@ -70,7 +75,7 @@ build() {  # build KEY -> builds a new venv and switches $VENV to it
     dir="$builds/$key-$(date +%Y%m%d%H%M%S)-$$"
     mkdir -p "$builds"
     echo "cerebras_venv: building $dir (cerebras-pytorch $CEREBRAS_PYTORCH_VERSION; ~3 GB download the first time)" >&2
-    trap "rm -rf '$dir'" ERR INT TERM
+    BUILDING="$dir"
     "$PYTHON" -m venv "$dir"
     constraints="$dir/constraints.txt"
     printf '%s\n' "${PINS[@]}" >"$constraints"
@@ -86,7 +91,7 @@ build() {  # build KEY -> builds a new venv and switches $VENV to it
     } >"$dir/$MARKER_NAME.tmp"
     mv "$dir/$MARKER_NAME.tmp" "$dir/$MARKER_NAME"
     is_valid "$dir" "$key" || die "the new venv $dir failed its import check"
-    trap - ERR INT TERM
+    BUILDING=""
     ln -sfn "$dir" "$VENV.link.$$"
     mv -Tf "$VENV.link.$$" "$VENV"
     # Older builds are no longer reachable; the pip download cache (~/.cache/pip) is kept.
