@@ -89,19 +89,21 @@ def write_params(source: str, dest: Path, data: dict[str, Path], model_dir: Path
     return dest
 
 
-def run_python(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python ARGS`` with this interpreter and this checkout importable; the venv's bin/ goes
-    first on PATH (cstorch's CSX lowering runs torch-cirh-opt from there)."""
+def run_python(args: Sequence[str], cwd: Path, timeout: int = 600,
+               path: str | None = None) -> subprocess.CompletedProcess:
+    """``python ARGS`` with this interpreter and this checkout importable; PATH is ``path`` or
+    the current one with the venv's bin/ first (as an activated venv has it)."""
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = path or os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_py(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_py(args: Sequence[str], cwd: Path, timeout: int = 600,
+           path: str | None = None) -> subprocess.CompletedProcess:
     """``python run.py ARGS``."""
-    return run_python([REPO / "run.py", *args], cwd, timeout)
+    return run_python([REPO / "run.py", *args], cwd, timeout, path)
 
 
 def cszoo(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -18,8 +18,8 @@ def mlir_files(model_dir, name):
     return sorted(path for path in executors.glob(f"*/{name}") if path.parent.name != "latest")
 
 
-def validate_only(params, cwd):
-    result = run_py(["CSX", "-p", str(params), "-m", "train", "--validate_only"], cwd=cwd)
+def validate_only(params, cwd, path=None):
+    result = run_py(["CSX", "-p", str(params), "-m", "train", "--validate_only"], cwd=cwd, path=path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "Compile validated locally" in result.stdout + result.stderr
     return result
@@ -54,6 +54,11 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture
 def tiny_params(tiny_data, tmp_path):
     return write_params("ebert_tiny.yaml", tmp_path / "tiny.yaml", tiny_data, tmp_path / "md")
+
+
+def test_validate_only_works_with_the_venv_not_on_path(tiny_params, tmp_path):
+    validate_only(tiny_params, tmp_path, path="/usr/bin:/bin")
+    assert len(mlir_files(tmp_path / "md", "cirh.mlir")) == 1
 
 
 def test_cszoo_fit_validate_only_lowers_the_train_and_the_eval_step(tiny_params, tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 import warnings
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -63,6 +64,20 @@ def check_cluster_access(options: BackendOptions) -> None:
         f"cluster user node (which has {_csconfig_path()}); to check the model offline use "
         f"--validate_only"
     )
+
+
+def _find_lowering_tool() -> None:
+    """cstorch lowers CSX steps by running ``torch-cirh-opt`` from PATH; it lives next to this
+    interpreter, so a venv used without activating it gets its bin/ put on PATH."""
+    if shutil.which("torch-cirh-opt") is not None:
+        return
+    venv_bin = Path(sys.executable).parent
+    if not (venv_bin / "torch-cirh-opt").is_file():
+        raise FileNotFoundError(
+            f"torch-cirh-opt not found on PATH nor in {venv_bin}: run CSX from the Cerebras venv "
+            f"(tools/cerebras_venv.sh run python run.py CSX ...)"
+        )
+    os.environ["PATH"] = os.pathsep.join([str(venv_bin), os.environ.get("PATH", "")])
 
 
 def _cluster_error(err: Exception) -> ClusterAccessError:
@@ -115,11 +130,7 @@ class CstorchBackend:
                 raise ValueError("--compile_only and --validate_only are mutually exclusive")
             if not options.validate_only:
                 check_cluster_access(options)
-            if shutil.which("torch-cirh-opt") is None:
-                raise FileNotFoundError(
-                    "torch-cirh-opt not found on PATH: put the Cerebras venv's bin/ first on PATH "
-                    "(tools/cerebras_venv.sh run ... does)"
-                )
+            _find_lowering_tool()
             cluster = cstorch.distributed.ClusterConfig(
                 mgmt_address=options.mgmt_address,
                 credentials_path=options.credentials_path,
