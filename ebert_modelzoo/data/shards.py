@@ -39,6 +39,18 @@ class Vocab:
 _SPECIALS = {"pad_id": "[PAD]", "cls_id": "[CLS]", "sep_id": "[SEP]", "mask_id": "[MASK]", "n_id": "[N]"}
 
 
+def read_vocab_tokens(path: str | Path) -> list[str]:
+    """The token strings of vocab.txt, indexed by id (line number - 1).
+
+    Raises:
+        FileNotFoundError: the file is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: vocabulary file not found")
+    return path.read_text().splitlines()
+
+
 def load_vocab(path: str | Path) -> Vocab:
     """Read vocab.txt (line number - 1 = id) and locate the specials and the ACGT k-mers by name.
 
@@ -46,10 +58,7 @@ def load_vocab(path: str | Path) -> Vocab:
         FileNotFoundError: the file is missing.
         DatasetError: a special token is missing, or the file holds no pure ACGT k-mer.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: vocabulary file not found")
-    tokens = path.read_text().splitlines()
+    tokens = read_vocab_tokens(path)
     ids = {token: i for i, token in enumerate(tokens)}
     special = {}
     for key, token in _SPECIALS.items():
