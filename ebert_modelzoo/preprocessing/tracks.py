@@ -37,6 +37,8 @@ class BigWigTrack:
             raise InputError(f"{self.path}: not a readable bigWig (corrupt, truncated or another format)")
         chroms = self._bw.chroms()
         self.contigs = ContigMap(str(self.path), chroms, genome_lengths, announce)
+        if not self.contigs.to_genome:
+            raise InputError(f"{self.path}: no contig name matches the genome FASTA's (e.g. {next(iter(chroms), None)!r})")
         for name, genome_name in self.contigs.to_genome.items():
             if chroms[name] != genome_lengths[genome_name]:
                 raise InputError(
