@@ -30,6 +30,8 @@ class DataLoaderConfig(StrictConfig):
     """Drop the last incomplete batch, keeping every batch's shape static."""
     max_sequence_length: int = 512
     """Tokens per sample with [CLS]/[SEP]; shorter windows are padded with [PAD]."""
+    use_dna: bool = True
+    """Feed the DNA sequence; false replaces every DNA token by [N] (the epigenome-only ablation)."""
     use_chromatin_states: bool = True
     """Feed chromatin states (if the data has them); off for a DNA-only or signal-only ablation."""
     use_signal: bool = True
@@ -81,6 +83,8 @@ class PretrainingDataProcessorConfig(DataLoaderConfig):
             )
         if self.max_predictions_per_seq < 1:
             raise ValueError(f"max_predictions_per_seq must be >= 1, got {self.max_predictions_per_seq}")
+        if not self.use_dna:
+            raise ValueError("use_dna: false leaves no DNA token to mask; it is for fine-tuning only")
         if self.state_mask_rate > 0 and self.max_state_predictions < 1:
             raise ValueError("state_mask_rate > 0 needs max_state_predictions >= 1")
         return self

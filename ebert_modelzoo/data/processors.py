@@ -1,0 +1,318 @@
+"""The registered data processors: one config in, a DataLoader of batch dicts (batch.py) out.
+
+A feature group is in the batch only when both the config asks for it (``use_*``) and the split
+holds it; ``features()`` says what a processor yields, under the model config's key names, so the
+trainer can check the two agree before building anything.
+
+Signal values are used as stored: the writer stores them transformed and normalised with the
+track mean/std it records in data_params.json, so the processor only turns NaN (not measured)
+into 0 with signal_mask 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+import torch
+
+from ebert_modelzoo.batch import state_mask_id
+from ebert_modelzoo.config_base import parse_section
+from ebert_modelzoo.data import schema
+from ebert_modelzoo.data.config import (
+    DataLoaderConfig,
+    FinetuningDataProcessorConfig,
+    PretrainingDataProcessorConfig,
+)
+from ebert_modelzoo.data.loader import CELL, ResumableDataLoader, ShardDataset
+from ebert_modelzoo.data.masking import StateMasking, TokenMasking
+from ebert_modelzoo.data.shards import (
+    DataParams,
+    DatasetError,
+    Vocab,
+    check_shard_shapes,
+    load_split,
+    shard_has_dataset,
+)
+
+
+@dataclass(frozen=True)
+class DataFeatures:
+    """What a processor's batches hold; the counts use the model config's key names (0 = absent)."""
+
+    vocab_size: int
+    max_sequence_length: int
+    tokens_per_bin: int
+    num_bins: int
+    num_chromatin_states: int
+    num_signal_tracks: int
+    num_cell_types: int
+    num_labels: int
+    label_names: tuple[str, ...]
+    groups: tuple[str, ...]
+    """Batch groups (batch.GROUPS) present in every batch."""
+    dims: dict[str, int] = field(default_factory=dict)
+    """Sizes of the batch dimensions (B, L, N, ...), ready for batch.check_batch."""
+
+
+@dataclass(frozen=True)
+class BatchBuilder:
+    """Turns the rows of one batch read from the shards into the batch dict (runs in the worker)."""
+
+    num_tokens: int
+    seq_len: int
+    cls_id: int
+    sep_id: int
+    pad_id: int
+    n_id: int
+    dna: bool
+    states: bool
+    signal: bool
+    cell_type: bool
+    token_masking: Optional[TokenMasking] = None
+    state_masking: Optional[StateMasking] = None
+    label_index: Optional[np.ndarray] = None
+    bin_labels: bool = False
+
+    def __call__(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        tokens = arrays[schema.DATASET_TOKENS]
+        rows, n = tokens.shape[0], self.num_tokens
+        input_ids = np.full((rows, self.seq_len), self.pad_id, dtype=np.int32)
+        input_ids[:, 0] = self.cls_id
+        input_ids[:, 1 : 1 + n] = tokens if self.dna else self.n_id
+        input_ids[:, 1 + n] = self.sep_id
+        attention_mask = np.zeros((rows, self.seq_len), dtype=np.int32)
+        attention_mask[:, : n + 2] = 1
+        out: dict[str, np.ndarray] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.token_masking is not None:
+            out.update(self.token_masking.apply(input_ids, n, rng))
+        if self.states:
+            states = arrays[schema.DATASET_STATES].astype(np.int32)
+            if self.state_masking is not None:
+                out.update(self.state_masking.apply(states, rng))
+            out["chromatin_states"] = states
+        if self.signal:
+            signal = arrays[schema.DATASET_SIGNAL].astype(np.float32)
+            measured = ~np.isnan(signal)
+            signal[~measured] = 0.0
+            out["signal"] = signal
+            out["signal_mask"] = measured.astype(np.float32)
+        if self.cell_type:
+            out["cell_type_ids"] = arrays[CELL].astype(np.int32)
+        if self.label_index is not None:
+            name = schema.DATASET_BIN_LABELS if self.bin_labels else schema.DATASET_LABELS
+            raw = arrays[name][..., self.label_index]
+            prefix = "bin" if self.bin_labels else "seq"
+            out[f"{prefix}_labels"] = (raw == schema.LABEL_BOUND).astype(np.float32)
+            out[f"{prefix}_label_weights"] = (raw != schema.LABEL_AMBIGUOUS).astype(np.float32)
+        return {key: torch.from_numpy(value) for key, value in out.items()}
+
+
+def _pick_names(wanted: Optional[list[str]], available: tuple[str, ...], key: str, params: DataParams) -> list[int]:
+    """Indices of ``wanted`` in ``available`` (all when None); unknown or repeated names are errors."""
+    if wanted is None:
+        return list(range(len(available)))
+    if len(set(wanted)) != len(wanted):
+        raise DatasetError(f"{key}: names repeat: {wanted}")
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise DatasetError(f"{key}: {unknown} not in {params.path} (has {list(available)})")
+    return [available.index(name) for name in wanted]
+
+
+class _EBertDataProcessor:
+    """What both processors share: reading the split, checking it against the config, the loader."""
+
+    config_class: type[DataLoaderConfig]
+    # sampler tuning (see sampler.py): windows per contiguous read, virtual streams, batches per chunk
+    block_windows = 64
+    streams = 8
+    chunk_batches = 8
+
+    def __init__(self, config: Union[DataLoaderConfig, Mapping[str, Any]]) -> None:
+        if not isinstance(config, self.config_class):
+            config = parse_section(self.config_class, config, "dataloader")
+        self.config = config
+        self.params, self.vocab = load_split(config.data_dir)
+        params = self.params
+        self.cells = _pick_names(config.cell_types, params.cell_types, "cell_types", params)
+        needed = params.tokens_per_window + 2
+        if config.max_sequence_length < needed:
+            raise DatasetError(
+                f"max_sequence_length {config.max_sequence_length} is shorter than tokens_per_window "
+                f"{params.tokens_per_window} + [CLS] + [SEP] in {params.path}"
+            )
+        self.use_states = config.use_chromatin_states and params.num_states > 0
+        self.use_signal = config.use_signal and len(params.track_names) > 0
+        self.fields = (schema.DATASET_TOKENS,)
+        if self.use_states:
+            self.fields += (schema.DATASET_STATES,)
+        if self.use_signal:
+            self.fields += (schema.DATASET_SIGNAL,)
+
+    def _builder(self) -> BatchBuilder:
+        raise NotImplementedError
+
+    def features(self) -> DataFeatures:
+        """What the batches hold (see DataFeatures)."""
+        raise NotImplementedError
+
+    def _base_features(self, groups: tuple[str, ...], dims: dict[str, int], labels: tuple[str, ...]) -> DataFeatures:
+        p, c = self.params, self.config
+        groups = ("dna",) + groups
+        dims = {"B": c.batch_size, "L": c.max_sequence_length, **dims}
+        if self.use_states:
+            groups += ("states",)
+            dims["N"] = p.num_bins
+        if self.use_signal:
+            groups += ("signal",)
+            dims.update(N=p.num_bins, T=len(p.track_names))
+        if c.use_cell_type:
+            groups += ("cell_type",)
+        return DataFeatures(
+            vocab_size=self.vocab.size,
+            max_sequence_length=c.max_sequence_length,
+            tokens_per_bin=p.tokens_per_bin,
+            num_bins=p.num_bins,
+            num_chromatin_states=p.num_states if self.use_states else 0,
+            num_signal_tracks=len(p.track_names) if self.use_signal else 0,
+            num_cell_types=len(p.cell_types) if c.use_cell_type else 0,
+            num_labels=len(labels),
+            label_names=labels,
+            groups=groups,
+            dims=dims,
+        )
+
+    def dataset(self) -> ShardDataset:
+        """The IterableDataset behind create_dataloader (one epoch per iteration)."""
+        c = self.config
+        check_shard_shapes(self.params, self.fields)
+        return ShardDataset(
+            self.params,
+            self.fields,
+            self.cells,
+            c.batch_size,
+            self._builder(),
+            seed=c.shuffle_seed,
+            shuffle=c.shuffle,
+            drop_last=c.drop_last,
+            block_windows=self.block_windows,
+            streams=self.streams,
+            chunk_batches=self.chunk_batches,
+        )
+
+    def create_dataloader(self) -> ResumableDataLoader:
+        """A DataLoader yielding batch dicts of torch tensors, with state_dict/load_state_dict."""
+        c = self.config
+        extra: dict[str, Any] = {}
+        if c.num_workers > 0:
+            extra["persistent_workers"] = c.persistent_workers
+            if c.prefetch_factor is not None:
+                extra["prefetch_factor"] = c.prefetch_factor
+        return ResumableDataLoader(self.dataset(), num_workers=c.num_workers, **extra)
+
+    def _common_builder_args(self) -> dict[str, Any]:
+        v: Vocab = self.vocab
+        return dict(
+            num_tokens=self.params.tokens_per_window,
+            seq_len=self.config.max_sequence_length,
+            cls_id=v.cls_id,
+            sep_id=v.sep_id,
+            pad_id=v.pad_id,
+            n_id=v.n_id,
+            dna=self.config.use_dna,
+            states=self.use_states,
+            signal=self.use_signal,
+            cell_type=self.config.use_cell_type,
+        )
+
+
+class EBertPretrainingDataProcessor(_EBertDataProcessor):
+    """Pre-training batches: DNA with dynamic MLM masking, optionally masked chromatin states."""
+
+    config_class = PretrainingDataProcessorConfig
+
+    def __init__(self, config: Union[PretrainingDataProcessorConfig, Mapping[str, Any]]) -> None:
+        super().__init__(config)
+        if self.config.state_mask_rate > 0 and not self.use_states:
+            raise DatasetError(
+                "state_mask_rate > 0 needs chromatin states, but "
+                + ("use_chromatin_states is false" if not self.config.use_chromatin_states
+                   else f"{self.params.path} has none")
+            )
+
+    def _builder(self) -> BatchBuilder:
+        c, v = self.config, self.vocab
+        is_target = np.zeros(v.size, dtype=bool)
+        is_target[v.kmer_ids] = True
+        token_masking = TokenMasking(
+            rate=c.mask_rate,
+            mask_prob=c.mask_token_prob,
+            random_prob=c.random_token_prob,
+            max_predictions=c.max_predictions_per_seq,
+            mask_id=v.mask_id,
+            kmer_ids=v.kmer_ids,
+            is_target=is_target,
+        )
+        state_masking = None
+        if c.state_mask_rate > 0:
+            state_masking = StateMasking(
+                rate=c.state_mask_rate,
+                max_predictions=c.max_state_predictions,
+                mask_state=state_mask_id(self.params.num_states),
+            )
+        return BatchBuilder(**self._common_builder_args(), token_masking=token_masking, state_masking=state_masking)
+
+    def features(self) -> DataFeatures:
+        c = self.config
+        groups: tuple[str, ...] = ("mlm",)
+        dims = {"P": c.max_predictions_per_seq}
+        if c.state_mask_rate > 0:
+            groups += ("state_mlm",)
+            dims["Q"] = c.max_state_predictions
+        return self._base_features(groups, dims, ())
+
+
+class EBertFinetuningDataProcessor(_EBertDataProcessor):
+    """Fine-tuning batches: DNA + epigenome of one cell type with multi-label targets."""
+
+    config_class = FinetuningDataProcessorConfig
+
+    def __init__(self, config: Union[FinetuningDataProcessorConfig, Mapping[str, Any]]) -> None:
+        super().__init__(config)
+        p = self.params
+        if not p.label_names:
+            raise DatasetError(f"{p.path}: no labels (kind {p.kind!r}); fine-tuning needs a fine-tuning split")
+        self.label_index = _pick_names(self.config.labels, p.label_names, "labels", p)
+        self.label_names = tuple(p.label_names[i] for i in self.label_index)
+        if self.config.label_level == "bin":
+            if not shard_has_dataset(p, schema.DATASET_BIN_LABELS):
+                raise DatasetError(f"label_level is 'bin' but {p.shard_files[0]} has no bin_labels dataset")
+            self.fields += (schema.DATASET_BIN_LABELS,)
+        else:
+            self.fields += (schema.DATASET_LABELS,)
+
+    def _builder(self) -> BatchBuilder:
+        return BatchBuilder(
+            **self._common_builder_args(),
+            label_index=np.asarray(self.label_index, dtype=np.int64),
+            bin_labels=self.config.label_level == "bin",
+        )
+
+    def features(self) -> DataFeatures:
+        k = len(self.label_index)
+        if self.config.label_level == "bin":
+            return self._base_features(("bin_labels",), {"N": self.params.num_bins, "K": k}, self.label_names)
+        return self._base_features(("seq_labels",), {"K": k}, self.label_names)
+
+
+PROCESSORS: dict[str, type[_EBertDataProcessor]] = {
+    "EBertPretrainingDataProcessor": EBertPretrainingDataProcessor,
+    "EBertFinetuningDataProcessor": EBertFinetuningDataProcessor,
+}
+"""Registered processor names (the configs' ``data_processor`` values) -> classes."""
+
+
+def create_processor(config: DataLoaderConfig) -> _EBertDataProcessor:
+    """The processor a dataloader config names."""
+    return PROCESSORS[config.data_processor](config)

@@ -1,0 +1,147 @@
+"""BERT transformer encoder and the EBertModel (embeddings + encoder), with one weight initialiser.
+
+Shapes: B batch, L tokens, H hidden, h heads, d = H / h head width.
+Attention uses an additive float mask (0 for real keys, the dtype's minimum for [PAD] keys) built
+from ``attention_mask`` with arithmetic only, so no boolean indexing reaches the traced graph.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ebert_modelzoo.models.config import EBertEncoderConfig
+from ebert_modelzoo.models.embeddings import EBertEmbeddings
+
+ACTIVATIONS = {
+    "gelu": nn.GELU,
+    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+    "relu": nn.ReLU,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """The activation module for an ``encoder_nonlinearity`` value."""
+    return ACTIVATIONS[name]()
+
+
+def init_weights(module: nn.Module, initializer_range: float) -> None:
+    """BERT init for one module: truncated normal weights (+-2 std), zero biases, unit LayerNorms.
+
+    Apply with ``model.apply(partial(init_weights, initializer_range=...))``; it touches only the
+    module's own parameters, so applying it to a subtree leaves the rest of a model alone.
+    """
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.trunc_normal_(
+            module.weight, std=initializer_range, a=-2 * initializer_range, b=2 * initializer_range
+        )
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, L) 1/0 mask -> (B, 1, 1, L) float mask added to attention scores."""
+    keep = attention_mask.to(dtype)[:, None, None, :]
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through torch SDPA or explicit matmul-softmax."""
+
+    def __init__(self, config: EBertEncoderConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_size = config.hidden_size // config.num_heads
+        self.kernel = config.attention_kernel
+        self.dropout_p = config.attention_dropout_rate
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.output = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq_len, _ = x.shape
+        return x.view(batch, seq_len, self.num_heads, self.head_size).transpose(1, 2)  # (B, h, L, d)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """hidden (B, L, H), additive mask (B, 1, 1, L) -> (B, L, H)."""
+        batch, seq_len, width = hidden.shape
+        q, k, v = self._heads(self.query(hidden)), self._heads(self.key(hidden)), self._heads(self.value(hidden))
+        mask = mask.to(q.dtype)  # under autocast q may be narrower than the residual stream
+        dropout_p = self.dropout_p if self.training else 0.0
+        if self.kernel == "sdpa":
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        else:
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_size) + mask
+            probs = F.dropout(torch.softmax(scores, dim=-1), p=dropout_p)
+            context = torch.matmul(probs, v)  # (B, h, L, d)
+        context = context.transpose(1, 2).reshape(batch, seq_len, width)
+        return self.output(context)
+
+
+class FeedForward(nn.Module):
+    """Dense -> activation -> dense."""
+
+    def __init__(self, config: EBertEncoderConfig) -> None:
+        super().__init__()
+        self.dense_in = nn.Linear(config.hidden_size, config.filter_size)
+        self.activation = make_activation(config.encoder_nonlinearity)
+        self.dense_out = nn.Linear(config.filter_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.dense_out(self.activation(self.dense_in(hidden)))
+
+
+class EncoderLayer(nn.Module):
+    """One transformer block, post-LN (BERT) or pre-LN (``norm_first``)."""
+
+    def __init__(self, config: EBertEncoderConfig) -> None:
+        super().__init__()
+        self.norm_first = config.norm_first
+        self.attention = SelfAttention(config)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.feed_forward = FeedForward(config)
+        self.feed_forward_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            hidden = hidden + self.dropout(self.attention(self.attention_norm(hidden), mask))
+            return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
+        hidden = self.attention_norm(hidden + self.dropout(self.attention(hidden, mask)))
+        return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
+
+
+class EBertModel(nn.Module):
+    """Encoder tier: batch dict -> final hidden states (B, L, H).
+
+    With ``norm_first`` a final LayerNorm closes the stack (pre-LN blocks leave it un-normalised).
+    Weights are initialised on construction, so ``torch.manual_seed(s)`` before building
+    reproduces them exactly.
+    """
+
+    def __init__(self, config: EBertEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = EBertEmbeddings(config)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
+        self.final_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon) if config.norm_first else None
+        )
+        self.apply(lambda module: init_weights(module, config.initializer_range))
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Hidden states (B, L, H) for a batch dict (only the inputs the config turned on are read)."""
+        hidden = self.embeddings(batch)
+        mask = additive_attention_mask(batch["attention_mask"], hidden.dtype)
+        for layer in self.layers:
+            hidden = layer(hidden, mask)
+        if self.final_norm is not None:
+            hidden = self.final_norm(hidden)
+        return hidden
