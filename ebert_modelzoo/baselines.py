@@ -3,7 +3,8 @@
 Per sample (window w, cell type c) and TF k, three features:
     motif          best two-strand log-odds score of TF k's motif in window w's DNA   [W, K]
     accessibility  mean of the accessibility track (DNase/ATAC, chosen by name) over the window's
-                   central bins, as stored (transformed and normalised)                [C, W]
+                   central bins, as stored (transformed; the track normalisation the processors
+                   apply is linear, so the baseline's own standardisation makes it moot)  [C, W]
     motif_x_accessibility  the product of the two after centring and scaling them with their
                    training mean and standard deviation (the AND of "has the motif" and "is open")
 One L2-regularised logistic regression per TF (Newton's method, standardised features) is fitted on
@@ -23,14 +24,9 @@ from typing import Optional
 import numpy as np
 
 from ebert_modelzoo.data import schema
-from ebert_modelzoo.data.shards import (
-    DatasetError,
-    ShardReader,
-    check_shard_shapes,
-    load_split,
-    read_vocab_tokens,
-)
+from ebert_modelzoo.data.shards import DatasetError, ShardReader, check_shard_shapes, load_split
 from ebert_modelzoo.motifs import MotifSet, codes_from_tokens, max_score, min_score
+from ebert_modelzoo.tokenizer import DNATokenizer
 
 FEATURES = ("motif", "accessibility", "motif_x_accessibility")
 
@@ -103,7 +99,7 @@ def read_split_features(data_dir: str | Path, motifs: MotifSet, config: Baseline
             f"(tracks: {', '.join(params.track_names) or 'none'})"
         )
     pwms = [motifs.log_odds(name) for name in params.label_names]
-    vocab = read_vocab_tokens(data_dir / schema.VOCAB_FILE)
+    tokenizer = DNATokenizer.from_vocab_file(data_dir / schema.VOCAB_FILE)  # load_split checked it
     track = params.track_names.index(config.accessibility_track)
     bins = _central(params.num_bins, config.central_bins, params.path)
     fields = (schema.DATASET_TOKENS, schema.DATASET_SIGNAL, schema.DATASET_LABELS)
@@ -115,7 +111,7 @@ def read_split_features(data_dir: str | Path, motifs: MotifSet, config: Baseline
         for shard, windows in enumerate(params.shard_windows):
             for start in range(0, windows, config.chunk_windows):
                 stop = min(windows, start + config.chunk_windows)
-                codes = codes_from_tokens(dna.read(shard, start, stop, 0)[schema.DATASET_TOKENS], vocab)
+                codes = codes_from_tokens(dna.read(shard, start, stop, 0)[schema.DATASET_TOKENS], tokenizer)
                 scores = np.stack([np.maximum(max_score(codes, pwm), min_score(pwm)) for pwm in pwms], axis=-1)
                 motif_parts.append(scores.astype(np.float32))
             access, labels = [], []

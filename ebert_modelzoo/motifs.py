@@ -19,7 +19,7 @@ Score of a motif of width L at a sequence position: the sum over its columns of
 N (or any non-ACGT base) scores -inf: it never matches.
 
 Sequences are base codes (uint8, A0 C1 G2 T3, N 4) of shape [..., S]; ``encode_dna`` makes them
-from strings and ``codes_from_tokens`` from the token ids of a non-overlapping k-mer vocabulary.
+from strings and ``codes_from_tokens`` from the token ids of ``ebert_modelzoo.tokenizer``.
 Scans return [..., S - L + 1] per-position scores, or [...] window maxima.
 """
 from __future__ import annotations
@@ -27,11 +27,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.tokenizer import DNATokenizer
 
 BASES = "ACGT"
 N_CODE = 4
@@ -166,26 +165,20 @@ def encode_dna(sequence: str) -> np.ndarray:
     return _ENCODE[np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)]
 
 
-def codes_from_tokens(tokens: np.ndarray, vocab: Sequence[str]) -> np.ndarray:
-    """[..., n_tok * k] base codes of token ids [..., n_tok] of a non-overlapping k-mer vocabulary.
+def codes_from_tokens(tokens: np.ndarray, tokenizer: DNATokenizer) -> np.ndarray:
+    """[..., n_tok * k] base codes of token ids [..., n_tok] of ``tokenizer``'s k-mer vocabulary.
 
-    ``vocab`` lists the token strings by id (vocab.txt). A k-mer token gives its k bases, [N] gives
-    k N codes (a k-mer holding an N base is stored as [N]).
+    A k-mer token gives its k bases, [N] gives k N codes (a k-mer holding an N base is stored as [N]).
 
     Raises:
-        ValueError: the vocabulary has no ACGT k-mer, k-mers of mixed length, or ``tokens`` holds
-            an id that is neither a k-mer nor [N] (e.g. [PAD]).
+        ValueError: ``tokens`` holds an id that is neither a k-mer nor [N] (e.g. [PAD], [CLS]).
     """
-    kmers = [t for t in vocab if t and set(t) <= set(BASES)]
-    if not kmers or len({len(t) for t in kmers}) != 1:
-        raise ValueError("vocabulary needs ACGT k-mer tokens of one length")
-    k = len(kmers[0])
+    vocab = tokenizer.tokens
+    k = tokenizer.k
     table = np.full((len(vocab), k), 255, dtype=np.uint8)  # 255: not DNA
-    for i, token in enumerate(vocab):
-        if token == "[N]":
-            table[i] = N_CODE
-        elif token and set(token) <= set(BASES):
-            table[i] = encode_dna(token)
+    table[tokenizer.n_id] = N_CODE
+    for i in range(tokenizer.first_kmer_id, len(vocab)):
+        table[i] = encode_dna(vocab[i])
     tokens = np.asarray(tokens)
     if tokens.size and (tokens.min() < 0 or tokens.max() >= len(vocab)):
         raise ValueError(f"token ids must be in [0, {len(vocab)}), got {tokens.min()}..{tokens.max()}")

@@ -10,6 +10,7 @@ import pytest
 
 from ebert_modelzoo import motifs
 from ebert_modelzoo.motifs import MotifError
+from ebert_modelzoo.tokenizer import DNATokenizer
 
 # JASPAR MA0139.1 (CTCF) counts, A C G T rows: a real 19-bp motif
 CTCF = np.array([
@@ -168,15 +169,16 @@ def test_batched_windows_equal_single_scans() -> None:
 
 
 def test_codes_from_tokens_k1_and_k3() -> None:
-    k1 = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[N]", "A", "C", "G", "T"]
-    tokens = np.array([[6, 7, 8, 9, 5, 6]], dtype=np.uint16)
+    k1 = DNATokenizer(1)
+    tokens = k1.encode("ACGTNA")[None]
     np.testing.assert_array_equal(motifs.codes_from_tokens(tokens, k1), [[0, 1, 2, 3, 4, 0]])
-    import itertools
-    k3 = k1[:6] + ["".join(p) for p in itertools.product("ACGT", repeat=3)]
-    ids = [k3.index("ACG"), 5, k3.index("TTA")]
-    np.testing.assert_array_equal(motifs.codes_from_tokens(np.array(ids), k3), [0, 1, 2, 4, 4, 4, 3, 3, 0])
+    k3 = DNATokenizer(3)
+    np.testing.assert_array_equal(motifs.codes_from_tokens(k3.encode("ACGANGTTA"), k3), [0, 1, 2, 4, 4, 4, 3, 3, 0])
+    rng = np.random.default_rng(6)
+    sequence = random_sequence(rng, 99, 0.0)
+    np.testing.assert_array_equal(motifs.codes_from_tokens(k3.encode(sequence), k3), motifs.encode_dna(sequence))
     with pytest.raises(ValueError, match=r"non-DNA ids \(\[CLS\]\)"):
-        motifs.codes_from_tokens(np.array([2, 6]), k1)
+        motifs.codes_from_tokens(np.array([k1.cls_id, 6]), k1)
     with pytest.raises(ValueError, match="token ids must be in"):
         motifs.codes_from_tokens(np.array([99]), k1)
 
