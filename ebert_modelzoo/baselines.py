@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -39,6 +39,9 @@ class BaselineConfig:
     """Name of the signal track (data_params tracks.names) that measures accessibility."""
     central_bins: Optional[int] = None
     """Average the track over this many central bins of the window; None = all bins."""
+    motif_region_bp: Optional[int] = None
+    """Scan only this many central bases of the window (e.g. the labelled centre plus flanks);
+    None = the whole window."""
     features: tuple[str, ...] = FEATURES
     """Which of FEATURES the regression uses (ablations drop some)."""
     l2: float = 1e-3
@@ -52,8 +55,10 @@ class BaselineConfig:
         unknown = [f for f in self.features if f not in FEATURES]
         if unknown or not self.features:
             raise ValueError(f"baseline features must be a non-empty subset of {FEATURES}, got {self.features}")
-        if self.central_bins is not None and self.central_bins < 1:
-            raise ValueError(f"central_bins must be >= 1 or None, got {self.central_bins}")
+        for key in ("central_bins", "motif_region_bp"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"{key} must be >= 1 or None, got {value}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
 
@@ -72,27 +77,39 @@ class SplitFeatures:
     """[C, W, K] int8: 1 bound, 0 unbound, -1 ambiguous."""
 
 
-def _central(num_bins: int, central_bins: Optional[int], path: Path) -> slice:
-    if central_bins is None:
-        return slice(0, num_bins)
-    if central_bins > num_bins:
-        raise DatasetError(f"{path}: central_bins = {central_bins} but windows have {num_bins} bins")
-    start = (num_bins - central_bins) // 2
-    return slice(start, start + central_bins)
+def _central(total: int, width: Optional[int], path: Path, what: str, unit: str) -> slice:
+    """The central ``width`` of ``total`` positions (all of them for None)."""
+    if width is None:
+        return slice(0, total)
+    if width > total:
+        raise DatasetError(f"{path}: {what} = {width} but windows have {total} {unit}")
+    start = (total - width) // 2
+    return slice(start, start + width)
 
 
-def read_split_features(data_dir: str | Path, motifs: MotifSet, config: BaselineConfig) -> SplitFeatures:
+def read_split_features(
+    data_dir: str | Path, motifs: MotifSet, config: BaselineConfig, cell_types: Optional[Sequence[str]] = None
+) -> SplitFeatures:
     """Scan every window of a fine-tuning split for each label's motif and read accessibility.
+
+    ``cell_types`` picks cell types by name, in that order (None = all of the split), like the
+    data processors' ``cell_types`` key.
 
     Raises:
         FileNotFoundError / DatasetError: the split folder is incomplete or not a fine-tuning split,
-            or it has no track named ``config.accessibility_track``.
+            it has no track named ``config.accessibility_track``, or no cell type of that name.
         MotifError: a label has no motif in ``motifs``.
     """
     data_dir = Path(data_dir)
     params, _ = load_split(data_dir)
     if not params.label_names:
         raise DatasetError(f"{params.path}: no labels (the baseline needs a fine-tuning split)")
+    names = tuple(params.cell_types if cell_types is None else cell_types)
+    unknown = [c for c in names if c not in params.cell_types]
+    if unknown or not names:
+        raise DatasetError(
+            f"{params.path}: cell types {unknown or '[]'} not in the split (it has: {', '.join(params.cell_types)})"
+        )
     if config.accessibility_track not in params.track_names:
         raise DatasetError(
             f"{params.path}: no signal track {config.accessibility_track!r} for accessibility "
@@ -101,7 +118,9 @@ def read_split_features(data_dir: str | Path, motifs: MotifSet, config: Baseline
     pwms = [motifs.log_odds(name) for name in params.label_names]
     tokenizer = DNATokenizer.from_vocab_file(data_dir / schema.VOCAB_FILE)  # load_split checked it
     track = params.track_names.index(config.accessibility_track)
-    bins = _central(params.num_bins, config.central_bins, params.path)
+    bins = _central(params.num_bins, config.central_bins, params.path, "central_bins", "bins")
+    window_bp = params.tokens_per_window * tokenizer.k
+    region = _central(window_bp, config.motif_region_bp, params.path, "motif_region_bp", "bp")
     fields = (schema.DATASET_TOKENS, schema.DATASET_SIGNAL, schema.DATASET_LABELS)
     check_shard_shapes(params, fields)
     dna = ShardReader(params, (schema.DATASET_TOKENS,))
@@ -111,11 +130,12 @@ def read_split_features(data_dir: str | Path, motifs: MotifSet, config: Baseline
         for shard, windows in enumerate(params.shard_windows):
             for start in range(0, windows, config.chunk_windows):
                 stop = min(windows, start + config.chunk_windows)
-                codes = codes_from_tokens(dna.read(shard, start, stop, 0)[schema.DATASET_TOKENS], tokenizer)
+                tokens = dna.read(shard, start, stop, 0)[schema.DATASET_TOKENS]
+                codes = codes_from_tokens(tokens, tokenizer)[:, region]
                 scores = np.stack([np.maximum(max_score(codes, pwm), min_score(pwm)) for pwm in pwms], axis=-1)
                 motif_parts.append(scores.astype(np.float32))
             access, labels = [], []
-            for cell in range(len(params.cell_types)):
+            for cell in (params.cell_types.index(c) for c in names):
                 arrays = epigenome.read(shard, 0, windows, cell)
                 central = arrays[schema.DATASET_SIGNAL][:, bins, track].astype(np.float32)  # [w, n]
                 present = ~np.isnan(central)
@@ -130,7 +150,7 @@ def read_split_features(data_dir: str | Path, motifs: MotifSet, config: Baseline
         epigenome.close()
     return SplitFeatures(
         label_names=params.label_names,
-        cell_types=params.cell_types,
+        cell_types=names,
         motif=np.concatenate(motif_parts),
         accessibility=np.concatenate(access_parts, axis=1).astype(np.float32),
         labels=np.concatenate(label_parts, axis=1).astype(np.int8),
@@ -344,9 +364,18 @@ def fit_baseline(train: SplitFeatures, config: BaselineConfig) -> MotifAccessibi
 
 
 def run_baseline(
-    train_dir: str | Path, eval_dir: str | Path, motifs: MotifSet, config: BaselineConfig = BaselineConfig()
+    train_dir: str | Path,
+    eval_dir: str | Path,
+    motifs: MotifSet,
+    config: BaselineConfig = BaselineConfig(),
+    train_cell_types: Optional[Sequence[str]] = None,
+    eval_cell_types: Optional[Sequence[str]] = None,
 ) -> tuple[MotifAccessibilityBaseline, BaselineScores]:
-    """Fit on the split folder ``train_dir`` and score the split folder ``eval_dir``."""
-    baseline = fit_baseline(read_split_features(train_dir, motifs, config), config)
-    return baseline, baseline.score(read_split_features(eval_dir, motifs, config))
+    """Fit on split folder ``train_dir`` (its ``train_cell_types``) and score ``eval_dir`` (its
+    ``eval_cell_types``); None = every cell type of the split.
+
+    The scores are [C, W, K] in the eval split's window order and the given cell-type order.
+    """
+    baseline = fit_baseline(read_split_features(train_dir, motifs, config, train_cell_types), config)
+    return baseline, baseline.score(read_split_features(eval_dir, motifs, config, eval_cell_types))
 

@@ -143,7 +143,7 @@ class EvaluationSet:
     def describe(self) -> str:
         text = (f"held-out cell type{'s' if len(self.cell_types) != 1 else ''} {', '.join(self.cell_types)}; "
                 f"held-out region{'s' if len(self.regions) != 1 else ''} {', '.join(self.regions)}")
-        return f"{text}. {self.note}".strip() if self.note else text
+        return f"{text}. {self.note}".strip() if self.note else f"{text}."
 
 
 @dataclass(frozen=True)
@@ -368,7 +368,7 @@ def write_report(
         plots = ["pr_curves.png", "auprc.png"]
         colours = colour_map(names + [c.run for c in curves])
         plot_pr_curves(variants, variants[0].label_names,
-                       f"Precision-recall on {evaluation.describe().split('. ')[0]}", staging / plots[0], colours)
+                       f"Precision-recall on {evaluation.describe().split('. ')[0].rstrip('.')}", staging / plots[0], colours)
         plot_metric_bars(table, names, variants[0].label_names, "auprc", "auPRC", staging / plots[1], colours)
         if curves:
             plots.append("training_curves.png")
