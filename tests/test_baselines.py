@@ -19,7 +19,7 @@ from ebert_modelzoo.data.shards import DatasetError
 from ebert_modelzoo.metrics import auprc, auroc
 from ebert_modelzoo.motifs import MotifError
 
-from data_processors.split_builder import FIRST_KMER, N_ID, build_split
+from tests.data_processors.split_builder import FIRST_KMER, N_ID, build_split
 
 # two 8-bp motifs (counts, A C G T rows): consensus TGACTCAT and GGGCGCAA
 PFMS = {
