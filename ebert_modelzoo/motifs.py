@@ -189,19 +189,23 @@ def codes_from_tokens(tokens: np.ndarray, tokenizer: DNATokenizer) -> np.ndarray
     return codes.reshape(*tokens.shape[:-1], tokens.shape[-1] * k)
 
 
-def _one_strand(codes: np.ndarray, pwm: np.ndarray) -> np.ndarray:
+def _one_strand(codes: np.ndarray, pwm: np.ndarray, dtype: type) -> np.ndarray:
     """[..., S - L + 1] scores of ``pwm`` [4, L] at each start; an N anywhere in a site gives -inf."""
     width = pwm.shape[1]
     positions = codes.shape[-1] - width + 1
-    table = np.vstack([pwm, np.full((1, width), -np.inf)]).astype(np.float32)  # row 4: N
-    scores = np.zeros(codes.shape[:-1] + (positions,), dtype=np.float32)
+    table = np.vstack([pwm, np.full((1, width), -np.inf)]).astype(dtype)  # row 4: N
+    scores = np.zeros(codes.shape[:-1] + (positions,), dtype=dtype)
     for j in range(width):  # over motif columns; every sequence position at once
         scores += table[codes[..., j : j + positions], j]
     return scores
 
 
-def scan(codes: np.ndarray, pwm: np.ndarray) -> np.ndarray:
+def scan(codes: np.ndarray, pwm: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     """[..., S - L + 1] best-of-both-strands score of ``pwm`` [4, L] at each start of ``codes`` [..., S].
+
+    float32 suits window batches; float64 is for comparing scores with p-value thresholds over a
+    genome, where float32 rounding (~1e-5 bits) can flip a score at a threshold or reorder equal
+    scores of repeats.
 
     Raises:
         ValueError: ``pwm`` is not [4, L], or the sequences are shorter than the motif.
@@ -214,7 +218,7 @@ def scan(codes: np.ndarray, pwm: np.ndarray) -> np.ndarray:
         raise ValueError(f"sequences of length {codes.shape[-1]} are shorter than the motif ({pwm.shape[1]})")
     if codes.size and codes.max() > N_CODE:
         raise ValueError(f"base codes must be 0..{N_CODE}, got {codes.max()}")
-    return np.maximum(_one_strand(codes, pwm), _one_strand(codes, reverse_complement_pwm(pwm)))
+    return np.maximum(_one_strand(codes, pwm, dtype), _one_strand(codes, reverse_complement_pwm(pwm), dtype))
 
 
 def max_score(codes: np.ndarray, pwm: np.ndarray) -> np.ndarray:

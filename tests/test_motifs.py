@@ -117,6 +117,17 @@ def test_scan_matches_reference_on_random_sequences(n_fraction: float) -> None:
         np.testing.assert_allclose(motifs.scan(motifs.encode_dna(sequence), pwm), reference_scan(sequence, pwm), rtol=1e-5)
 
 
+def test_scan_float64_is_exact_and_float32_is_the_default() -> None:
+    rng = np.random.default_rng(7)
+    pwm = motifs.log_odds(CTCF, BACKGROUND, 0.8)
+    sequence = random_sequence(rng, 300, 0.05)
+    codes = motifs.encode_dna(sequence)
+    assert motifs.scan(codes, pwm).dtype == np.float32
+    exact = motifs.scan(codes, pwm, np.float64)
+    assert exact.dtype == np.float64
+    np.testing.assert_allclose(exact, reference_scan(sequence, pwm), rtol=1e-12)
+
+
 def test_scan_finds_implanted_sites_on_either_strand() -> None:
     rng = np.random.default_rng(2)
     pwm = motifs.log_odds(CTCF, BACKGROUND, 0.8)
