@@ -15,11 +15,11 @@ import numpy as np
 import yaml
 
 from ebert_modelzoo.data import schema
+from ebert_modelzoo.tokenizer import MAX_K, DNATokenizer
 from tests.data_processors.split_builder import FIRST_KMER, build_split
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params"
-TFS = ("CTCF", "E2F1", "EGR1", "FOXA1", "FOXA2", "GABPA", "HNF4A", "JUND", "MAX", "NANOG", "REST", "TAF1")
 STEP_LINE = re.compile(r"step (\d+), loss ([0-9.eE+-]+|nan|inf)")
 
 
@@ -36,28 +36,34 @@ def make_learnable(split_dir: Path, distinct: int = 8) -> None:
             offset += windows
 
 
-def tiny_pretraining_data(root: Path) -> dict[str, Path]:
-    """Train and validation splits for params/ebert_tiny.yaml (4-mers, 5 bins of 50 tokens,
-    15 states, 2 signal tracks)."""
-    dirs = {}
-    for split, windows, seed in (("train", (24, 24), 0), ("validation", (16,), 1)):
-        path = root / "pretraining" / split
-        build_split(path, shard_windows=windows, k=4, tokens_per_bin=50, num_bins=5, num_states=15,
-                    tracks=("DNase", "H3K27ac"), seed=seed)
-        make_learnable(path)
-        dirs[split] = path
-    return dirs
+def kmer_size(vocab_size: int) -> int:
+    """k of the tokenizer whose vocabulary has ``vocab_size`` entries."""
+    (k,) = [k for k in range(1, MAX_K + 1) if DNATokenizer(k).vocab_size == vocab_size]
+    return k
 
 
-def base_data(root: Path, finetuning: bool) -> dict[str, Path]:
-    """Splits for the full-size params (2 kb windows: 10 bins of 50 tokens, 15 states, no signal);
-    enough samples for one full-size batch (256 pre-training, 32 fine-tuning)."""
-    kind = "finetuning" if finetuning else "pretraining"
+def data_for(params_file: str, root: Path, learnable: bool = False) -> dict[str, Path]:
+    """Train and validation splits shaped like what ``params/<params_file>`` expects (k-mer size,
+    tokens per bin, bins per window, states, signal tracks, cell types, labels), with enough
+    samples for at least one batch of each dataloader."""
+    params = yaml.safe_load((PARAMS / params_file).read_text())["trainer"]
+    model, fit = params["init"]["model"], params["fit"]
+    finetuning = model["name"] == "ebert_finetune"
     dirs = {}
-    for split, seed in (("train", 0), ("validation", 1)):
-        path = root / kind / split
-        build_split(path, shard_windows=(90,), k=4, tokens_per_bin=50, num_bins=10, num_states=15,
-                    tracks=(), labels=TFS if finetuning else (), seed=seed)
+    for seed, (split, loader) in enumerate((("train", fit["train_dataloader"]),
+                                             ("validation", fit.get("val_dataloader") or fit["train_dataloader"]))):
+        cells = loader.get("cell_types") or ["GM12878", "K562", "HepG2"]
+        labels = (loader.get("labels") or [f"TF{i}" for i in range(model["num_labels"])]) if finetuning else ()
+        windows = max(32, -(-loader["batch_size"] * 5 // 4 // len(cells)))
+        path = root / params_file.removesuffix(".yaml") / split
+        build_split(path, shard_windows=(windows - windows // 2, windows // 2), cell_types=cells,
+                    k=kmer_size(model["vocab_size"]), tokens_per_bin=model["tokens_per_bin"],
+                    num_bins=(loader["max_sequence_length"] - 2) // model["tokens_per_bin"],
+                    num_states=model.get("num_chromatin_states", 0),
+                    tracks=tuple(f"track{i}" for i in range(model.get("num_signal_tracks", 0))),
+                    labels=labels, bin_labels=loader.get("label_level") == "bin", seed=seed)
+        if learnable:
+            make_learnable(path)
         dirs[split] = path
     return dirs
 

@@ -12,7 +12,7 @@ from ebert_modelzoo.cli.cszoo import build_parser, run_argv
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 from ebert_modelzoo.training.backends import cerebras_available
-from tests.run_cases import PARAMS, REPO, cszoo, tiny_pretraining_data, write_params
+from tests.run_cases import PARAMS, REPO, cszoo, data_for, write_params
 
 SHORT_RUN = {"loop": {"max_steps": 4, "eval_steps": 1}, "checkpoint": {"steps": 2}, "logging": {"log_steps": 2}}
 
@@ -20,7 +20,7 @@ SHORT_RUN = {"loop": {"max_steps": 4, "eval_steps": 1}, "checkpoint": {"steps": 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("cszoo")
-    params = write_params("ebert_tiny.yaml", root / "tiny.yaml", tiny_pretraining_data(root / "data"),
+    params = write_params("ebert_tiny.yaml", root / "tiny.yaml", data_for("ebert_tiny.yaml", root),
                           root / "model_dir", SHORT_RUN)
     return root, params
 

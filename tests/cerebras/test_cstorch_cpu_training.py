@@ -10,14 +10,14 @@ pytestmark = pytest.mark.cerebras
 import h5py  # noqa: E402
 import torch  # noqa: E402
 
-from tests.run_cases import losses, run_py, tiny_pretraining_data, write_params  # noqa: E402
+from tests.run_cases import data_for, losses, run_py, write_params  # noqa: E402
 
 SETTINGS = {"logging": {"log_steps": 5}, "checkpoint": {"steps": 20}}
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return tiny_pretraining_data(tmp_path_factory.mktemp("tiny") / "data")
+    return data_for("ebert_tiny.yaml", tmp_path_factory.mktemp("tiny"), learnable=True)
 
 
 def train(params, cwd, max_steps):

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("cerebras.pytorch")
 pytestmark = pytest.mark.cerebras
 
-from tests.run_cases import base_data, cszoo, run_py, tiny_pretraining_data, write_params  # noqa: E402
+from tests.run_cases import cszoo, data_for, run_py, write_params  # noqa: E402
 
 
 def mlir_files(model_dir, name):
@@ -25,18 +25,11 @@ def validate_only(params, cwd, path=None):
     return result
 
 
-@pytest.mark.parametrize(
-    ("params_file", "make_data"),
-    [
-        ("ebert_tiny.yaml", lambda root: tiny_pretraining_data(root)),
-        ("ebert_base.yaml", lambda root: base_data(root, finetuning=False)),
-        ("ebert_finetune_base.yaml", lambda root: base_data(root, finetuning=True)),
-    ],
-    ids=["tiny", "base", "finetune_base"],
-)
-def test_validate_only_lowers_the_training_step(params_file, make_data, tmp_path):
+@pytest.mark.parametrize("params_file", ["ebert_tiny.yaml", "ebert_base.yaml", "ebert_finetune_base.yaml"])
+def test_validate_only_lowers_the_training_step(params_file, tmp_path):
     model_dir = tmp_path / "model_dir"
-    params = write_params(params_file, tmp_path / params_file, make_data(tmp_path / "data"), model_dir)
+    data = data_for(params_file, tmp_path / "data")
+    params = write_params(params_file, tmp_path / params_file, data, model_dir)
     validate_only(params, tmp_path)
     (cirh,) = mlir_files(model_dir, "cirh.mlir")  # one executor: the training step
     text = cirh.read_text()
@@ -48,7 +41,7 @@ def test_validate_only_lowers_the_training_step(params_file, make_data, tmp_path
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return tiny_pretraining_data(tmp_path_factory.mktemp("tiny") / "data")
+    return data_for("ebert_tiny.yaml", tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture
