@@ -195,3 +195,19 @@ def test_csx_flags_are_rejected_elsewhere(tmp_path, data):
     assert "--validate_only is only for target CSX" in done.stderr
     done = run_py("CSX", "--params", str(path), "--validate_only", "--compile_only", check=2)
     assert "not allowed with argument" in done.stderr
+
+
+def test_torchrun_data_parallel_on_cpu(tmp_path, data):
+    """Two processes (gloo DDP): each takes half of every global batch; rank 0 alone reports and
+    writes checkpoints."""
+    path = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model", loop={"max_steps": 4}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29581",
+         str(REPO / "run.py"), "CPU", "--params", str(path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("training steps 1..4") == 1
+    assert [s for s, _ in list_checkpoints(tmp_path / "model")] == [4]
+    assert sorted(logged_losses(tmp_path / "model")) == [1, 2, 3, 4]
