@@ -146,7 +146,7 @@ class Trainer:
             self.data_state = dict(state["data_state"])
         if "rng" in states and "rng" in state:
             self._pending_rng = state["rng"]
-        LOGGER.info("loaded %s (step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
+        LOGGER.info("loaded %s (checkpoint of step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
 
     def restore(self, settings: LoadSettings, autoload: bool = True) -> None:
         """Load the explicit checkpoint, else the newest in model_dir (if ``autoload`` and the

@@ -76,7 +76,7 @@ def test_resume_after_a_stop_matches_the_straight_run(tmp_path, data, straight):
     run_py("CPU", "--params", str(params), "--mode", "train_and_eval", "--num_steps", str(N))
     assert list_checkpoints(tmp_path / "model")[-1][0] == N
     resumed = run_py("CPU", "--params", str(params), "--mode", "train_and_eval")
-    assert f"checkpoint_{N}.mdl (step {N}" in resumed.stdout
+    assert f"checkpoint_{N}.mdl (checkpoint of step {N}" in resumed.stdout
     assert_same_run(straight, tmp_path / "model", range(N + 1, 2 * N + 1))
 
 
@@ -130,7 +130,7 @@ def test_eval_and_eval_all(tmp_path, data, straight):
     params = write_params(tmp_path / "p.yaml", pretrain_params(data, straight))
     run_py("CPU", "--params", str(params), "--mode", "eval_all", "--model_dir", str(tmp_path / "copy"), check=1)
     done = run_py("CPU", "--params", str(params), "--mode", "eval_all")
-    evaluated = [int(line.split("step ")[1].split(";")[0]) for line in done.stdout.splitlines() if "(step " in line]
+    evaluated = [int(line.split("of step ")[1].split(";")[0]) for line in done.stdout.splitlines() if "(checkpoint of step " in line]
     assert evaluated == [5, 10, 15, 20]
     for step in (5, 15):
         assert (straight / "eval" / f"metrics_step_{step}.json").is_file()
@@ -180,7 +180,7 @@ def test_default_params_are_announced(tmp_path):
     done = run_py("CPU", "--model_dir", str(tmp_path / "m"), check=None)
     assert "params/ebert_tiny.yaml" in done.stdout
     if done.returncode:  # without the demo's data the run stops with a one-line error
-        assert done.returncode == 1 and "demo_output/data/pretraining/train" in done.stderr
+        assert done.returncode == 1 and "data/demo_pretraining/train" in done.stderr
 
 
 def test_csx_without_cerebras_is_a_clear_error(tmp_path, data):
