@@ -163,7 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError) as err:
+    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError, FloatingPointError) as err:
         if args.logging == "DEBUG":
             raise
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
