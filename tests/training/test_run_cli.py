@@ -177,7 +177,7 @@ def test_mismatched_or_broken_checkpoint_exits_1(tmp_path, data, straight):
 
 
 def test_default_params_are_announced(tmp_path):
-    done = run_py("CPU", "--model_dir", str(tmp_path / "m"), check=None)
+    done = run_py("CPU", "--model_dir", str(tmp_path / "m"), "--max_steps", "1", check=None)
     assert "params/ebert_tiny.yaml" in done.stdout
     if done.returncode:  # without the demo's data the run stops with a one-line error
         assert done.returncode == 1 and "data/demo_pretraining/train" in done.stderr
@@ -203,7 +203,7 @@ def test_torchrun_data_parallel_on_cpu(tmp_path, data):
     path = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model", loop={"max_steps": 4}))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29581",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(REPO / "run.py"), "CPU", "--params", str(path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
     )
