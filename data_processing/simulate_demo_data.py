@@ -34,6 +34,8 @@ import numpy as np
 import pyBigWig
 import yaml
 
+from ebert_modelzoo import motifs
+
 # The stretch: GRCh37 chrX 46.5-49.5 Mb (Xp11.3-p11.23, gene dense, with a 50 kb assembly gap).
 CONTIG_FASTA = "X"  # record name of the source FASTA (GRCh37 / 1000 Genomes naming)
 CONTIG_TRACKS = "chrX"  # name in the BEDs, bigWigs and labels (UCSC / Roadmap / ENCODE naming)
@@ -90,11 +92,11 @@ DNASE_PEAK_HEIGHT = 12.0  # added at accessibility 1.0
 
 # ---------------------------------------------------------------------------------------- motifs
 
-def log_odds(counts: np.ndarray) -> np.ndarray:
-    """Log2-odds matrix [4, L] of a count matrix [4, L] (rows A C G T) against the background."""
-    bg = np.asarray(MOTIF_BACKGROUND)[:, None]
-    probs = (counts + MOTIF_PSEUDOCOUNT * bg) / (counts.sum(0, keepdims=True) + MOTIF_PSEUDOCOUNT)
-    return np.log2(probs / bg)
+def log_odds(counts: dict[str, list[float]]) -> np.ndarray:
+    """Log2-odds matrix [4, L] of a motifs.json ``counts`` entry, with the simulation's background
+    and pseudocount (the package's scoring, ``ebert_modelzoo.motifs.log_odds``)."""
+    return motifs.log_odds(np.array([counts[b] for b in motifs.BASES]), MOTIF_BACKGROUND,
+                           MOTIF_PSEUDOCOUNT)
 
 
 def pvalue_threshold(lo: np.ndarray, pvalue: float, resolution: float = 0.01) -> float:
@@ -118,29 +120,6 @@ def pvalue_threshold(lo: np.ndarray, pvalue: float, resolution: float = 0.01) ->
     return round((first + offset) * resolution, 2)
 
 
-def encode_dna(seq: bytes) -> np.ndarray:
-    """DNA bytes -> int8 codes A0 C1 G2 T3, anything else (N) 4."""
-    lut = np.full(256, 4, np.int8)
-    for i, base in enumerate(b"ACGT"):
-        lut[base] = i
-        lut[base + 32] = i
-    return lut[np.frombuffer(seq, np.uint8)]
-
-
-def scan(codes: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Best log-odds score over both strands for every motif start position [len - L + 1]."""
-    length = lo.shape[1]
-    n = len(codes) - length + 1
-    fwd = np.vstack([lo, np.full((1, length), -1e3)])  # N never matches
-    rev = np.vstack([lo[::-1, ::-1], np.full((1, length), -1e3)])
-    s_fwd = np.zeros(n)
-    s_rev = np.zeros(n)
-    for j in range(length):
-        s_fwd += fwd[codes[j: j + n], j]
-        s_rev += rev[codes[j: j + n], j]
-    return np.maximum(s_fwd, s_rev)
-
-
 def call_sites(scores: np.ndarray, threshold: float, length: int) -> np.ndarray:
     """Start positions of motif matches >= threshold, keeping the best of overlapping ones."""
     hits = np.flatnonzero(scores >= threshold)
@@ -160,7 +139,7 @@ def call_sites(scores: np.ndarray, threshold: float, length: int) -> np.ndarray:
 class Inputs:
     """The shipped real inputs the simulation reads."""
 
-    codes: np.ndarray  # int8 [REGION_END - REGION_START], DNA codes of the stretch
+    codes: np.ndarray  # uint8 [REGION_END - REGION_START], DNA codes of the stretch
     cpg: list[tuple[int, int]]  # CpG islands, absolute 0-based half-open
     tss: list[tuple[int, str]]  # TSS position and strand
     motifs: list[dict]  # entries of motifs.json
@@ -173,11 +152,11 @@ def read_inputs(data_dir: Path) -> Inputs:
     if not lines[0].startswith(b">" + CONTIG_FASTA.encode()):
         raise ValueError(f"{data_dir / FASTA_NAME}: first record is not {CONTIG_FASTA!r}")
     seq = b"".join(lines[1:])
-    codes = encode_dna(seq[REGION_START:REGION_END])
+    codes = motifs.encode_dna(seq[REGION_START:REGION_END].decode("latin-1"))  # one char per byte
     cpg = [(int(f[1]), int(f[2])) for f in _bed_rows(data_dir / CPG_NAME)]
     tss = [(int(f[1]), f[5]) for f in _bed_rows(data_dir / TSS_NAME)]
-    motifs = json.loads((data_dir / MOTIFS_NAME).read_text())["motifs"]
-    return Inputs(codes, cpg, tss, motifs)
+    entries = json.loads((data_dir / MOTIFS_NAME).read_text())["motifs"]
+    return Inputs(codes, cpg, tss, entries)
 
 
 def _bed_rows(path: Path) -> list[list[str]]:
@@ -246,7 +225,7 @@ def cut_inputs(out: Path, smalt_fasta: Path, pyranges_data: Path) -> None:
     for tf, matrix_id, pvalue, pvalue_weak in MOTIFS:
         motif = db.fetch_motif_by_id(matrix_id)
         counts = {base: [float(x) for x in motif.counts[base]] for base in "ACGT"}
-        lo = log_odds(np.array([counts[b] for b in "ACGT"]))
+        lo = log_odds(counts)
         entries.append({"tf": tf, "matrix_id": matrix_id, "name": motif.name,
                         "species": list(motif.species), "counts": counts,
                         "pvalue": pvalue, "threshold": pvalue_threshold(lo, pvalue),
@@ -659,8 +638,8 @@ def simulate(data_dir: Path, out: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     strong, weak, lengths = {}, {}, {}
     for entry in inputs.motifs:
-        lo = log_odds(np.array([entry["counts"][b] for b in "ACGT"]))
-        scores = scan(inputs.codes, lo)
+        lo = log_odds(entry["counts"])
+        scores = motifs.scan(inputs.codes, lo, np.float64)  # float64: thresholds and ties are exact
         strong[entry["tf"]] = call_sites(scores, entry["threshold"], lo.shape[1])
         weak_all = call_sites(scores, entry["threshold_weak"], lo.shape[1])
         weak[entry["tf"]] = weak_all[scores[weak_all] < entry["threshold"]]

@@ -17,6 +17,8 @@ import pyfaidx
 import pytest
 import yaml
 
+from ebert_modelzoo import motifs
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_processing" / "demo_data"
 GENERATOR = ROOT / "data_processing" / "simulate_demo_data.py"
@@ -88,7 +90,7 @@ def dnase(cell: str) -> np.ndarray:
 @lru_cache(maxsize=None)
 def dna_codes() -> np.ndarray:
     fasta = pyfaidx.Fasta(str(DATA / split()["fasta"]))
-    return sim.encode_dna(str(fasta["X"][sim.REGION_START:sim.REGION_END]).encode())
+    return motifs.encode_dna(str(fasta["X"][sim.REGION_START:sim.REGION_END]))
 
 
 def window_mean(track: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -119,7 +121,7 @@ def test_fasta_matches_the_smalt_source_when_available():
         pytest.skip("Debian smalt-examples not installed")
     with gzip.open(source, "rb") as handle:
         seq = b"".join(handle.read().split(b"\n")[1:])
-    assert np.array_equal(sim.encode_dna(seq[sim.REGION_START:sim.REGION_END]), dna_codes())
+    assert np.array_equal(motifs.encode_dna(seq[sim.REGION_START:sim.REGION_END].decode("latin-1")), dna_codes())
 
 
 def test_manifest_split_and_files_agree():
@@ -202,8 +204,8 @@ def test_labels_are_bound_at_motifs_in_accessible_chromatin(tf):
     assert ((codes == "B").all(1).sum() < (codes == "B").any(1).sum() / 2), "binding barely varies"
 
     entry = next(m for m in json.loads((DATA / "motifs.json").read_text())["motifs"] if m["tf"] == tf)
-    lo = sim.log_odds(np.array([entry["counts"][b] for b in "ACGT"]))
-    scores = sim.scan(dna_codes(), lo)
+    lo = sim.log_odds(entry["counts"])
+    scores = motifs.scan(dna_codes(), lo, np.float64)
     length = lo.shape[1]
     cum_hits = np.concatenate([[0], np.cumsum(scores >= entry["threshold"])])
     rel = starts - sim.REGION_START
@@ -228,8 +230,10 @@ def test_motifs_json_thresholds_are_the_stated_pvalues():
     doc = json.loads((DATA / "motifs.json").read_text())
     assert "JASPAR2024" in doc["source"]
     assert [(m["tf"], m["matrix_id"]) for m in doc["motifs"]] == [m[:2] for m in sim.MOTIFS]
+    shipped = motifs.load_motifs(DATA / "motifs.json")
     for entry in doc["motifs"]:
-        lo = sim.log_odds(np.array([entry["counts"][b] for b in "ACGT"]))
+        lo = sim.log_odds(entry["counts"])
+        np.testing.assert_array_equal(lo, shipped.log_odds(entry["tf"]))  # the package scores the same
         assert sim.pvalue_threshold(lo, entry["pvalue"]) == entry["threshold"]
         assert entry["threshold_weak"] < entry["threshold"] < lo.max(0).sum()
 
