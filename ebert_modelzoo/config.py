@@ -146,7 +146,8 @@ class PrecisionConfig(StrictConfig):
     fp16_type: Literal["cbfloat16", "bfloat16", "float16"] = "bfloat16"
     """Half type: cbfloat16 exists only on CSX (plain torch runs it as bfloat16)."""
     loss_scaling_factor: Union[float, str] = 1.0
-    """Loss scale for float16/cbfloat16: "dynamic" or a constant (1.0 = none)."""
+    """Loss scale for float16/cbfloat16: "dynamic" or a constant (plain torch skips a step whose
+    gradients overflow and halves the constant then). bfloat16 needs none on plain torch."""
     max_gradient_norm: Optional[float] = None
     """Clip the global gradient norm to this value; null = no clipping."""
 

@@ -134,7 +134,7 @@ def test_every_error_names_its_key(tmp_path, change, expected):
             val_dataloader={**d["trainer"]["validate"]["val_dataloader"], "max_sequence_length": 512}),
          "smaller than trainer.validate.val_dataloader.max_sequence_length (512)"),
         (tiny, lambda d: d["trainer"]["fit"]["train_dataloader"].update(use_signal=False),
-         "trainer.fit.train_dataloader.use_signal is false but trainer.init.model.num_signal_tracks is 2"),
+         "trainer.fit.train_dataloader.use_signal is false but trainer.init.model.num_signal_tracks is 4"),
         (tiny, lambda d: d["trainer"]["fit"]["val_dataloader"].update(use_chromatin_states=False),
          "trainer.fit.val_dataloader.use_chromatin_states is false but trainer.init.model.num_chromatin_states is 15"),
         (tiny, lambda d: d["trainer"]["fit"]["train_dataloader"].update(use_cell_type=True),
@@ -144,11 +144,11 @@ def test_every_error_names_its_key(tmp_path, change, expected):
         (tiny, lambda d: d["trainer"]["fit"]["train_dataloader"].update(data_processor="EBertFinetuningDataProcessor"),
          "trainer.fit.train_dataloader.mask_rate: unknown key"),
         (finetune_tiny, lambda d: d["trainer"]["fit"]["train_dataloader"].update(labels=["CTCF", "NRF1", "REST"]),
-         "trainer.init.model.num_labels (2) != number of labels selected in trainer.fit.train_dataloader.labels (3)"),
+         "trainer.init.model.num_labels (4) != number of labels selected in trainer.fit.train_dataloader.labels (3)"),
         (finetune_tiny, lambda d: d["trainer"]["fit"]["val_dataloader"].update(label_level="bin"),
          "trainer.fit.val_dataloader.label_level (bin) != trainer.init.model.head (sequence)"),
         (finetune_tiny, lambda d: d["trainer"]["validate"].update(val_dataloader={
-            **{k: v for k, v in d["trainer"]["validate"]["val_dataloader"].items() if k != "label_level"},
+            **{k: v for k, v in d["trainer"]["validate"]["val_dataloader"].items() if k not in ("label_level", "labels")},
             "data_processor": "EBertPretrainingDataProcessor"}),
          "trainer.validate.val_dataloader.data_processor: model 'ebert_finetune' needs EBertFinetuningDataProcessor"),
     ],
@@ -194,16 +194,16 @@ def test_checkpoint_states():
 
 LEGACY = {
     "train_input": {
-        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./demo_output/data/pretraining/train",
+        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./data/demo_pretraining/train",
         "batch_size": 16, "max_sequence_length": 256, "max_predictions_per_seq": 40,
     },
     "eval_input": {
-        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./demo_output/data/pretraining/validation",
+        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./data/demo_pretraining/validation",
         "batch_size": 16, "shuffle": False, "max_sequence_length": 256, "max_predictions_per_seq": 40,
     },
     "model": {
         "vocab_size": 262, "tokens_per_bin": 50, "hidden_size": 64, "num_hidden_layers": 2, "num_heads": 2,
-        "filter_size": 256, "max_position_embeddings": 256, "num_chromatin_states": 15, "num_signal_tracks": 2,
+        "filter_size": 256, "max_position_embeddings": 256, "num_chromatin_states": 15, "num_signal_tracks": 4,
         "mixed_precision": False,
     },
     "optimizer": {

@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> None:
         compile_dir=args.compile_dir, job_labels=args.job_labels,
     )
     backend = select_backend(options)
+    if not backend.is_main:
+        LOGGER.setLevel(logging.WARNING)  # one process reports
     try:
         trainer = Trainer(params, backend, params_path, model_dir)
         explicit = Path(args.checkpoint_path) if args.checkpoint_path else None
@@ -161,7 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError) as err:
+    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError, FloatingPointError) as err:
         if args.logging == "DEBUG":
             raise
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)

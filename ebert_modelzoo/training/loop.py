@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ebert_modelzoo.config import Params, parse_checkpoint_states
+from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.training.backends.base import Backend, Batch
 from ebert_modelzoo.training.checkpoint import (
     FORMAT_VERSION,
@@ -146,7 +147,7 @@ class Trainer:
             self.data_state = dict(state["data_state"])
         if "rng" in states and "rng" in state:
             self._pending_rng = state["rng"]
-        LOGGER.info("loaded %s (step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
+        LOGGER.info("loaded %s (checkpoint of step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
 
     def restore(self, settings: LoadSettings, autoload: bool = True) -> None:
         """Load the explicit checkpoint, else the newest in model_dir (if ``autoload`` and the
@@ -172,7 +173,7 @@ class Trainer:
         steps when ``evaluate_during`` and checkpointing every checkpoint.steps and at the end."""
         fit = self.params.trainer.fit
         if fit is None:
-            raise CheckpointError(f"{self.source}: trainer.fit is missing: nothing to train on")
+            raise ParamsError(f"{self.source}: trainer.fit is missing: nothing to train on")
         loop, logging_cfg = self.init.loop, self.init.logging
         end = loop.max_steps if num_steps is None else min(loop.max_steps, self.step + num_steps)
         if self.step >= end:
@@ -188,12 +189,12 @@ class Trainer:
                                      self.grad_scaler, self.init.precision)
 
         @self.backend.on_host
-        def report(step: int, loss: torch.Tensor) -> None:
+        def report(step: int, loss: torch.Tensor, learning_rate: float) -> None:
             value = float(loss.detach().float().item())
             if not np.isfinite(value):
                 raise FloatingPointError(f"loss is {value} at step {step}; lower the learning rate or "
                                          "enable loss scaling")
-            reporter.train(step, value, self.optimizer.param_groups[0]["lr"])
+            reporter.train(step, value, learning_rate)
 
         LOGGER.info("training steps %d..%d on %s (%s backend)", self.step + 1, end,
                     self.init.backend.backend_type, self.backend.name)
@@ -204,11 +205,12 @@ class Trainer:
                 if self._pending_rng is not None:
                     restore_rng(self._pending_rng)
                     self._pending_rng = None
+                learning_rate = float(self.optimizer.param_groups[0]["lr"])  # the one this step uses
                 loss = train_step(batch)
                 self.step += 1
                 self.data_state = source.state_dict()
                 if self.step % logging_cfg.log_steps == 0 or self.step == end:
-                    report(self.step, loss)
+                    report(self.step, loss, learning_rate)
                 every = self.init.checkpoint.steps
                 if (every and self.step % every == 0) or self.step == end:
                     self.save()
@@ -225,7 +227,7 @@ class Trainer:
     def _evaluate_and_report(self, reporter: RunReporter) -> dict[str, Any]:
         fit = self.params.trainer.fit
         if fit is None or fit.val_dataloader is None:
-            raise CheckpointError(f"{self.source}: train_and_eval needs trainer.fit.val_dataloader")
+            raise ParamsError(f"{self.source}: train_and_eval needs trainer.fit.val_dataloader")
         # Evaluation must not move the training RNG streams (a resumed run skips it).
         rng = capture_rng()
         metrics = self.evaluate(fit.val_dataloader)

@@ -102,7 +102,7 @@ class RunReporter:
         if not self.enabled:
             return None
         flat = flatten(metrics)
-        shown = ", ".join(f"{k} {v:.5g}" for k, v in flat.items() if "/" not in k)
+        shown = ", ".join(f"{k} {v:.5g}" for k, v in flat.items() if "/" not in k or k.count("/") == 1 and k.endswith("/mean"))
         LOGGER.info("%s at step %d: %s", name, step, shown)
         writer = self._writer(name)
         for key, value in flat.items():

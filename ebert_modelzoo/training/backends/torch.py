@@ -72,9 +72,10 @@ class TorchBackend:
             return None  # bfloat16 has float32's range: no loss scaling needed
         if precision.loss_scaling_factor == "dynamic":
             return torch.amp.GradScaler(self.device.type)
-        # A constant scale: never grows, never shrinks.
+        # A constant scale: it never grows; a step whose gradients overflow is skipped and only
+        # then is the scale halved (torch's GradScaler cannot keep it fixed through an overflow).
         return torch.amp.GradScaler(self.device.type, init_scale=precision.loss_scaling_factor,
-                                    growth_factor=1.0, backoff_factor=1.0)
+                                    growth_interval=2**31 - 1)
 
     def autocast(self, precision: PrecisionConfig) -> AbstractContextManager:
         if not precision.enabled:
