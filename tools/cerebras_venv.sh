@@ -56,32 +56,29 @@ build_key() {
       project_dependencies; } | sha256sum | cut -c1-16
 }
 
-is_valid() {  # is_valid DIR KEY
-    local dir="$1" key="$2"
-    [[ -f "$dir/$MARKER_NAME" ]] || return 1
-    grep -qx "key=$key" "$dir/$MARKER_NAME" || return 1
-    "$dir/bin/python" - <<EOF >/dev/null 2>&1 || return 1
-import $CHECK_IMPORTS
+stack_ok() {  # stack_ok DIR: a finished build whose Cerebras stack imports at its pinned versions
+    local dir="$1"
+    [[ -f "$dir/$MARKER_NAME" && -x "$dir/bin/torch-cirh-opt" ]] || return 1
+    "$dir/bin/python" - <<EOF >/dev/null 2>&1
 import importlib.metadata as md
+import cerebras.pytorch, numpy, torch
 assert md.version("cerebras-pytorch") == "$CEREBRAS_PYTORCH_VERSION"
 assert numpy.__version__ == "1.25.0", numpy.__version__
 assert torch.__version__.startswith("2.4.0"), torch.__version__
 EOF
-    [[ -x "$dir/bin/torch-cirh-opt" ]]
 }
 
-build() {  # build KEY -> builds a new venv and switches $VENV to it
-    local key="$1" builds="$VENV.builds" dir constraints
-    dir="$builds/$key-$(date +%Y%m%d%H%M%S)-$$"
-    mkdir -p "$builds"
-    echo "cerebras_venv: building $dir (cerebras-pytorch $CEREBRAS_PYTORCH_VERSION; ~3 GB download the first time)" >&2
-    BUILDING="$dir"
-    "$PYTHON" -m venv "$dir"
-    constraints="$dir/constraints.txt"
-    printf '%s\n' "${PINS[@]}" >"$constraints"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check "${PINS[0]}"
+is_valid() {  # is_valid DIR KEY: the stack, plus our dependencies as of this key
+    local dir="$1" key="$2"
+    stack_ok "$dir" || return 1
+    grep -qx "key=$key" "$dir/$MARKER_NAME" || return 1
+    "$dir/bin/python" -c "import $CHECK_IMPORTS" >/dev/null 2>&1
+}
+
+install_ours() {  # install_ours DIR KEY: our dependencies and this package, then the marker
+    local dir="$1" key="$2" deps
     mapfile -t deps < <(project_dependencies)
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" "${deps[@]}" "${EXTRA[@]}"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check -c "$dir/constraints.txt" "${deps[@]}" "${EXTRA[@]}"
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$REPO"
     {
         echo "key=$key"
@@ -90,6 +87,18 @@ build() {  # build KEY -> builds a new venv and switches $VENV to it
             | grep -iE '^(cerebras[-_]pytorch|cerebras[-_]appliance|torch|numpy|h5py|pydantic|pyyaml|pybigwig|pyfaidx)=='
     } >"$dir/$MARKER_NAME.tmp"
     mv "$dir/$MARKER_NAME.tmp" "$dir/$MARKER_NAME"
+}
+
+build() {  # build KEY -> builds a new venv and switches $VENV to it
+    local key="$1" builds="$VENV.builds" dir
+    dir="$builds/$key-$(date +%Y%m%d%H%M%S)-$$"
+    mkdir -p "$builds"
+    echo "cerebras_venv: building $dir (cerebras-pytorch $CEREBRAS_PYTORCH_VERSION; ~3 GB download the first time)" >&2
+    BUILDING="$dir"
+    "$PYTHON" -m venv "$dir"
+    printf '%s\n' "${PINS[@]}" >"$dir/constraints.txt"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "${PINS[0]}"
+    install_ours "$dir" "$key"
     is_valid "$dir" "$key" || die "the new venv $dir failed its import check"
     BUILDING=""
     ln -sfn "$dir" "$VENV.link.$$"
@@ -120,7 +129,13 @@ ensure() {
     exec 9>"$VENV.lock"
     flock 9
     if ! is_valid "$VENV" "$key"; then
-        build "$key"
+        if stack_ok "$VENV"; then
+            # Only our dependencies changed: add them in place (the marker changes last, so an
+            # interrupted update is retried, and a broken stack means a full rebuild).
+            echo "cerebras_venv: updating the dependencies in $VENV" >&2
+            install_ours "$(readlink -f "$VENV")" "$key"
+        fi
+        is_valid "$VENV" "$key" || build "$key"
     fi
     point_at_repo
     flock -u 9
