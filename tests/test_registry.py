@@ -2,9 +2,7 @@
 path resolves to the class it names, and the registration call carries the right arguments.
 
 Real Model Zoo cannot be installed here (it is not on the package registry), so the call is
-checked against a throwaway ``cerebras.modelzoo.registry`` module written into a temporary
-folder, shaped like Release 2.10.0's: a ``registry`` object with ``get_model_names()`` and
-``register_model(*, name, path, data_processor_paths)``.
+checked against a throwaway ``cerebras.modelzoo.registry`` (tests/fake_modelzoo.py).
 """
 from __future__ import annotations
 
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ebert_modelzoo.registry import ENTRIES, modelzoo_installed
+from tests.fake_modelzoo import RECORDING_REGISTRY, write_fake_registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,35 +45,6 @@ def config_class(cls: type) -> type:
     options = typing.get_args(annotation) or (annotation,)
     (found,) = [option for option in options if hasattr(option, "model_fields")]
     return found
-
-
-def write_fake_registry(root: Path, body: str) -> Path:
-    """A ``cerebras.modelzoo.registry`` package under ``root`` (``cerebras`` as a namespace)."""
-    package = root / "cerebras" / "modelzoo" / "registry"
-    package.mkdir(parents=True)
-    (root / "cerebras" / "modelzoo" / "__init__.py").write_text("")
-    (package / "__init__.py").write_text(textwrap.dedent(body))
-    return root
-
-
-RECORDING_REGISTRY = """
-    class _Registry:
-        def __init__(self):
-            self.names = ["bert"]
-            self.calls = []
-
-        def get_model_names(self):
-            return sorted(self.names)
-
-        def register_model(self, *, name, path, data_processor_paths):
-            if name in self.names:
-                raise RuntimeError(f"Found duplicate model names: {name}")
-            self.names.append(name)
-            self.calls.append({"name": name, "path": path,
-                               "data_processor_paths": list(data_processor_paths)})
-
-    registry = _Registry()
-"""
 
 
 def test_without_modelzoo_import_registers_nothing_and_imports_no_cerebras_package():
