@@ -54,7 +54,10 @@ def latest_checkpoint(model_dir: str | Path) -> Path | None:
 
 
 def prune_checkpoints(model_dir: str | Path, keep_last: int | None) -> None:
-    """Delete all but the newest ``keep_last`` checkpoints (None keeps all)."""
+    """Delete all but the newest ``keep_last`` checkpoints (None keeps all), and temporaries left
+    by interrupted writes (only one process writes checkpoints into a model_dir)."""
+    for tmp in Path(model_dir).glob(".checkpoint_*.mdl.tmp"):
+        tmp.unlink()
     if keep_last is None:
         return
     for _, path in list_checkpoints(model_dir)[:-keep_last]:

@@ -33,7 +33,7 @@ from ebert_modelzoo.training.checkpoint import (
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.reporting import RunReporter
 from ebert_modelzoo.training.step import make_eval_step, make_train_step
-from ebert_modelzoo.training.tasks import DataSource, Task, task_for
+from ebert_modelzoo.training.tasks import DataSource, Task
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 
@@ -68,7 +68,7 @@ class Trainer:
         self.source = str(source)
         self.model_dir = model_dir
         seed_everything(self.init.seed)
-        self.task: Task = task_for(self.init.model)
+        self.task = Task(self.init.model)
         self.raw_model = self.task.build_model()
         self.model = backend.setup_model(self.raw_model)
         adamw = self.init.optimizer.AdamW
@@ -149,12 +149,12 @@ class Trainer:
             self._pending_rng = state["rng"]
         LOGGER.info("loaded %s (checkpoint of step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
 
-    def restore(self, settings: LoadSettings, autoload: bool = True) -> None:
-        """Load the explicit checkpoint, else the newest in model_dir (if ``autoload`` and the
-        params allow it), else the initial checkpoint, else nothing."""
+    def restore(self, settings: LoadSettings) -> None:
+        """Load the explicit checkpoint, else the newest in model_dir (if the params'
+        autoload_last_checkpoint allows it), else the initial checkpoint, else nothing."""
         ckpt = self.init.checkpoint
         path = settings.checkpoint_path
-        if path is None and autoload and ckpt.autoload_last_checkpoint:
+        if path is None and ckpt.autoload_last_checkpoint:
             path = latest_checkpoint(self.model_dir)
         if path is None:
             path = settings.initial_path

@@ -116,7 +116,3 @@ class Task:
             return ["seq_labels" if model.head == "sequence" else "bin_labels"]
         return ["mlm", "state_mlm"] if model.state_mlm_loss_weight > 0 else ["mlm"]
 
-
-def task_for(model_config: Any) -> Task:
-    """The Task of a ``trainer.init.model`` section."""
-    return Task(model_config)

@@ -113,6 +113,8 @@ def test_atomic_save_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
     assert (tmp_path / ".checkpoint_10.mdl.tmp").exists()  # what a crash leaves: ignored below
     assert list_checkpoints(tmp_path) == [(5, good)]
     assert torch.equal(torch_load(good)["model"]["w"], torch.ones(2))
+    prune_checkpoints(tmp_path, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_5.mdl"]
 
 
 def test_prune_keeps_the_newest(tmp_path):
