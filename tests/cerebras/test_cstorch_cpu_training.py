@@ -43,7 +43,7 @@ def test_cpu_training_loss_falls_and_a_resumed_run_matches(tiny_data, tmp_path):
     resumed = write_params("ebert_tiny.yaml", tmp_path / "resumed.yaml", tiny_data, tmp_path / "resumed", SETTINGS)
     train(resumed, tmp_path, 20)
     second = train(resumed, tmp_path, 40)
-    assert "checkpoint_20.mdl (step 20;" in second.stdout
+    assert "checkpoint_20.mdl (checkpoint of step 20;" in second.stdout
     assert losses(second.stdout) == {step: seen[step] for step in range(25, 41, 5)}
 
     a = cstorch.load(str(tmp_path / "straight" / "checkpoint_40.mdl"))
