@@ -54,7 +54,7 @@ def data_for(params_file: str, root: Path, learnable: bool = False) -> dict[str,
                                              ("validation", fit.get("val_dataloader") or fit["train_dataloader"]))):
         cells = loader.get("cell_types") or ["GM12878", "K562", "HepG2"]
         labels = (loader.get("labels") or [f"TF{i}" for i in range(model["num_labels"])]) if finetuning else ()
-        windows = max(32, -(-loader["batch_size"] * 5 // 4 // len(cells)))
+        windows = max(48, -(-loader["batch_size"] * 5 // 4 // len(cells)))
         path = root / params_file.removesuffix(".yaml") / split
         build_split(path, shard_windows=(windows - windows // 2, windows // 2), cell_types=cells,
                     k=kmer_size(model["vocab_size"]), tokens_per_bin=model["tokens_per_bin"],
