@@ -60,19 +60,17 @@ class SelfAttention(nn.Module):
         self.head_size = config.hidden_size // config.num_heads
         self.kernel = config.attention_kernel
         self.dropout_p = config.attention_dropout_rate
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        # Query, key and value in one (3H, H) projection: one larger GEMM forward and backward
+        # instead of three, and no sum of three input gradients. Rows [0, H) are the query,
+        # [H, 2H) the key, [2H, 3H) the value (convert.py concatenates BERT's three in that order).
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, seq_len, _ = x.shape
-        return x.view(batch, seq_len, self.num_heads, self.head_size).transpose(1, 2)  # (B, h, L, d)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """hidden (B, L, H), additive mask (B, 1, 1, L) -> (B, L, H)."""
         batch, seq_len, width = hidden.shape
-        q, k, v = self._heads(self.query(hidden)), self._heads(self.key(hidden)), self._heads(self.value(hidden))
+        qkv = self.qkv(hidden).view(batch, seq_len, 3, self.num_heads, self.head_size)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, d)
         mask = mask.to(q.dtype)  # under autocast q may be narrower than the residual stream
         dropout_p = self.dropout_p if self.training else 0.0
         if self.kernel == "sdpa":
