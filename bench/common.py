@@ -30,11 +30,14 @@ def interleaved(
     repeats: int,
     warmup: int = 1,
     sync: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Seconds per call of each case, ``repeats`` times each, interleaved round by round.
 
     Every case runs ``warmup`` untimed calls first (in the same interleaved order). Round r runs
-    the cases in their given order when r is even and reversed when r is odd.
+    the cases in their given order when r is even and reversed when r is odd. ``clock`` is wall
+    time by default; ``time.process_time`` (CPU seconds of this process) is steadier when other
+    jobs share the cores, and is what single-threaded A/B comparisons use.
     """
     names = list(cases)
     for _ in range(warmup):
@@ -44,10 +47,10 @@ def interleaved(
     for round_index in range(repeats):
         for name in names if round_index % 2 == 0 else reversed(names):
             sync()
-            start = time.perf_counter()
+            start = clock()
             cases[name]()
             sync()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
