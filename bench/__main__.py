@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=names, help="run only this benchmark (repeatable)")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results",
                         help="where training.json and SUMMARY.md go (others write to bench/results)")
+    parser.add_argument("--threads", type=int, default=None, help="training benchmark: torch threads")
+    parser.add_argument("--clock", choices=sorted(bench_training.CLOCKS), default="wall",
+                        help="training benchmark: wall time or process CPU seconds")
     args = parser.parse_args(argv)
     selected = ["training"] if args.quick else (args.only or names)
     failed = []
     for name in selected:
         print(f"== {name}", flush=True)
         if name == "training":
-            bench_training.run(quick=args.quick, results=args.results_dir / "training.json")
+            bench_training.run(quick=args.quick, results=args.results_dir / "training.json",
+                               threads=args.threads, clock=args.clock)
             continue
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         code = subprocess.run([sys.executable, str(BENCH_DIR / f"bench_{name}.py")], cwd=ROOT, env=env).returncode

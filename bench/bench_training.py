@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -210,6 +211,7 @@ def run_shape(
     device: torch.device = torch.device("cpu"),
     autocast: Optional[torch.dtype] = None,
     roofline_flop_per_s: Optional[float] = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """Forward and training-step timings of the three cases at one shape, with ratios.
 
@@ -227,7 +229,7 @@ def run_shape(
         ("train_step", lambda m, f: _train_fn(m, f, optimizers[id(m)], device, autocast)),
     ):
         times = interleaved({name: make(m, f) for name, (m, f) in cases.items()},
-                            repeats=repeats, warmup=1, sync=sync)
+                            repeats=repeats, warmup=1, sync=sync, clock=clock)
         stats = {name: summarize(t) for name, t in times.items()}
         for name, entry in stats.items():
             achieved = flops[name][mode] / entry["median_s"]
@@ -281,21 +283,38 @@ def targets(shapes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False, repeats: Optional[int] = None, results: Path = RESULTS) -> dict[str, Any]:
-    """The whole training benchmark; writes ``results`` and returns what it wrote."""
-    torch.set_num_threads(usable_cores())
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def run(
+    quick: bool = False,
+    repeats: Optional[int] = None,
+    results: Path = RESULTS,
+    threads: Optional[int] = None,
+    clock: str = "wall",
+) -> dict[str, Any]:
+    """The whole training benchmark; writes ``results`` and returns what it wrote.
+
+    ``threads`` defaults to the usable cores. ``clock="cpu"`` times CPU seconds of this process
+    instead of wall time: with one thread on a shared machine it leaves out the time other jobs
+    hold the core (the GEMM roofline is then timed the same way).
+    """
+    torch.set_num_threads(threads or usable_cores())
     shapes = QUICK_SHAPES if quick else SHAPES
     repeats = repeats or (2 if quick else 5)
-    gemm = gemm_throughput(size=256 if quick else 2048, repeats=3 if quick else 7)
-    measured = {name: run_shape(shape, repeats, roofline_flop_per_s=gemm["flop_per_s"])
+    timer = CLOCKS[clock]
+    gemm_args = dict(size=256 if quick else 2048, repeats=3 if quick else 7, clock=timer)
+    gemm = gemm_throughput(**gemm_args)
+    measured = {name: run_shape(shape, repeats, roofline_flop_per_s=gemm["flop_per_s"], clock=timer)
                 for name, shape in shapes.items()}
-    gemm_after = gemm_throughput(size=256 if quick else 2048, repeats=3 if quick else 7)
+    gemm_after = gemm_throughput(**gemm_args)
     data = {
         "benchmark": "training",
         "quick": quick,
         "machine": machine(),
         "settings": {
             "dtype": "float32 (CPU)", "threads": torch.get_num_threads(), "repeats": repeats,
+            "clock": clock,
             "order": "interleaved; each round runs ebert, peer, peer_gathered, the next reversed",
             "optimizer": "torch.optim.AdamW(lr=1e-4, weight_decay=0.01, eps=1e-6, fused=True) "
                          "for every case",
@@ -320,8 +339,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats (seconds; for tests)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per case (default 5)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON to write")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: usable cores)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or CPU seconds of this process (steadier on a shared machine)")
     args = parser.parse_args()
-    data = run(quick=args.quick, repeats=args.repeats, results=args.out)
+    data = run(quick=args.quick, repeats=args.repeats, results=args.out, threads=args.threads,
+               clock=args.clock)
     for name, shape in data["shapes"].items():
         for mode in ("forward", "train_step"):
             entry = shape[mode]

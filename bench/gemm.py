@@ -5,7 +5,8 @@ GPU peaks are the vendors' dense (no sparsity) bf16 tensor-core figures from the
 """
 from __future__ import annotations
 
-from typing import Optional
+import time
+from typing import Callable, Optional
 
 import torch
 
@@ -36,7 +37,11 @@ def gpu_peak_bf16(device_name: str) -> Optional[tuple[str, float]]:
 
 
 def gemm_throughput(
-    size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32, device: str = "cpu"
+    size: int = 2048,
+    repeats: int = 5,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median FLOP/s of a (size x size) @ (size x size) matmul (2 * size^3 FLOPs per call)."""
     generator = torch.Generator().manual_seed(0)
@@ -45,7 +50,7 @@ def gemm_throughput(
     out = torch.empty(size, size, device=device, dtype=dtype)
     times = interleaved(
         {"gemm": lambda: torch.matmul(a, b, out=out)},
-        repeats=repeats, warmup=1, sync=synchronizer(torch.device(device)),
+        repeats=repeats, warmup=1, sync=synchronizer(torch.device(device)), clock=clock,
     )["gemm"]
     stats = summarize(times)
     flops = 2.0 * size ** 3

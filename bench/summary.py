@@ -50,7 +50,8 @@ def training_section(data: dict) -> list[str]:
         "",
         f"Machine: {data['machine']['cpu']}, {data['settings']['threads']} threads, torch "
         f"{data['machine']['torch']}, load average at start {data['machine']['load_average_1min_at_start']}. "
-        f"{data['settings']['repeats']} interleaved rounds, medians; ratio > 1 means EBERT is faster.",
+        f"{data['settings']['repeats']} interleaved rounds, medians of {data['settings']['clock']} "
+        "time; ratio > 1 means EBERT is faster.",
         f"Optimizer (all cases): {data['settings']['optimizer']}. Peer: {data['settings']['peer']}.",
         f"Roofline: fp32 GEMM {gemm['size']}^3 at {gemm['flop_per_s'] / 1e9:,.1f} GFLOP/s (median; "
         f"{data['gemm_after']['flop_per_s'] / 1e9:,.1f} when re-measured after the shapes). "
