@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from bench.common import interleaved, machine, summarize, synchronizer, usable_cores, write_json
 from bench.flops import step_flops
-from bench.gemm import gemm_throughput, gpu_peak_bf16
+from bench.gemm import gemm_call, gemm_flops, gemm_throughput, gpu_peak_bf16
 from ebert_modelzoo.models.config import EBertPretrainConfig
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 
@@ -212,11 +212,14 @@ def run_shape(
     autocast: Optional[torch.dtype] = None,
     roofline_flop_per_s: Optional[float] = None,
     clock: Callable[[], float] = time.perf_counter,
+    gemm_size: Optional[int] = None,
 ) -> dict[str, Any]:
     """Forward and training-step timings of the three cases at one shape, with ratios.
 
-    ``roofline_flop_per_s`` (measured GEMM on CPU, datasheet peak on GPU) turns each case's
-    model FLOPs per second into a fraction of it.
+    With ``gemm_size`` a fp32 GEMM of that size is a fourth interleaved case, and each mode's
+    fraction_of_roofline divides the model FLOP/s by that GEMM's FLOP/s measured in the same
+    rounds (so both see the same machine load); otherwise ``roofline_flop_per_s`` (the GPU's
+    datasheet peak) is the denominator.
     """
     cases = _cases(shape, device, autocast)
     flops = model_flops(shape)
@@ -228,8 +231,14 @@ def run_shape(
         ("forward", lambda m, f: _forward_fn(m, f, device, autocast)),
         ("train_step", lambda m, f: _train_fn(m, f, optimizers[id(m)], device, autocast)),
     ):
-        times = interleaved({name: make(m, f) for name, (m, f) in cases.items()},
-                            repeats=repeats, warmup=1, sync=sync, clock=clock)
+        fns = {name: make(m, f) for name, (m, f) in cases.items()}
+        if gemm_size:
+            fns["gemm"] = gemm_call(gemm_size)
+        times = interleaved(fns, repeats=repeats, warmup=1, sync=sync, clock=clock)
+        gemm_stats = summarize(times.pop("gemm")) if gemm_size else None
+        if gemm_stats:
+            gemm_stats["flop_per_s"] = gemm_flops(gemm_size) / gemm_stats["median_s"]
+            roofline_flop_per_s = gemm_stats["flop_per_s"]
         stats = {name: summarize(t) for name, t in times.items()}
         for name, entry in stats.items():
             achieved = flops[name][mode] / entry["median_s"]
@@ -240,6 +249,8 @@ def run_shape(
         ebert_time = stats["ebert"]["median_s"]
         result[mode] = {
             "cases": stats,
+            "roofline_flop_per_s": roofline_flop_per_s,
+            "gemm_interleaved": gemm_stats,
             "ratio_peer_over_ebert": stats["peer"]["median_s"] / ebert_time,
             "ratio_peer_gathered_over_ebert": stats["peer_gathered"]["median_s"] / ebert_time,
         }
@@ -303,11 +314,10 @@ def run(
     shapes = QUICK_SHAPES if quick else SHAPES
     repeats = repeats or (2 if quick else 5)
     timer = CLOCKS[clock]
-    gemm_args = dict(size=256 if quick else 2048, repeats=3 if quick else 7, clock=timer)
-    gemm = gemm_throughput(**gemm_args)
-    measured = {name: run_shape(shape, repeats, roofline_flop_per_s=gemm["flop_per_s"], clock=timer)
+    gemm_size = 256 if quick else 2048
+    gemm = gemm_throughput(size=gemm_size, repeats=3 if quick else 7, clock=timer)
+    measured = {name: run_shape(shape, repeats, clock=timer, gemm_size=gemm_size)
                 for name, shape in shapes.items()}
-    gemm_after = gemm_throughput(**gemm_args)
     data = {
         "benchmark": "training",
         "quick": quick,
@@ -322,9 +332,9 @@ def run(
             "peer": "transformers BertForMaskedLM, attn_implementation='sdpa'",
         },
         "gemm": gemm,
-        "gemm_after": gemm_after,
-        "roofline_note": "fraction_of_roofline = analytic model FLOPs per step (bench/flops.py) / "
-                         "median step time / median FLOP/s of the fp32 GEMM measured before the shapes",
+        "roofline_note": f"fraction_of_roofline = analytic model FLOPs per step (bench/flops.py) / "
+                         f"median step time / median FLOP/s of a {gemm_size}^3 fp32 GEMM timed as "
+                         f"one more interleaved case in the same rounds",
         "shapes": measured,
         "gpu": gpu_section(repeats) if not quick else {"available": torch.cuda.is_available(),
                                                         "reason": "skipped in --quick"},

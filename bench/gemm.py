@@ -36,6 +36,20 @@ def gpu_peak_bf16(device_name: str) -> Optional[tuple[str, float]]:
     return None
 
 
+def gemm_flops(size: int) -> float:
+    """FLOPs of one (size x size) @ (size x size) matmul."""
+    return 2.0 * size**3
+
+
+def gemm_call(size: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Callable[[], None]:
+    """A no-argument function computing one (size x size) @ (size x size) matmul into a buffer."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
+    return lambda: torch.matmul(a, b, out=out)
+
+
 def gemm_throughput(
     size: int = 2048,
     repeats: int = 5,
@@ -44,16 +58,12 @@ def gemm_throughput(
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median FLOP/s of a (size x size) @ (size x size) matmul (2 * size^3 FLOPs per call)."""
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
-    b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
-    out = torch.empty(size, size, device=device, dtype=dtype)
     times = interleaved(
-        {"gemm": lambda: torch.matmul(a, b, out=out)},
+        {"gemm": gemm_call(size, dtype, device)},
         repeats=repeats, warmup=1, sync=synchronizer(torch.device(device)), clock=clock,
     )["gemm"]
     stats = summarize(times)
-    flops = 2.0 * size ** 3
+    flops = gemm_flops(size)
     return {
         "size": size,
         "dtype": str(dtype).replace("torch.", ""),

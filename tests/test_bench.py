@@ -82,6 +82,7 @@ def test_quick_run_writes_json_and_summary(tmp_path):
         for case in cases.values():
             assert case["repeats"] == 2 and 0 < case["min_s"] <= case["median_s"] <= case["max_s"]
             assert case["fraction_of_roofline"] > 0
+        assert entry[mode]["gemm_interleaved"]["flop_per_s"] == entry[mode]["roofline_flop_per_s"] > 0
         ratio = cases["peer"]["median_s"] / cases["ebert"]["median_s"]
         assert abs(entry[mode]["ratio_peer_over_ebert"] - ratio) < 1e-12
     if not torch.cuda.is_available():
