@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Type, TypeVar
+from typing import Any, Collection, Type, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -39,15 +39,18 @@ def _join_path(prefix: str, loc: tuple[Any, ...]) -> str:
     return path
 
 
-def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
+def describe_validation_error(err: ValidationError, prefix: str = "", tags: Collection[str] = ()) -> str:
     """Turn a pydantic error into one line per problem, each starting with the dotted key path.
 
-    Union/discriminator noise (pydantic's tagged-union loc entries such as ``function-after[...]``)
-    is dropped so the path is the one a user sees in the YAML.
+    Union/discriminator noise (pydantic's tagged-union loc entries such as ``function-after[...]``,
+    and the union member ``tags`` a caller names) is dropped so the path is the one a user sees
+    in the YAML.
     """
     lines = []
     for problem in err.errors():
-        loc = tuple(part for part in problem["loc"] if not (isinstance(part, str) and "[" in part))
+        loc = tuple(
+            part for part in problem["loc"] if not (isinstance(part, str) and ("[" in part or part in tags))
+        )
         path = _join_path(prefix, loc) or "<root>"
         if problem["type"] == "extra_forbidden":
             message = "unknown key"
@@ -57,19 +60,23 @@ def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
             message = problem["msg"]
             if message.startswith("Value error, "):
                 message = message[len("Value error, "):]
-            if problem["type"] not in ("value_error", "assertion_error") and "input" in problem:
+            scalar = not isinstance(problem.get("input"), (dict, list))
+            if problem["type"] not in ("value_error", "assertion_error") and "input" in problem and scalar:
                 message += f" (got {problem['input']!r})"
         lines.append(f"{path}: {message}")
     return "; ".join(lines)
 
 
-def parse_section(cls: Type[C], data: Any, prefix: str, source: str | Path | None = None) -> C:
-    """Validate ``data`` as ``cls``; on failure raise ParamsError naming ``source`` and the key path."""
+def parse_section(
+    cls: Type[C], data: Any, prefix: str, source: str | Path | None = None, tags: Collection[str] = ()
+) -> C:
+    """Validate ``data`` as ``cls``; on failure raise ParamsError naming ``source`` and the key path
+    (union member ``tags`` left out of it)."""
     try:
         return cls.model_validate(data)
     except ValidationError as err:
         where = f"{source}: " if source else ""
-        raise ParamsError(where + describe_validation_error(err, prefix)) from None
+        raise ParamsError(where + describe_validation_error(err, prefix, tags)) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -82,6 +82,17 @@ def auprc(scores: Any, labels: Any, weights: Any = None) -> float:
     return float(np.sum(np.diff(recall) * precision))
 
 
+def precision_recall_curve(scores: Any, labels: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at each distinct score threshold, highest threshold first.
+
+    The operating points ``auprc`` sums over (step-wise, no interpolation); empty without positives.
+    """
+    tp, fp, positives, _ = _operating_points(scores, labels, weights)
+    if positives == 0:
+        return np.zeros(0), np.zeros(0)
+    return tp / positives, tp / (tp + fp)
+
+
 def recall_at_fdr(scores: Any, labels: Any, fdr: float, weights: Any = None) -> float:
     """Highest recall at a threshold whose false-discovery rate FP / (TP + FP) is <= ``fdr``.
 

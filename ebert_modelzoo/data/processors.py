@@ -4,9 +4,9 @@ A feature group is in the batch only when both the config asks for it (``use_*``
 holds it; ``features()`` says what a processor yields, under the model config's key names, so the
 trainer can check the two agree before building anything.
 
-Signal values are used as stored: the writer stores them transformed and normalised with the
-track mean/std it records in data_params.json, so the processor only turns NaN (not measured)
-into 0 with signal_mask 0.
+Signal is stored transformed (log1p/arcsinh) but not normalised: the processor applies
+(x - tracks.mean) / tracks.std from data_params.json (the train split's statistics) and turns NaN
+(not measured) into 0 with signal_mask 0.
 """
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ class BatchBuilder:
     cell_type: bool
     token_masking: Optional[TokenMasking] = None
     state_masking: Optional[StateMasking] = None
+    signal_mean: Optional[np.ndarray] = None
+    signal_std: Optional[np.ndarray] = None
     label_index: Optional[np.ndarray] = None
     bin_labels: bool = False
 
@@ -92,7 +94,7 @@ class BatchBuilder:
                 out.update(self.state_masking.apply(states, rng))
             out["chromatin_states"] = states
         if self.signal:
-            signal = arrays[schema.DATASET_SIGNAL].astype(np.float32)
+            signal = (arrays[schema.DATASET_SIGNAL].astype(np.float32) - self.signal_mean) / self.signal_std
             measured = ~np.isnan(signal)
             signal[~measured] = 0.0
             out["signal"] = signal
@@ -223,6 +225,8 @@ class _EBertDataProcessor:
             dna=self.config.use_dna,
             states=self.use_states,
             signal=self.use_signal,
+            signal_mean=self.params.track_mean,
+            signal_std=self.params.track_std,
             cell_type=self.config.use_cell_type,
         )
 

@@ -13,7 +13,8 @@ Each shard holds W windows (W differs per shard) and all C cell types of the spl
     window_start   int64   [W]          0-based start of the window on its contig
     tokens         uint16  [W, n_tok]   DNA token ids, no specials (DNA stored once per window)
     states         uint8   [C, W, N]    chromatin state per bin, 0 = unknown   (if states are used)
-    signal         float16 [C, W, N, T] transformed signal per bin, NaN = missing (if tracks are used)
+    signal         float16 [C, W, N, T] transformed (not normalised) signal per bin, NaN = missing;
+                                        readers apply (x - tracks.mean) / tracks.std (if tracks are used)
     labels         int8    [C, W, K]    1 bound, 0 unbound, -1 ambiguous/missing (fine-tuning only)
     bin_labels     int8    [C, W, N, K] the same per bin (fine-tuning, when bin-level labels are made)
 The epigenome is stored once per (cell type, window) at bin resolution: the C axis comes first

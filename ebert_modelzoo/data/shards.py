@@ -16,6 +16,7 @@ import numpy as np
 
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.data import schema
+from ebert_modelzoo.tokenizer import DNATokenizer
 
 
 class DatasetError(ParamsError):
@@ -24,7 +25,7 @@ class DatasetError(ParamsError):
 
 @dataclass(frozen=True)
 class Vocab:
-    """The token ids a processor needs, read from vocab.txt by token name."""
+    """The token ids a processor needs, from the split's vocab.txt."""
 
     size: int
     pad_id: int
@@ -36,30 +37,26 @@ class Vocab:
     """Ids of the pure ACGT k-mers: the only tokens ever masked or drawn as random replacements."""
 
 
-_SPECIALS = {"pad_id": "[PAD]", "cls_id": "[CLS]", "sep_id": "[SEP]", "mask_id": "[MASK]", "n_id": "[N]"}
-
-
 def load_vocab(path: str | Path) -> Vocab:
-    """Read vocab.txt (line number - 1 = id) and locate the specials and the ACGT k-mers by name.
+    """Read vocab.txt through the tokenizer, which checks it is exactly a valid k-mer vocabulary.
 
     Raises:
         FileNotFoundError: the file is missing.
-        DatasetError: a special token is missing, or the file holds no pure ACGT k-mer.
+        DatasetError: naming the file and line where it is not a valid vocabulary.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: vocabulary file not found")
-    tokens = path.read_text().splitlines()
-    ids = {token: i for i, token in enumerate(tokens)}
-    special = {}
-    for key, token in _SPECIALS.items():
-        if token not in ids:
-            raise DatasetError(f"{path}: special token {token} is missing")
-        special[key] = ids[token]
-    kmer_ids = np.array([i for i, t in enumerate(tokens) if t and set(t) <= set("ACGT")], dtype=np.int32)
-    if kmer_ids.size == 0:
-        raise DatasetError(f"{path}: no pure ACGT k-mer token")
-    return Vocab(size=len(tokens), kmer_ids=kmer_ids, **special)
+    try:
+        tokenizer = DNATokenizer.from_vocab_file(path)
+    except ValueError as err:
+        raise DatasetError(str(err)) from None
+    return Vocab(
+        size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+        cls_id=tokenizer.cls_id,
+        sep_id=tokenizer.sep_id,
+        mask_id=tokenizer.mask_id,
+        n_id=tokenizer.n_id,
+        kmer_ids=np.arange(tokenizer.first_kmer_id, tokenizer.vocab_size, dtype=np.int32),
+    )
 
 
 @dataclass(frozen=True)
@@ -78,6 +75,10 @@ class DataParams:
     num_states: int
     """S of the segmentation model; 0 = the split has no chromatin states."""
     track_names: tuple[str, ...]
+    track_mean: np.ndarray
+    """Per-track mean of the transformed train-split signal (float32 [T])."""
+    track_std: np.ndarray
+    """Per-track std of the transformed train-split signal (float32 [T], > 0)."""
     label_names: tuple[str, ...]
     raw: dict[str, Any]
 
@@ -131,6 +132,13 @@ def load_data_params(data_dir: str | Path) -> DataParams:
     states = raw.get("chromatin_states")
     tracks = raw.get("tracks")
     labels = raw.get("labels")
+    names = tuple(tracks["names"]) if tracks else ()
+    mean = np.asarray(_require(tracks, "mean", path) if tracks else [], dtype=np.float32)
+    std = np.asarray(_require(tracks, "std", path) if tracks else [], dtype=np.float32)
+    if mean.shape != (len(names),) or std.shape != (len(names),):
+        raise DatasetError(f"{path}: tracks.mean and tracks.std need one value per track ({len(names)})")
+    if not (np.isfinite(std).all() and (std > 0).all() and np.isfinite(mean).all()):
+        raise DatasetError(f"{path}: tracks.mean must be finite and tracks.std finite and > 0, got {std.tolist()}")
     return DataParams(
         path=path,
         kind=str(_require(raw, "kind", path)),
@@ -142,7 +150,9 @@ def load_data_params(data_dir: str | Path) -> DataParams:
         num_bins=num_bins,
         cell_types=tuple(_require(raw, "cell_types", path)),
         num_states=int(states["num_states"]) if states else 0,
-        track_names=tuple(tracks["names"]) if tracks else (),
+        track_names=names,
+        track_mean=mean,
+        track_std=std,
         label_names=tuple(labels["names"]) if labels else (),
         raw=raw,
     )

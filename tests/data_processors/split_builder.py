@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -12,15 +11,12 @@ import h5py
 import numpy as np
 
 from ebert_modelzoo.data import schema
+from ebert_modelzoo.tokenizer import DNATokenizer
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[N]"]
-N_ID = 5
-FIRST_KMER = 6
-
-
-def vocab_tokens(k: int) -> list[str]:
-    """The tokenizer's vocabulary layout: specials, [N], then ACGT k-mers in lexicographic order."""
-    return SPECIALS + ["".join(p) for p in product("ACGT", repeat=k)]
+N_ID = DNATokenizer.n_id
+FIRST_KMER = DNATokenizer.first_kmer_id
+TRACK_MEAN = [0.5, -1.0, 2.0, 0.0]
+TRACK_STD = [2.0, 0.5, 1.0, 3.0]
 
 
 @dataclass
@@ -65,7 +61,7 @@ def build_split(
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     n_tok, n_cells, total = tokens_per_bin * num_bins, len(cell_types), sum(shard_windows)
-    vocab = vocab_tokens(k)
+    vocab = DNATokenizer(k).tokens
     tokens = rng.integers(FIRST_KMER, len(vocab), (total, n_tok)).astype(np.uint16)
     tokens[rng.random(tokens.shape) < n_fraction] = N_ID
     states = rng.integers(0, num_states + 1, (n_cells, total, num_bins)).astype(np.uint8) if num_states else None
@@ -110,7 +106,7 @@ def build_split(
         "num_bins": num_bins,
         "cell_types": list(cell_types),
         "chromatin_states": {"num_states": num_states, "names": [f"E{i + 1}" for i in range(num_states)]} if num_states else None,
-        "tracks": {"names": list(tracks), "transform": "arcsinh", "mean": [0.0] * len(tracks), "std": [1.0] * len(tracks)} if tracks else None,
+        "tracks": {"names": list(tracks), "transform": "arcsinh", "mean": TRACK_MEAN[: len(tracks)], "std": TRACK_STD[: len(tracks)]} if tracks else None,
         "labels": {"names": list(labels)} if labels else None,
         "provenance": {},
     }

@@ -9,7 +9,7 @@ import pytest
 from ebert_modelzoo.batch import check_batch
 
 from .helpers import finetuning, original_ids, pretraining, sample_keys
-from .split_builder import build_split
+from .split_builder import TRACK_MEAN, TRACK_STD, build_split
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,9 @@ def _check_values(split, batch, use_states, use_signal):
                 states[pos] = stored[pos]
             assert (states == stored).all()
         if use_signal:
-            stored = split.signal[cell, window].astype(np.float32)
+            tracks = split.signal.shape[-1]
+            mean, std = np.array(TRACK_MEAN[:tracks], np.float32), np.array(TRACK_STD[:tracks], np.float32)
+            stored = (split.signal[cell, window].astype(np.float32) - mean) / std
             measured = ~np.isnan(stored)
             assert (batch["signal_mask"][row].numpy() == measured).all()
             got = batch["signal"][row].numpy()

@@ -9,6 +9,7 @@ import pytest
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.data.processors import PROCESSORS, create_processor
 from ebert_modelzoo.data.config import PretrainingDataProcessorConfig
+from ebert_modelzoo.tokenizer import DNATokenizer
 from ebert_modelzoo.data.shards import DatasetError
 
 from .helpers import finetuning, pretraining
@@ -42,16 +43,22 @@ def test_missing_shard_and_vocab(split):
 
 
 def test_vocab_size_mismatch(split):
+    DNATokenizer(2).save_vocab(split.path / "vocab.txt")
+    with pytest.raises(DatasetError, match=r"vocab.txt: 22 tokens, but .*vocab_size = 10"):
+        pretraining(split)
+
+
+def test_vocab_with_a_stray_line(split):
     with open(split.path / "vocab.txt", "a") as f:
         f.write("EXTRA\n")
-    with pytest.raises(DatasetError, match=r"vocab.txt: 11 tokens, but .*vocab_size = 10"):
+    with pytest.raises(DatasetError, match=r"vocab.txt: 11 lines is not a k-mer vocabulary size"):
         pretraining(split)
 
 
 def test_vocab_without_special(split):
     path = split.path / "vocab.txt"
     path.write_text(path.read_text().replace("[MASK]", "[MSK]"))
-    with pytest.raises(DatasetError, match=r"special token \[MASK\] is missing"):
+    with pytest.raises(DatasetError, match=r"vocab.txt:5: expected token '\[MASK\]', found '\[MSK\]'"):
         pretraining(split)
 
 

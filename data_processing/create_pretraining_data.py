@@ -1,0 +1,7 @@
+"""Build the EBERT pretraining dataset: `python data_processing/create_pretraining_data.py --config CFG`."""
+import sys
+
+from ebert_modelzoo.preprocessing.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("pretraining"))

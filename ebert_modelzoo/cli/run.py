@@ -1,0 +1,171 @@
+"""`python run.py {CPU,GPU,CSX} --params P --mode {train,eval,train_and_eval,eval_all}` with Model
+Zoo's flags. Command-line values override the YAML. Errors print one line to stderr and exit
+with 2 (params) or 1 (data, checkpoint, device)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ebert_modelzoo.config import Params, load_params
+from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.training.backends import BackendOptions, select_backend
+from ebert_modelzoo.training.checkpoint import CheckpointError, list_checkpoints
+from ebert_modelzoo.training.loop import LoadSettings, Trainer
+
+LOGGER = logging.getLogger("ebert_modelzoo")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PARAMS = REPO_ROOT / "params" / "ebert_tiny.yaml"
+MODES = ("train", "eval", "train_and_eval", "eval_all")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Model Zoo's run.py arguments."""
+    parser = argparse.ArgumentParser(prog="run.py", description="Train or evaluate EBERT (Model Zoo run.py flags).")
+    parser.add_argument("target_device", choices=("CPU", "GPU", "CSX"), help="where to run")
+    parser.add_argument("-p", "--params", help=f"params YAML (default: {DEFAULT_PARAMS.relative_to(REPO_ROOT)})")
+    parser.add_argument("-m", "--mode", choices=MODES, default="train")
+    parser.add_argument("-o", "--model_dir", help="checkpoints, events and metrics (overrides trainer.init.model_dir)")
+    parser.add_argument("--checkpoint_path", help="checkpoint to load (default: the newest in model_dir)")
+    parser.add_argument("--load_checkpoint_states",
+                        help="comma-separated: all or some of model,optimizer,schedulers,grad_scaler,dataloader,step,rng")
+    parser.add_argument("--disable_strict_checkpoint_loading", action="store_true", default=None,
+                        help="allow missing/unexpected weights (new heads when fine-tuning)")
+    parser.add_argument("--max_steps", type=int, help="total training steps (overrides loop.max_steps)")
+    parser.add_argument("--eval_steps", type=int, help="batches per evaluation (overrides loop.eval_steps)")
+    parser.add_argument("--num_steps", type=int, help="steps to run in this invocation (train: more steps; eval: batches)")
+    parser.add_argument("--logging", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="log level (DEBUG also shows tracebacks)")
+    csx = parser.add_argument_group("CSX")
+    only = csx.add_mutually_exclusive_group()
+    only.add_argument("--compile_only", action="store_true", help="compile without running (needs a cluster)")
+    only.add_argument("--validate_only", action="store_true", help="trace and lower one step locally")
+    csx.add_argument("--num_csx", type=int, default=1)
+    csx.add_argument("--mgmt_address")
+    csx.add_argument("--credentials_path")
+    csx.add_argument("--mount_dirs", nargs="*", default=[])
+    csx.add_argument("--python_paths", nargs="*", default=[])
+    csx.add_argument("--compile_dir")
+    csx.add_argument("--job_labels", nargs="*", default=[])
+    gpu = parser.add_argument_group("GPU")
+    gpu.add_argument("--dist_addr", help="MASTER_ADDR:PORT of torch.distributed")
+    gpu.add_argument("--dist_backend", help="torch.distributed backend (nccl, gloo)")
+    gpu.add_argument("--init_method", help="torch.distributed init_method (default env://)")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Dotted trainer-form keys set by command-line flags."""
+    overrides: dict[str, Any] = {"trainer.init.backend.backend_type": args.target_device}
+    if args.model_dir is not None:
+        overrides["trainer.init.model_dir"] = args.model_dir
+    if args.max_steps is not None:
+        overrides["trainer.init.loop.max_steps"] = args.max_steps
+    if args.eval_steps is not None:
+        overrides["trainer.init.loop.eval_steps"] = args.eval_steps
+    if args.disable_strict_checkpoint_loading:
+        overrides["trainer.init.checkpoint.disable_strict_checkpoint_loading"] = True
+    return overrides
+
+
+def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.target_device != "CSX":
+        for flag in ("compile_only", "validate_only", "mgmt_address", "credentials_path", "compile_dir"):
+            if getattr(args, flag):
+                parser.error(f"--{flag} is only for target CSX")
+    if args.target_device != "GPU":
+        for flag in ("dist_addr", "dist_backend", "init_method"):
+            if getattr(args, flag):
+                parser.error(f"--{flag} is only for target GPU")
+
+
+def _used_loaders(params: Params, mode: str) -> list[str]:
+    """Dotted paths of the dataloaders a mode reads (only those must exist on disk)."""
+    trainer = params.trainer
+    if mode in ("train", "train_and_eval"):
+        paths = ["trainer.fit.train_dataloader"]
+        if mode == "train_and_eval":
+            paths.append("trainer.fit.val_dataloader")
+        return paths
+    if mode == "eval":
+        return ["trainer.validate.val_dataloader" if trainer.validate_ else "trainer.fit.val_dataloader"]
+    return [path for path, _ in params.dataloaders() if path.startswith("trainer.validate_all")] or (
+        ["trainer.validate.val_dataloader"] if trainer.validate_ else ["trainer.fit.val_dataloader"]
+    )
+
+
+def _loader(params: Params, path: str) -> Any:
+    for found, loader in params.dataloaders():
+        if found == path:
+            return loader
+    section = path.rsplit(".", 1)[0]
+    raise ParamsError(f"{path}: required for this mode but {section} has none")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Load the params, pick a backend and run the mode."""
+    params_path = Path(args.params) if args.params else DEFAULT_PARAMS
+    if not args.params:
+        LOGGER.info("no --params given: using %s", params_path)
+    params = load_params(params_path, overrides_from_args(args))
+    loaders = _used_loaders(params, args.mode)
+    for path in loaders:
+        _loader(params, path)
+    model_dir = Path(params.trainer.init.model_dir)
+    options = BackendOptions(
+        target=args.target_device, model_dir=model_dir, dist_addr=args.dist_addr,
+        dist_backend=args.dist_backend, init_method=args.init_method, compile_only=args.compile_only,
+        validate_only=args.validate_only, num_csx=args.num_csx, mgmt_address=args.mgmt_address,
+        credentials_path=args.credentials_path, mount_dirs=args.mount_dirs, python_paths=args.python_paths,
+        compile_dir=args.compile_dir, job_labels=args.job_labels,
+    )
+    backend = select_backend(options)
+    if not backend.is_main:
+        LOGGER.setLevel(logging.WARNING)  # one process reports
+    try:
+        trainer = Trainer(params, backend, params_path, model_dir)
+        explicit = Path(args.checkpoint_path) if args.checkpoint_path else None
+        if args.mode in ("train", "train_and_eval"):
+            fit = params.trainer.fit
+            initial = Path(fit.ckpt_path) if fit is not None and fit.ckpt_path else None
+            trainer.restore(LoadSettings(explicit, args.load_checkpoint_states, initial))
+            trainer.fit(num_steps=args.num_steps, evaluate_during=args.mode == "train_and_eval")
+        elif args.mode == "eval":
+            validate = params.trainer.validate_
+            initial = Path(validate.ckpt_path) if validate is not None and validate.ckpt_path else None
+            if explicit is None and initial is None and not list_checkpoints(model_dir):
+                raise FileNotFoundError(f"{model_dir}: no checkpoint to evaluate (give --checkpoint_path)")
+            trainer.restore(LoadSettings(explicit or initial, args.load_checkpoint_states))
+            trainer.validate(_loader(params, loaders[0]), args.num_steps, loader_path=loaders[0])
+        else:
+            validate_all = params.trainer.validate_all
+            paths = [Path(args.checkpoint_path)] if args.checkpoint_path else (
+                [Path(p) for p in validate_all.ckpt_paths] if validate_all and validate_all.ckpt_paths else None
+            )
+            trainer.validate_all([(p, _loader(params, p)) for p in loaders], paths, args.num_steps)
+    finally:
+        backend.close()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of run.py; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_flags(args, parser)
+    logging.basicConfig(level=getattr(logging, args.logging), format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stdout)
+    try:
+        run(args)
+    except ParamsError as err:
+        if args.logging == "DEBUG":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError, FloatingPointError) as err:
+        if args.logging == "DEBUG":
+            raise
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,571 @@
+"""The params file: a strict schema of Model Zoo's "trainer" form, the legacy flat form converted
+to it, cross-field checks, and ``load_params`` (used by run.py and cszoo).
+
+Trainer form::
+
+    trainer:
+      init: {backend, model_dir, seed, model, optimizer, schedulers, precision, loop, checkpoint,
+             logging}
+      fit: {train_dataloader, val_dataloader, ckpt_path}
+      validate: {val_dataloader, ckpt_path}
+      validate_all: {val_dataloaders, ckpt_paths}
+
+Every error is a one-line ParamsError naming the file and the dotted key path.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
+
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+
+from ebert_modelzoo.config_base import ParamsError, StrictConfig, parse_section, read_yaml
+from ebert_modelzoo.data.config import FinetuningDataProcessorConfig, PretrainingDataProcessorConfig
+from ebert_modelzoo.models.config import EBertFinetuneConfig, EBertPretrainConfig
+
+ModelConfig = Annotated[Union[EBertPretrainConfig, EBertFinetuneConfig], Field(discriminator="name")]
+DataLoaderSection = Annotated[
+    Union[PretrainingDataProcessorConfig, FinetuningDataProcessorConfig],
+    Field(discriminator="data_processor"),
+]
+
+# Union member tags pydantic puts into error locations; left out of the key paths we print.
+_UNION_TAGS = ("ebert", "ebert_finetune", "EBertPretrainingDataProcessor", "EBertFinetuningDataProcessor")
+
+# Which data processor feeds which model.
+PROCESSOR_OF_MODEL = {
+    "ebert": "EBertPretrainingDataProcessor",
+    "ebert_finetune": "EBertFinetuningDataProcessor",
+}
+
+
+class BackendConfig(StrictConfig):
+    """Where the run executes."""
+
+    backend_type: Literal["CPU", "GPU", "CSX"] = "CPU"
+    """CPU, GPU (CUDA, torchrun for several) or CSX (a Cerebras system, through cerebras.pytorch)."""
+
+
+class AdamWConfig(StrictConfig):
+    """torch.optim.AdamW / cstorch.optim.AdamW settings."""
+
+    learning_rate: Optional[float] = None
+    """Constant learning rate; leave out when `schedulers` sets it."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay; never applied to biases and LayerNorm weights."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adam beta1, beta2."""
+    eps: float = 1e-6
+    """Adam epsilon (BERT's 1e-6)."""
+    correct_bias: bool = True
+    """Adam bias correction (BERT's original optimizer had none; torch's AdamW always has it)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "AdamWConfig":
+        if self.learning_rate is not None and self.learning_rate < 0:
+            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
+        if self.eps <= 0:
+            raise ValueError(f"eps must be > 0, got {self.eps}")
+        return self
+
+
+class OptimizerConfig(StrictConfig):
+    """One key naming the optimizer (Model Zoo's form)."""
+
+    AdamW: AdamWConfig
+    """AdamW, the BERT optimizer."""
+
+
+class LinearLRConfig(StrictConfig):
+    """Learning rate moving linearly from `initial_learning_rate` to `end_learning_rate`."""
+
+    initial_learning_rate: float
+    """Learning rate at the first step of this phase."""
+    end_learning_rate: float
+    """Learning rate reached after `total_iters` steps (and kept after them)."""
+    total_iters: int
+    """Length of this phase in steps."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "LinearLRConfig":
+        if self.total_iters < 1:
+            raise ValueError(f"total_iters must be >= 1, got {self.total_iters}")
+        if self.initial_learning_rate < 0 or self.end_learning_rate < 0:
+            raise ValueError("learning rates must be >= 0")
+        return self
+
+
+class LinearLRItem(StrictConfig):
+    """`- LinearLR: {...}`"""
+
+    LinearLR: LinearLRConfig
+
+
+class SequentialLRConfig(StrictConfig):
+    """Phases run one after the other (e.g. linear warmup from 0, then linear decay)."""
+
+    schedulers: list[LinearLRItem]
+    """The phases, in order; each starts where the previous one's total_iters end."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "SequentialLRConfig":
+        if not self.schedulers:
+            raise ValueError("schedulers must hold at least one LinearLR")
+        return self
+
+
+class SequentialLRItem(StrictConfig):
+    """`- SequentialLR: {schedulers: [...]}`"""
+
+    SequentialLR: SequentialLRConfig
+
+
+def _scheduler_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "[SequentialLR]" if "SequentialLR" in value else "[LinearLR]"
+    return "[SequentialLR]" if isinstance(value, SequentialLRItem) else "[LinearLR]"
+
+
+SchedulerItem = Annotated[
+    # Tags in brackets are left out of error paths (config_base), keeping the YAML's own keys.
+    Union[Annotated[SequentialLRItem, Tag("[SequentialLR]")], Annotated[LinearLRItem, Tag("[LinearLR]")]],
+    Discriminator(_scheduler_kind),
+]
+
+
+class PrecisionConfig(StrictConfig):
+    """Mixed precision and gradient handling."""
+
+    enabled: bool = False
+    """Run matmuls in `fp16_type` (weights and optimizer state stay float32)."""
+    fp16_type: Literal["cbfloat16", "bfloat16", "float16"] = "bfloat16"
+    """Half type: cbfloat16 exists only on CSX (plain torch runs it as bfloat16)."""
+    loss_scaling_factor: Union[float, str] = 1.0
+    """Loss scale for float16/cbfloat16: "dynamic" or a constant (plain torch skips a step whose
+    gradients overflow and halves the constant then). bfloat16 needs none on plain torch."""
+    max_gradient_norm: Optional[float] = None
+    """Clip the global gradient norm to this value; null = no clipping."""
+
+    @field_validator("loss_scaling_factor")
+    @classmethod
+    def _check_scale(cls, value: Union[float, str]) -> Union[float, str]:
+        if value == "dynamic" or (isinstance(value, float) and value > 0):
+            return value
+        raise ValueError(f"must be 'dynamic' or a number > 0, got {value!r}")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PrecisionConfig":
+        if self.max_gradient_norm is not None and self.max_gradient_norm <= 0:
+            raise ValueError(f"max_gradient_norm must be > 0, got {self.max_gradient_norm}")
+        return self
+
+
+class LoopConfig(StrictConfig):
+    """How long to train and how often to evaluate."""
+
+    max_steps: int
+    """Total optimizer steps of the run (a resumed run stops at the same total)."""
+    eval_frequency: Optional[int] = None
+    """Evaluate every this many steps in train_and_eval mode (null = only at the end)."""
+    eval_steps: Optional[int] = None
+    """Batches per evaluation (null = one pass over the validation data)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "LoopConfig":
+        for key in ("max_steps", "eval_frequency", "eval_steps"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
+        return self
+
+
+CHECKPOINT_STATES = ("model", "optimizer", "schedulers", "grad_scaler", "dataloader", "step", "rng")
+
+
+def parse_checkpoint_states(value: str) -> tuple[str, ...]:
+    """`all` or a comma-separated subset of CHECKPOINT_STATES (Model Zoo's `lr_scheduler` accepted)."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if names == ["all"]:
+        return CHECKPOINT_STATES
+    aliases = {"lr_scheduler": "schedulers", "dataloader_state": "dataloader"}
+    states = []
+    for name in names:
+        name = aliases.get(name, name)
+        if name not in CHECKPOINT_STATES:
+            raise ValueError(
+                f"unknown checkpoint state {name!r}; choose 'all' or some of {', '.join(CHECKPOINT_STATES)}"
+            )
+        states.append(name)
+    if not states:
+        raise ValueError("load_checkpoint_states is empty")
+    return tuple(states)
+
+
+class CheckpointConfig(StrictConfig):
+    """When checkpoints are written and how they are loaded."""
+
+    steps: Optional[int] = None
+    """Write a checkpoint every this many steps (the last step is always saved); null = last only."""
+    keep_last: Optional[int] = None
+    """Keep only the newest this many checkpoints in model_dir; null = keep all."""
+    autoload_last_checkpoint: bool = True
+    """Resume from the newest checkpoint in model_dir when no checkpoint path is given."""
+    load_checkpoint_states: str = "all"
+    """Comma-separated states to load: all, or some of model,optimizer,schedulers,grad_scaler,
+    dataloader,step,rng."""
+    disable_strict_checkpoint_loading: bool = False
+    """Allow missing/unexpected model weights (e.g. new fine-tuning heads on a pre-trained encoder)."""
+
+    @field_validator("load_checkpoint_states")
+    @classmethod
+    def _check_states(cls, value: str) -> str:
+        parse_checkpoint_states(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "CheckpointConfig":
+        for key in ("steps", "keep_last"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
+        return self
+
+
+class LoggingConfig(StrictConfig):
+    """Console and TensorBoard logging."""
+
+    log_steps: int = 50
+    """Log loss, learning rate and throughput every this many steps."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "LoggingConfig":
+        if self.log_steps < 1:
+            raise ValueError(f"log_steps must be >= 1, got {self.log_steps}")
+        return self
+
+
+class InitConfig(StrictConfig):
+    """`trainer.init`: everything that is fixed for the whole run."""
+
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    """Target device."""
+    model_dir: str = "./model_dir"
+    """Checkpoints, TensorBoard events and metrics go here."""
+    seed: int = 1
+    """Seeds torch, numpy and python RNGs (initial weights, dropout)."""
+    model: ModelConfig
+    """The model, selected by `name`."""
+    optimizer: OptimizerConfig
+    """The optimizer, one key naming it."""
+    schedulers: Optional[list[SchedulerItem]] = None
+    """Learning-rate schedule; null = the optimizer's constant learning_rate."""
+    precision: PrecisionConfig = Field(default_factory=PrecisionConfig)
+    """Mixed precision, loss scaling, gradient clipping."""
+    loop: LoopConfig
+    """Steps and evaluation cadence."""
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    """Checkpoint cadence and loading."""
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """Logging cadence."""
+
+    @model_validator(mode="after")
+    def _check_learning_rate(self) -> "InitConfig":
+        has_lr = self.optimizer.AdamW.learning_rate is not None
+        if has_lr and self.schedulers:
+            raise ValueError("give either optimizer.AdamW.learning_rate or schedulers, not both")
+        if not has_lr and not self.schedulers:
+            raise ValueError("no learning rate: set optimizer.AdamW.learning_rate or schedulers")
+        if self.schedulers is not None and len(self.schedulers) != 1:
+            raise ValueError(f"schedulers must hold exactly one entry, got {len(self.schedulers)}")
+        return self
+
+
+class FitConfig(StrictConfig):
+    """`trainer.fit`: training (and in-training evaluation) data."""
+
+    train_dataloader: DataLoaderSection
+    """Training data."""
+    val_dataloader: Optional[DataLoaderSection] = None
+    """Validation data for train_and_eval."""
+    ckpt_path: Optional[str] = None
+    """Checkpoint to start from (e.g. a pre-training checkpoint for fine-tuning)."""
+
+
+class ValidateConfig(StrictConfig):
+    """`trainer.validate`: one evaluation run."""
+
+    val_dataloader: DataLoaderSection
+    """Evaluation data."""
+    ckpt_path: Optional[str] = None
+    """Checkpoint to evaluate (default: the newest in model_dir)."""
+
+
+class ValidateAllConfig(StrictConfig):
+    """`trainer.validate_all`: evaluate every checkpoint in model_dir."""
+
+    val_dataloaders: list[DataLoaderSection]
+    """Evaluation data (one section or a list of them)."""
+    ckpt_paths: Optional[list[str]] = None
+    """Checkpoints to evaluate (default: all in model_dir, in step order)."""
+
+    @field_validator("val_dataloaders", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+
+class TrainerConfig(StrictConfig):
+    """`trainer`"""
+
+    init: InitConfig
+    """Model, optimizer, schedule, precision, loop, checkpoints, logging."""
+    fit: Optional[FitConfig] = None
+    """Training data (modes train and train_and_eval)."""
+    validate_: Optional[ValidateConfig] = Field(default=None, alias="validate")
+    """Evaluation data (mode eval); `validate` in the YAML (the name is taken by pydantic)."""
+    validate_all: Optional[ValidateAllConfig] = None
+    """Evaluation data of every checkpoint (mode eval_all)."""
+
+
+class Params(StrictConfig):
+    """A whole params file."""
+
+    trainer: TrainerConfig
+
+    def dataloaders(self) -> list[tuple[str, Any]]:
+        """Every dataloader section with its dotted key path."""
+        found: list[tuple[str, Any]] = []
+        fit, validate, validate_all = self.trainer.fit, self.trainer.validate_, self.trainer.validate_all
+        if fit is not None:
+            found.append(("trainer.fit.train_dataloader", fit.train_dataloader))
+            if fit.val_dataloader is not None:
+                found.append(("trainer.fit.val_dataloader", fit.val_dataloader))
+        if validate is not None:
+            found.append(("trainer.validate.val_dataloader", validate.val_dataloader))
+        if validate_all is not None:
+            found += [(f"trainer.validate_all.val_dataloaders[{i}]", d)
+                      for i, d in enumerate(validate_all.val_dataloaders)]
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what a checkpoint stores and what re-validates to the same Params)."""
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+# ----------------------------------------------------------------------------- legacy flat form
+
+_LEGACY_TOP = ("train_input", "eval_input", "model", "optimizer", "runconfig")
+# runconfig key -> (trainer.init section, key)
+_LEGACY_RUNCONFIG = {
+    "max_steps": ("loop", "max_steps"),
+    "eval_steps": ("loop", "eval_steps"),
+    "eval_frequency": ("loop", "eval_frequency"),
+    "checkpoint_steps": ("checkpoint", "steps"),
+    "keep_checkpoint_max": ("checkpoint", "keep_last"),
+    "autoload_last_checkpoint": ("checkpoint", "autoload_last_checkpoint"),
+    "load_checkpoint_states": ("checkpoint", "load_checkpoint_states"),
+    "disable_strict_checkpoint_loading": ("checkpoint", "disable_strict_checkpoint_loading"),
+    "log_steps": ("logging", "log_steps"),
+    "model_dir": (None, "model_dir"),
+    "seed": (None, "seed"),
+    "target_device": ("backend", "backend_type"),
+    "checkpoint_path": ("fit", "ckpt_path"),
+}
+_LEGACY_OPTIMIZER_ADAMW = ("weight_decay", "betas", "eps", "correct_bias")
+_LEGACY_PRECISION_OPTIMIZER = ("loss_scaling_factor", "max_gradient_norm")
+_LEGACY_PRECISION_MODEL = {"mixed_precision": "enabled", "fp16_type": "fp16_type"}
+
+
+def is_legacy(data: Mapping[str, Any]) -> bool:
+    """True for the flat form (train_input/eval_input/model/optimizer/runconfig at the top)."""
+    return "trainer" not in data and any(key in data for key in _LEGACY_TOP)
+
+
+def _legacy_schedule(value: Any, where: str) -> list[dict[str, Any]]:
+    """Legacy `learning_rate: [{scheduler: Linear, ...}, ...]` -> trainer-form `schedulers`."""
+    phases = value if isinstance(value, list) else [value]
+    items = []
+    for i, phase in enumerate(phases):
+        path = f"{where}[{i}]" if isinstance(value, list) else where
+        if not isinstance(phase, dict):
+            raise ParamsError(f"{path}: expected a mapping, got {phase!r}")
+        phase = dict(phase)
+        kind = phase.pop("scheduler", None)
+        if kind not in ("Linear", "LinearLR"):
+            raise ParamsError(f"{path}.scheduler: only Linear is supported, got {kind!r}")
+        items.append({"LinearLR": phase})
+    return [{"SequentialLR": {"schedulers": items}}]
+
+
+def convert_legacy(data: Mapping[str, Any], source: str | Path | None = None) -> dict[str, Any]:
+    """Convert the flat form to the trainer form; unknown legacy keys are errors naming their path."""
+    where = f"{source}: " if source else ""
+    for key in data:
+        if key not in _LEGACY_TOP:
+            raise ParamsError(f"{where}{key}: unknown key (legacy form takes {', '.join(_LEGACY_TOP)})")
+    init: dict[str, Any] = {}
+    trainer: dict[str, Any] = {"init": init}
+
+    def section(name: str) -> dict[str, Any]:
+        if name in ("fit",):
+            return trainer.setdefault(name, {})
+        return init.setdefault(name, {})
+
+    model = dict(data.get("model") or {})
+    precision = {}
+    for old, new in _LEGACY_PRECISION_MODEL.items():
+        if old in model:
+            precision[new] = model.pop(old)
+    optimizer = dict(data.get("optimizer") or {})
+    for key in _LEGACY_PRECISION_OPTIMIZER:
+        if key in optimizer:
+            precision[key] = optimizer.pop(key)
+    if precision:
+        init["precision"] = precision
+
+    train_input, eval_input = data.get("train_input"), data.get("eval_input")
+    if "name" not in model:
+        processor = (train_input or eval_input or {}).get("data_processor")
+        names = {proc: name for name, proc in PROCESSOR_OF_MODEL.items()}
+        if processor in names:
+            model["name"] = names[processor]
+    init["model"] = model
+
+    optimizer_type = optimizer.pop("optimizer_type", "AdamW")
+    if optimizer_type != "AdamW":
+        raise ParamsError(f"{where}optimizer.optimizer_type: only AdamW is supported, got {optimizer_type!r}")
+    adamw: dict[str, Any] = {}
+    if "learning_rate" in optimizer:
+        lr = optimizer.pop("learning_rate")
+        if isinstance(lr, (int, float)):
+            adamw["learning_rate"] = lr
+        else:
+            init["schedulers"] = _legacy_schedule(lr, f"{where}optimizer.learning_rate")
+    if "beta1" in optimizer or "beta2" in optimizer:
+        adamw["betas"] = [optimizer.pop("beta1", 0.9), optimizer.pop("beta2", 0.999)]
+    if "epsilon" in optimizer:
+        adamw["eps"] = optimizer.pop("epsilon")
+    for key in _LEGACY_OPTIMIZER_ADAMW:
+        if key in optimizer:
+            adamw[key] = optimizer.pop(key)
+    optimizer.pop("disable_lr_steps_reset", None)  # always the case here: steps never reset
+    for key in optimizer:
+        raise ParamsError(f"{where}optimizer.{key}: unknown key")
+    init["optimizer"] = {"AdamW": adamw}
+
+    for key, value in (data.get("runconfig") or {}).items():
+        if key not in _LEGACY_RUNCONFIG:
+            raise ParamsError(f"{where}runconfig.{key}: unknown key")
+        target, name = _LEGACY_RUNCONFIG[key]
+        (init if target is None else section(target))[name] = value
+
+    if train_input is not None:
+        fit = section("fit")
+        fit["train_dataloader"] = train_input
+        if eval_input is not None:
+            fit["val_dataloader"] = eval_input
+    if eval_input is not None:
+        trainer["validate"] = {"val_dataloader": eval_input}
+        trainer["validate_all"] = {"val_dataloaders": eval_input}
+    return {"trainer": trainer}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``trainer.init.loop.max_steps``) in a copy of ``data``; mappings are created."""
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ParamsError(f"{dotted}: cannot override, {part} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def check_params(params: Params, source: str | Path | None = None) -> None:
+    """Cross-field rules that need more than one section; errors name both keys."""
+    where = f"{source}: " if source else ""
+    model = params.trainer.init.model
+    for path, loader in params.dataloaders():
+        expected = PROCESSOR_OF_MODEL[model.name]
+        if loader.data_processor != expected:
+            raise ParamsError(
+                f"{where}{path}.data_processor: model {model.name!r} needs {expected}, got {loader.data_processor}"
+            )
+        if model.max_position_embeddings < loader.max_sequence_length:
+            raise ParamsError(
+                f"{where}trainer.init.model.max_position_embeddings ({model.max_position_embeddings}) is "
+                f"smaller than {path}.max_sequence_length ({loader.max_sequence_length})"
+            )
+        if model.num_chromatin_states > 0 and not loader.use_chromatin_states:
+            raise ParamsError(
+                f"{where}{path}.use_chromatin_states is false but trainer.init.model.num_chromatin_states "
+                f"is {model.num_chromatin_states}; set it to 0 for a model without state input"
+            )
+        if model.num_signal_tracks > 0 and not loader.use_signal:
+            raise ParamsError(
+                f"{where}{path}.use_signal is false but trainer.init.model.num_signal_tracks is "
+                f"{model.num_signal_tracks}; set it to 0 for a model without signal input"
+            )
+        if loader.use_cell_type != (model.num_cell_types > 0):
+            raise ParamsError(
+                f"{where}{path}.use_cell_type is {str(loader.use_cell_type).lower()} but "
+                f"trainer.init.model.num_cell_types is {model.num_cell_types}; "
+                "a cell-type input needs both"
+            )
+        if model.name == "ebert_finetune":
+            if loader.labels is not None and len(loader.labels) != model.num_labels:
+                raise ParamsError(
+                    f"{where}trainer.init.model.num_labels ({model.num_labels}) != number of labels "
+                    f"selected in {path}.labels ({len(loader.labels)})"
+                )
+            if loader.label_level != model.head:
+                raise ParamsError(
+                    f"{where}{path}.label_level ({loader.label_level}) != trainer.init.model.head ({model.head})"
+                )
+        elif model.state_mlm_loss_weight > 0 and path == "trainer.fit.train_dataloader":
+            if loader.state_mask_rate == 0:
+                raise ParamsError(
+                    f"{where}{path}.state_mask_rate is 0 but trainer.init.model.state_mlm_loss_weight "
+                    f"is {model.state_mlm_loss_weight}: the state objective would get no targets"
+                )
+
+
+def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read, convert (legacy form), override, validate and cross-check a params file.
+
+    Args:
+        path: the YAML file.
+        overrides: dotted trainer-form keys to set before validation (command-line values).
+
+    Raises:
+        ParamsError: one line naming the file and the key.
+    """
+    data = read_yaml(path)
+    if is_legacy(data):
+        data = convert_legacy(data, path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    params = parse_section(Params, data, "", path, _UNION_TAGS)
+    check_params(params, path)
+    return params
+
+
+def params_from_dict(data: Mapping[str, Any], source: str = "<checkpoint>") -> Params:
+    """Validate an already-loaded trainer-form dict (e.g. the copy a checkpoint stores)."""
+    params = parse_section(Params, dict(data), "", source, _UNION_TAGS)
+    check_params(params, source)
+    return params

@@ -1,0 +1,461 @@
+"""Orchestration: check every input, build the shards (workers, machines), write data_params.json.
+
+Order of a run: (1) read and check all inputs (FASTA, bigWig headers, segmentation BEDs, labels,
+blacklist), so bad input stops the run before anything is written; (2) build this machine's shards
+(``--shard I/N`` takes the tasks with ``task_number % N == I``), skipping finished ones; (3) when
+every shard of every split is finished, write vocab.txt and, last, data_params.json per split.
+Normalisation statistics always come from the train split.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from ebert_modelzoo.data import schema
+from ebert_modelzoo.preprocessing.config import PreprocessingConfig
+from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.preprocessing.genome import Genome
+from ebert_modelzoo.preprocessing.labels import DreamLabels, PeakLabels, read_dream_tsv, read_peaks
+from ebert_modelzoo.preprocessing.segmentation import Segmentation, read_segmentation
+from ebert_modelzoo.preprocessing.tracks import TRANSFORMS, BigWigTrack, bin_means
+from ebert_modelzoo.preprocessing.windows import Blacklist, Region, ShardTask, parse_splits, shard_tasks
+from ebert_modelzoo.preprocessing.writer import (SIDECAR_PATTERN, atomic_write_json, finished_sidecar,
+                                                 sha256_file, write_shard, write_sidecar)
+from ebert_modelzoo.tokenizer import DNATokenizer
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["pretraining", "finetuning"]
+_NON_ACGT = np.ones(256, dtype=bool)
+_NON_ACGT[[ord(b) for b in "ACGT"]] = False
+
+
+@dataclass
+class Plan:
+    """Everything a worker needs, checked up front; file handles are opened per process."""
+
+    config: PreprocessingConfig
+    kind: Kind
+    output_dir: Path
+    genome_lengths: dict[str, int]
+    contigs: list[str]
+    regions: dict[str, list[Region]]
+    cell_types: list[str]
+    track_names: list[str]
+    segmentations: list[Optional[Segmentation]]
+    num_states: int
+    state_names: list[str]
+    blacklist: Blacklist
+    label_names: list[str] = field(default_factory=list)
+    dream: list[Optional[DreamLabels]] = field(default_factory=list)
+    peaks: list[dict[str, PeakLabels]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def use_states(self) -> bool:
+        return any(s is not None for s in self.segmentations)
+
+    @property
+    def use_signal(self) -> bool:
+        return bool(self.track_names)
+
+
+def _input_files(config: PreprocessingConfig) -> list[tuple[str, str]]:
+    files = [("genome", config.genome.fasta)]
+    if config.windows.blacklist:
+        files.append(("blacklist", config.windows.blacklist))
+    for cell in config.cell_types:
+        if cell.segmentation:
+            files.append((f"segmentation:{cell.name}", cell.segmentation))
+        files.extend((f"track:{cell.name}:{a}", p) for a, p in sorted(cell.tracks.items()))
+    if config.labels:
+        for tf in config.labels.tfs:
+            if tf.dream_tsv:
+                files.append((f"labels:{tf.name}", tf.dream_tsv))
+            files.extend((f"peaks:{tf.name}:{c}", p) for c, p in sorted(tf.peaks.items()))
+    return files
+
+
+def _checksums(files: list[tuple[str, str]], cache_path: Path) -> list[dict[str, Any]]:
+    """Size and sha256 of each input; hashes are cached by (path, size, mtime) across reruns."""
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    out = []
+    for role, path in files:
+        st = os.stat(path)
+        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        if key not in cache:
+            cache[key] = sha256_file(path)
+        out.append({"role": role, "path": path, "size": st.st_size, "sha256": cache[key]})
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cache_path, cache)
+    return out
+
+
+def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str] = None) -> Plan:
+    """Read and check every input named by ``config``; raises InputError on the first problem."""
+    genome = Genome(config.genome.fasta, config.genome.build_index)
+    lengths = genome.lengths
+    for _, path in _input_files(config):
+        if not Path(path).is_file():
+            raise InputError(f"{path}: file not found")
+    regions = parse_splits(
+        {"train": config.split.train, "validation": config.split.validation, "test": config.split.test},
+        genome.names, lengths,
+    )
+    used = {r.contig for rs in regions.values() for r in rs}
+    contigs = [c for c in genome.names if c in used]
+    cell_types = [c.name for c in config.cell_types]
+    track_names = config.signal.tracks or sorted({a for c in config.cell_types for a in c.tracks})
+    for cell in config.cell_types:
+        for assay in cell.tracks:
+            if assay not in track_names:
+                raise InputError(f"cell_types[{cell.name}].tracks.{assay}: not in signal.tracks {track_names}")
+        for path in cell.tracks.values():
+            BigWigTrack(path, lengths)  # header, build and truncation checks
+    segmentations = [read_segmentation(c.segmentation, lengths) if c.segmentation else None
+                     for c in config.cell_types]
+    names: dict[int, str] = {}
+    for seg in segmentations:
+        for state, name in (seg.state_names.items() if seg else ()):
+            if names.setdefault(state, name) != name:
+                raise InputError(f"{seg.path}: state {state} is named {name!r}, another BED names it {names[state]!r}")
+    num_states = config.chromatin_states.num_states or max(names, default=0)
+    if names and max(names) > num_states:
+        raise InputError(f"chromatin_states.num_states is {num_states} but a BED has state {max(names)}")
+    plan = Plan(
+        config=config, kind=kind,
+        output_dir=Path(output_dir or config.output.output_dir),
+        genome_lengths=lengths, contigs=contigs, regions=regions,
+        cell_types=cell_types, track_names=track_names,
+        segmentations=segmentations, num_states=num_states,
+        state_names=[names.get(s, str(s)) for s in range(1, num_states + 1)],
+        blacklist=Blacklist(config.windows.blacklist, lengths),
+    )
+    if config.labels:
+        for tf in config.labels.tfs:
+            plan.label_names.append(tf.name)
+            dream = read_dream_tsv(tf.dream_tsv, lengths, used) if tf.dream_tsv else None
+            for cell in (dream.cell_types if dream else []):
+                if cell not in cell_types:
+                    raise InputError(f"{tf.dream_tsv}: cell type {cell!r} is not in the config's cell_types {cell_types}")
+            for cell in tf.peaks:
+                if cell not in cell_types:
+                    raise InputError(f"labels.tfs[{tf.name}].peaks: cell type {cell!r} is not in cell_types {cell_types}")
+            plan.dream.append(dream)
+            plan.peaks.append({cell: read_peaks(p, lengths) for cell, p in tf.peaks.items()})
+    plan.inputs = _checksums(_input_files(config), plan.output_dir / ".cache" / "checksums.json")
+    plan.settings = config.model_dump(mode="json")
+    plan.settings["output"].pop("output_dir")  # where the data lies is not part of what it is
+    plan.fingerprint = hashlib.sha256(
+        json.dumps({"kind": kind, "config": plan.settings, "inputs": plan.inputs}, sort_keys=True).encode()
+    ).hexdigest()
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# building one shard (runs in worker processes)
+
+_PLAN: Optional[Plan] = None
+_HANDLES: dict[str, Any] = {}
+
+
+def _handles() -> dict[str, Any]:
+    """Per-process FASTA/bigWig handles (never shared across a fork: they hold file offsets)."""
+    if _HANDLES.get("pid") != os.getpid():
+        _HANDLES.clear()
+        cfg = _PLAN.config
+        _HANDLES["pid"] = os.getpid()
+        _HANDLES["genome"] = Genome(cfg.genome.fasta, cfg.genome.build_index)
+        _HANDLES["tracks"] = {(c.name, a): BigWigTrack(p, _PLAN.genome_lengths, announce=False)
+                              for c in cfg.cell_types for a, p in c.tracks.items()}
+    return _HANDLES
+
+
+def _tokens(plan: Plan, genome: Genome, contig: str, span_start: int, seq: np.ndarray,
+            starts: np.ndarray) -> np.ndarray:
+    tokenizer = DNATokenizer(plan.config.tokenizer.k)
+    length = plan.config.windows.window_length
+    try:
+        ids = tokenizer.encode(seq.tobytes())
+    except ValueError as err:
+        pos = int(str(err).rsplit(" ", 1)[-1])
+        w, off = divmod(pos, length)
+        raise InputError(f"{genome.path}: {contig}:{int(starts[w]) + off}: {str(err).rsplit(' at ', 1)[0]}") from None
+    return ids.reshape(len(starts), length // tokenizer.k)
+
+
+def build_shard(task: ShardTask) -> dict[str, Any]:
+    """Build one shard and its sidecar; returns the sidecar record."""
+    plan = _PLAN
+    cfg = plan.config
+    h = _handles()
+    length, bin_size = cfg.windows.window_length, cfg.windows.bin_size
+    n_bins, n_cells, n_tracks = length // bin_size, len(plan.cell_types), len(plan.track_names)
+    transform = TRANSFORMS[cfg.signal.transform]
+    split_dir = plan.output_dir / task.split
+    contig_idx = {c: i for i, c in enumerate(plan.contigs)}
+
+    chroms, starts_out, tokens, states, signal, labels, bin_labels = [], [], [], [], [], [], []
+    dropped_n = dropped_black = 0
+    n_inf = np.zeros(n_tracks, dtype=np.int64)
+    all_contigs = np.asarray(task.contigs)
+    all_starts = np.asarray(task.starts, dtype=np.int64)
+    for contig in dict.fromkeys(task.contigs):
+        starts = all_starts[all_contigs == contig]
+        span_start, span_end = int(starts[0]), int(starts[-1]) + length
+        offsets = (starts - span_start)[:, None] + np.arange(length)  # (W, L) into the span
+        seq = np.frombuffer(h["genome"].fetch(contig, span_start, span_end), dtype=np.uint8)[offsets]
+        too_many_n = _NON_ACGT[seq].mean(axis=1) > cfg.windows.max_n_fraction
+        black = plan.blacklist.overlaps(contig, starts, length) & ~too_many_n
+        keep = ~too_many_n & ~black
+        dropped_n += int(too_many_n.sum())
+        dropped_black += int(black.sum())
+        if not keep.any():
+            continue
+        starts, offsets, seq = starts[keep], offsets[keep], seq[keep]
+        chroms.append(np.full(len(starts), contig_idx[contig], dtype=np.int32))
+        starts_out.append(starts)
+        tokens.append(_tokens(plan, h["genome"], contig, span_start, seq, starts))
+        bin_starts = starts[:, None] + np.arange(n_bins) * bin_size  # (W, N)
+        if plan.use_states:
+            states.append(np.stack([
+                seg.states_at(contig, bin_starts + bin_size // 2) if seg else np.zeros(bin_starts.shape, np.uint8)
+                for seg in plan.segmentations]))  # (C, W, N)
+        if plan.use_signal:
+            sig = np.full((n_cells, len(starts), n_bins, n_tracks), np.nan, dtype=np.float64)
+            for c, cell in enumerate(plan.cell_types):
+                for t, assay in enumerate(plan.track_names):
+                    track = h["tracks"].get((cell, assay))
+                    if track is None:
+                        continue
+                    values, inf = track.values(contig, span_start, span_end)
+                    n_inf[t] += inf
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        sig[c, :, :, t] = transform(bin_means(values[offsets], bin_size))
+            signal.append(sig)
+        if plan.label_names:
+            labels.append(_labels(plan, contig, starts[:, None], starts[:, None] + length,
+                                  cfg.labels.center_bp))  # (C, W, 1, K)
+            if cfg.labels.bin_labels:
+                bin_labels.append(_labels(plan, contig, bin_starts, bin_starts + bin_size, bin_size))
+
+    num_windows = sum(len(s) for s in starts_out)
+    record: dict[str, Any] = {
+        "index": task.index, "file": None, "num_windows": num_windows, "sha256": None,
+        "fingerprint": plan.fingerprint, "candidates": len(task.starts),
+        "dropped_n": dropped_n, "dropped_blacklist": dropped_black,
+    }
+    if plan.use_signal:
+        stored = (np.concatenate(signal, axis=1) if signal else np.zeros((n_cells, 0, n_bins, n_tracks))).astype(np.float16)
+        finite = np.isfinite(stored)
+        values64 = np.where(finite, stored, 0).astype(np.float64)
+        stored[~finite] = np.nan
+        record["signal_stats"] = {
+            "count": finite.sum(axis=(0, 1, 2)).tolist(),
+            "sum": values64.sum(axis=(0, 1, 2)).tolist(),
+            "sumsq": (values64 ** 2).sum(axis=(0, 1, 2)).tolist(),
+            "missing_bins": (~finite).sum(axis=(0, 1, 2)).tolist(),
+            "nonfinite_values": n_inf.tolist(),
+        }
+    if num_windows:
+        arrays = {
+            schema.DATASET_WINDOW_CHROM: np.concatenate(chroms),
+            schema.DATASET_WINDOW_START: np.concatenate(starts_out),
+            schema.DATASET_TOKENS: np.concatenate(tokens),
+        }
+        axis = {schema.DATASET_WINDOW_CHROM: 0, schema.DATASET_WINDOW_START: 0, schema.DATASET_TOKENS: 0}
+        if plan.use_states:
+            arrays[schema.DATASET_STATES], axis[schema.DATASET_STATES] = np.concatenate(states, axis=1), 1
+        if plan.use_signal:
+            arrays[schema.DATASET_SIGNAL], axis[schema.DATASET_SIGNAL] = stored, 1
+        if plan.label_names:
+            arrays[schema.DATASET_LABELS], axis[schema.DATASET_LABELS] = np.concatenate(labels, axis=1)[:, :, 0, :], 1
+            if cfg.labels.bin_labels:
+                arrays[schema.DATASET_BIN_LABELS] = np.concatenate(bin_labels, axis=1)
+                axis[schema.DATASET_BIN_LABELS] = 1
+        record["sha256"] = write_shard(split_dir, task.index, arrays, axis, cfg.output.compression,
+                                       cfg.output.chunk_windows)
+        record["file"] = schema.SHARD_PATTERN.format(index=task.index)
+    write_sidecar(split_dir, task.index, record)
+    return record
+
+
+def _labels(plan: Plan, contig: str, r_start: np.ndarray, r_end: np.ndarray, width: int) -> np.ndarray:
+    """Labels (int8 [C, W, R, K]) of the central ``width`` bases of each range ``[r_start, r_end)``."""
+    lo = r_start + (r_end - r_start - width) // 2
+    hi = lo + width
+    out = np.full((len(plan.cell_types),) + r_start.shape + (len(plan.label_names),),
+                  schema.LABEL_AMBIGUOUS, dtype=np.int8)
+    for k in range(len(plan.label_names)):
+        dream, peaks = plan.dream[k], plan.peaks[k]
+        for c, cell in enumerate(plan.cell_types):
+            if dream is not None and cell in dream.cell_types:
+                out[c, ..., k] = dream.label(cell, contig, lo.ravel(), hi.ravel()).reshape(lo.shape)
+            elif cell in peaks:
+                out[c, ..., k] = peaks[cell].label(contig, lo.ravel(), hi.ravel()).reshape(lo.shape)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def _all_tasks(plan: Plan) -> list[ShardTask]:
+    w = plan.config.windows
+    return [t for split in schema.SPLITS
+            for t in shard_tasks(split, plan.regions[split], w.window_length, w.stride,
+                                 plan.config.output.windows_per_shard)]
+
+
+def _check_output_dir(plan: Plan) -> None:
+    for split in schema.SPLITS:
+        for sidecar in (plan.output_dir / split).glob(".shard-*.json"):
+            try:
+                fingerprint = json.loads(sidecar.read_text()).get("fingerprint")
+            except json.JSONDecodeError:
+                continue
+            if fingerprint != plan.fingerprint:
+                raise InputError(f"{plan.output_dir}: holds shards built from another config or other inputs; "
+                                 "use a new output_dir or delete it")
+
+
+def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress: bool = True) -> bool:
+    """Build this machine's shards, then data_params.json if every shard exists.
+
+    Returns:
+        True when the dataset is complete (data_params.json written for every split).
+    """
+    global _PLAN
+    _PLAN = plan
+    _check_output_dir(plan)
+    tasks = _all_tasks(plan)
+    mine = [t for n, t in enumerate(tasks) if n % shard[1] == shard[0]]
+    for split in schema.SPLITS:
+        (plan.output_dir / split).mkdir(parents=True, exist_ok=True)
+    for t in mine:  # leftovers of a killed run of this machine
+        (plan.output_dir / t.split / schema.tmp_name(schema.SHARD_PATTERN.format(index=t.index))).unlink(missing_ok=True)
+    todo = [t for t in mine if finished_sidecar(plan.output_dir / t.split, t.index, plan.fingerprint) is None]
+    if len(todo) < len(mine):
+        log.info("skipping %d finished shards", len(mine) - len(todo))
+    step = min(plan.config.windows.stride, plan.config.windows.window_length)
+    bar = tqdm(total=sum(len(t.starts) for t in todo) * step, unit="bp", unit_scale=True,
+               desc="preprocessing", disable=not progress or not todo)
+    try:
+        if workers > 1 and len(todo) > 1:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for record in pool.imap_unordered(build_shard, todo):
+                    bar.update(record["candidates"] * step)
+        else:
+            for task in todo:
+                bar.update(build_shard(task)["candidates"] * step)
+    finally:
+        bar.close()
+        for t in todo:
+            (plan.output_dir / t.split / schema.tmp_name(schema.SHARD_PATTERN.format(index=t.index))).unlink(missing_ok=True)
+    return _finish(plan, tasks)
+
+
+def _finish(plan: Plan, tasks: list[ShardTask]) -> bool:
+    records: dict[str, list[dict[str, Any]]] = {s: [] for s in schema.SPLITS}
+    for t in tasks:
+        sidecar = plan.output_dir / t.split / SIDECAR_PATTERN.format(index=t.index)
+        if not sidecar.is_file():
+            log.info("%s: not every shard is built yet (e.g. %s); data_params.json is written by the run "
+                     "that finishes the last one", plan.output_dir, sidecar.name)
+            return False
+        records[t.split].append(json.loads(sidecar.read_text()))
+    stats = _train_stats(plan, records["train"]) if plan.use_signal else None
+    tokenizer = DNATokenizer(plan.config.tokenizer.k)
+    for split in schema.SPLITS:
+        if not plan.regions[split]:
+            continue
+        split_dir = plan.output_dir / split
+        tokenizer.save_vocab(split_dir / schema.VOCAB_FILE)
+        atomic_write_json(split_dir / schema.DATA_PARAMS_FILE, _data_params(plan, split, records[split], stats, tokenizer))
+    log.info("wrote %s", ", ".join(str(plan.output_dir / s) for s in schema.SPLITS if plan.regions[s]))
+    return True
+
+
+def _train_stats(plan: Plan, records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    count = np.zeros(len(plan.track_names))
+    total = np.zeros(len(plan.track_names))
+    total_sq = np.zeros(len(plan.track_names))
+    for r in records:
+        count += r["signal_stats"]["count"]
+        total += r["signal_stats"]["sum"]
+        total_sq += r["signal_stats"]["sumsq"]
+    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    var = np.where(count > 0, total_sq / np.maximum(count, 1) - mean ** 2, 1.0)
+    std = np.sqrt(np.maximum(var, 0.0))
+    std = np.where(std > 0, std, 1.0)
+    return {"mean": mean.tolist(), "std": std.tolist(), "count": count.astype(int).tolist()}
+
+
+def _data_params(plan: Plan, split: str, records: list[dict[str, Any]], stats: Optional[dict[str, list[float]]],
+                 tokenizer: DNATokenizer) -> dict[str, Any]:
+    cfg = plan.config
+    w = cfg.windows
+    params: dict[str, Any] = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "kind": plan.kind,
+        "split": split,
+        "num_windows": sum(r["num_windows"] for r in records),
+        "shards": [{"file": r["file"], "num_windows": r["num_windows"], "sha256": r["sha256"]}
+                   for r in records if r["num_windows"]],
+        "contigs": plan.contigs,
+        "regions": [f"{r.contig}:{r.start}-{r.end}" for r in plan.regions[split]],
+        "window_length": w.window_length,
+        "stride": w.stride,
+        "bin_size": w.bin_size,
+        "tokenizer": {"k": tokenizer.k, "vocab_size": tokenizer.vocab_size},
+        "tokens_per_window": w.window_length // tokenizer.k,
+        "tokens_per_bin": w.bin_size // tokenizer.k,
+        "num_bins": w.window_length // w.bin_size,
+        "cell_types": plan.cell_types,
+        "chromatin_states": ({"num_states": plan.num_states, "names": plan.state_names,
+                              "bin_rule": "state of the segment covering the bin midpoint; 0 if none"}
+                             if plan.use_states else None),
+        "tracks": None,
+        "labels": None,
+        "filters": {
+            "candidate_windows": sum(r["candidates"] for r in records),
+            "dropped_n_fraction": sum(r["dropped_n"] for r in records),
+            "dropped_blacklist": sum(r["dropped_blacklist"] for r in records),
+            "max_n_fraction": w.max_n_fraction,
+        },
+    }
+    if plan.use_signal:
+        params["tracks"] = {
+            "names": plan.track_names,
+            "transform": cfg.signal.transform,
+            "mean": stats["mean"],
+            "std": stats["std"],
+            "stats_split": "train",
+            "stats_count": stats["count"],
+            "missing_bins": np.sum([r["signal_stats"]["missing_bins"] for r in records], axis=0).astype(int).tolist()
+            if records else [0] * len(plan.track_names),
+            "nonfinite_values": np.sum([r["signal_stats"]["nonfinite_values"] for r in records], axis=0).astype(int).tolist()
+            if records else [0] * len(plan.track_names),
+            "stored": "transformed, not normalised: a reader computes (x - mean) / std; NaN = missing",
+        }
+    if plan.label_names:
+        params["labels"] = {
+            "names": plan.label_names,
+            "center_bp": cfg.labels.center_bp,
+            "bin_labels": cfg.labels.bin_labels,
+            "rule": "DREAM TSV: B inside the central region -> 1, else A -> -1, else U -> 0, none -> -1; "
+                    "peaks: summit inside -> 1, else peak overlap -> -1, else 0",
+        }
+    params["provenance"] = {"inputs": plan.inputs, "config": plan.settings}
+    return params

@@ -1,0 +1,406 @@
+"""The evaluation report: ENCODE-DREAM metrics per TF and variant, paired comparisons, plots.
+
+``write_report(out_dir, variants, evaluation, ...)`` writes one folder:
+    results.json        everything below as data (schema in ``write_report``'s docstring)
+    results.md          the evaluation set, the metric table, the verdict
+    pr_curves.png       precision-recall per TF, one line per variant
+    auprc.png           auPRC per TF and variant
+    training_curves.png loss vs step per run (when training curves are given)
+
+Inputs are plain arrays: ``VariantScores`` (scores, labels, weights of one model variant over the
+same evaluation samples, shape (..., K)), ``TrainingCurve`` (step, loss records; JSONL reader
+below), ``EvaluationSet`` (which held-out cell types and regions) and ``Comparison`` (which pair
+of variants answers which question). The metrics come from ``ebert_modelzoo.metrics``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ebert_modelzoo.metrics import DREAM_FDRS, BinaryLabelMetrics, auprc
+from ebert_modelzoo.report_plots import colour_map, plot_metric_bars, plot_pr_curves, plot_training_curves
+
+REPORT_SCHEMA_VERSION = 1
+METRICS = ("auroc", "auprc") + tuple(f"recall_at_{round(f * 100)}_fdr" for f in DREAM_FDRS)
+METRIC_TITLES = {"auroc": "auROC", "auprc": "auPRC", "recall_at_10_fdr": "recall at 10% FDR",
+                 "recall_at_50_fdr": "recall at 50% FDR"}
+MEAN = "mean"
+
+
+@dataclass(frozen=True)
+class VariantScores:
+    """One model variant's scores on the evaluation samples.
+
+    ``scores``, ``labels`` and ``weights`` have the same shape (..., K) and are flattened to [n, K]
+    (every variant must list the samples in the same order for paired comparisons). ``labels`` may
+    hold -1 (ambiguous); with ``weights`` None, the weight is 1 where the label is 0/1, else 0.
+    """
+
+    name: str
+    label_names: tuple[str, ...]
+    scores: np.ndarray
+    labels: np.ndarray
+    weights: Optional[np.ndarray] = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        num = len(self.label_names)
+        scores = np.asarray(self.scores, dtype=np.float64)
+        labels = np.asarray(self.labels, dtype=np.float64)
+        weights = (labels >= 0).astype(np.float64) if self.weights is None else np.asarray(self.weights, np.float64)
+        if not scores.shape == labels.shape == weights.shape or scores.shape[-1:] != (num,):
+            raise ValueError(
+                f"variant {self.name!r}: scores {scores.shape}, labels {labels.shape}, weights {weights.shape} "
+                f"must be equal shapes ending in {num} labels"
+            )
+        if not np.all(np.isfinite(scores[weights > 0])):
+            raise ValueError(f"variant {self.name!r}: scores must be finite wherever the weight is > 0")
+        object.__setattr__(self, "label_names", tuple(self.label_names))
+        object.__setattr__(self, "scores", scores.reshape(-1, num))
+        object.__setattr__(self, "labels", np.where(weights > 0, labels, 0.0).reshape(-1, num))
+        object.__setattr__(self, "weights", weights.reshape(-1, num))
+
+
+@dataclass(frozen=True)
+class TrainingCurve:
+    """Training loss of one run: the (step, loss) records of its log."""
+
+    run: str
+    steps: np.ndarray
+    losses: np.ndarray
+    stage: str = "fine-tuning"
+    """Runs of one stage share a plot panel (e.g. "pre-training", "fine-tuning")."""
+
+    @classmethod
+    def from_records(cls, run: str, records: Iterable[Mapping[str, Any]], stage: str = "fine-tuning",
+                     loss_key: str = "loss") -> "TrainingCurve":
+        """From records holding ``step`` and ``loss_key``; records without ``loss_key`` are skipped
+        (e.g. eval lines in the same log). Sorted by step.
+
+        Raises:
+            ValueError: no record has ``loss_key``, or a step/loss is not a number.
+        """
+        pairs = []
+        for i, record in enumerate(records):
+            if loss_key not in record:
+                continue
+            try:
+                pairs.append((float(record["step"]), float(record[loss_key])))
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"run {run!r}: record {i} needs numeric 'step' and {loss_key!r}") from None
+        if not pairs:
+            raise ValueError(f"run {run!r}: no record has {loss_key!r}")
+        steps, losses = np.array(sorted(pairs)).T
+        return cls(run=run, steps=steps, losses=losses, stage=stage)
+
+
+def read_training_curve(path: str | Path, run: str, stage: str = "fine-tuning", loss_key: str = "loss") -> TrainingCurve:
+    """A run's curve from a JSONL log: one JSON object per line with ``step`` and ``loss_key``.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: a line is not a JSON object (naming file and line), or no line has the loss.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: training log not found")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: invalid JSON: {err.msg}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object")
+        records.append(record)
+    try:
+        return TrainingCurve.from_records(run, records, stage, loss_key)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """What the variants were evaluated on."""
+
+    cell_types: tuple[str, ...]
+    """Held-out cell type(s)."""
+    regions: tuple[str, ...]
+    """Held-out region(s), e.g. "chrX:49000000-49500000"."""
+    note: str = ""
+    """One sentence more (e.g. how the data were made)."""
+
+    def describe(self) -> str:
+        text = (f"held-out cell type{'s' if len(self.cell_types) != 1 else ''} {', '.join(self.cell_types)}; "
+                f"held-out region{'s' if len(self.regions) != 1 else ''} {', '.join(self.regions)}")
+        return f"{text}. {self.note}".strip() if self.note else f"{text}."
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A question one pair of variants answers: does ``variant`` beat ``reference`` on mean auPRC?"""
+
+    question: str
+    variant: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """A paired comparison on mean auPRC with a bootstrap interval over evaluation samples."""
+
+    comparison: Comparison
+    variant_value: float
+    reference_value: float
+    interval: tuple[float, float]
+    """2.5% and 97.5% quantiles of the mean-auPRC difference over bootstrap resamples."""
+    per_label: dict[str, float]
+    """auPRC difference per TF."""
+    answer: str
+    """"yes" (interval above 0), "no" (interval below 0: it hurts) or "unclear" (interval covers 0)."""
+    text: str
+
+    @property
+    def difference(self) -> float:
+        return self.variant_value - self.reference_value
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Paths of a written report."""
+
+    folder: Path
+    results_json: Path
+    results_md: Path
+    plots: tuple[Path, ...]
+
+
+def variant_metrics(variant: VariantScores) -> dict[str, dict[str, float]]:
+    """{TF or "mean": {metric: value}} with the ENCODE-DREAM metrics (METRICS) of ``variant``."""
+    accumulator = BinaryLabelMetrics(variant.label_names)
+    accumulator.update(variant.scores, variant.labels, variant.weights)
+    flat = accumulator.compute()
+    return {
+        label: {metric: flat[f"{metric}/{label}"] for metric in METRICS}
+        for label in (*variant.label_names, MEAN)
+    }
+
+
+def _mean_auprc(variant: VariantScores, rows: np.ndarray) -> float:
+    values = [auprc(variant.scores[rows, k], variant.labels[rows, k], variant.weights[rows, k])
+              for k in range(len(variant.label_names))]
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def compare(variant: VariantScores, reference: VariantScores, comparison: Comparison, table: Mapping[str, Any],
+            bootstrap_samples: int = 500, seed: int = 0) -> ComparisonResult:
+    """Mean auPRC of ``variant`` vs ``reference``, with a paired bootstrap over evaluation samples.
+
+    Both are resampled with the same sample indices, so the interval reflects how much the
+    difference depends on which windows happen to be in the evaluation set (not training noise:
+    one training seed per variant says nothing about that).
+
+    Raises:
+        ValueError: the two variants do not hold the same samples (labels or weights differ).
+    """
+    if (variant.label_names != reference.label_names or variant.labels.shape != reference.labels.shape
+            or not np.array_equal(variant.labels, reference.labels)
+            or not np.array_equal(variant.weights > 0, reference.weights > 0)):
+        raise ValueError(
+            f"variants {variant.name!r} and {reference.name!r} were not scored on the same samples in the "
+            "same order (labels differ); score every variant on the evaluation split in one fixed order"
+        )
+    rng = np.random.default_rng(seed)
+    n = variant.scores.shape[0]
+    differences = []
+    for _ in range(bootstrap_samples):
+        rows = rng.integers(0, n, n)
+        differences.append(_mean_auprc(variant, rows) - _mean_auprc(reference, rows))
+    finite = np.array([d for d in differences if not math.isnan(d)])
+    low, high = (float(q) for q in np.quantile(finite, [0.025, 0.975])) if finite.size else (math.nan, math.nan)
+    ours, theirs = table[variant.name][MEAN]["auprc"], table[reference.name][MEAN]["auprc"]
+    per_label = {name: table[variant.name][name]["auprc"] - table[reference.name][name]["auprc"]
+                 for name in variant.label_names}
+    wins = sum(1 for d in per_label.values() if d > 0)
+    answer = "yes" if low > 0 else "no" if high < 0 else "unclear"
+    lead = {"yes": "Yes", "no": "No, it is worse", "unclear": "Not clearly"}[answer]
+    text = (
+        f"{comparison.question} {lead}: mean auPRC {_fmt(ours)} for {variant.name} vs {_fmt(theirs)} for "
+        f"{reference.name} (difference {ours - theirs:+.3f}, 95% paired-bootstrap interval "
+        f"[{low:+.3f}, {high:+.3f}] over {n} evaluation samples); higher on {wins} of "
+        f"{len(per_label)} TFs."
+    )
+    if answer == "unclear":
+        text += " The interval includes 0, so this evaluation set cannot tell the two apart."
+    return ComparisonResult(comparison, ours, theirs, (low, high), per_label, answer, text)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN -> null (strict JSON), numpy scalars -> Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    return value
+
+
+def _label_counts(variant: VariantScores) -> dict[str, dict[str, int]]:
+    counts = {}
+    for k, name in enumerate(variant.label_names):
+        known = variant.weights[:, k] > 0
+        counts[name] = {"bound": int(np.sum(variant.labels[known, k] == 1)), "labelled": int(known.sum())}
+    return counts
+
+
+def _markdown(evaluation: EvaluationSet, variants: Sequence[VariantScores], table: Mapping[str, Any],
+              counts: Mapping[str, Mapping[str, int]], results: Sequence[ComparisonResult], verdict: str,
+              plots: Sequence[str]) -> str:
+    names = variants[0].label_names
+    lines = ["# TF-binding evaluation", "", f"Evaluated on {evaluation.describe()}", ""]
+    lines += ["| TF | bound | labelled | auPRC of a random guess |", "|---|---:|---:|---:|"]
+    for name in names:
+        c = counts[name]
+        lines.append(f"| {name} | {c['bound']} | {c['labelled']} | "
+                     f"{_fmt(c['bound'] / c['labelled'] if c['labelled'] else math.nan)} |")
+    lines += ["", "## Variants", ""]
+    lines += [f"- **{v.name}**" + (f": {v.description}" if v.description else "") for v in variants]
+    header = " | ".join(METRIC_TITLES[m] for m in METRICS)
+    lines += ["", "## Metrics", "", f"| TF | variant | {header} |", "|---|---|" + "---:|" * len(METRICS)]
+    for label in (*names, MEAN):
+        for v in variants:
+            row = " | ".join(_fmt(table[v.name][label][m]) for m in METRICS)
+            tf = f"**{MEAN}** (over TFs)" if label == MEAN else label
+            lines.append(f"| {tf} | {v.name} | {row} |")
+    lines += ["", "## Verdict", "", verdict, ""]
+    if results:
+        lines += ["| question | variant | reference | mean auPRC difference | 95% interval | answer |",
+                  "|---|---|---|---:|---|---|"]
+        for r in results:
+            lines.append(f"| {r.comparison.question} | {r.comparison.variant} | {r.comparison.reference} | "
+                         f"{r.difference:+.3f} | [{r.interval[0]:+.3f}, {r.interval[1]:+.3f}] | {r.answer} |")
+        lines.append("")
+    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_report(
+    out_dir: str | Path,
+    variants: Sequence[VariantScores],
+    evaluation: EvaluationSet,
+    curves: Sequence[TrainingCurve] = (),
+    comparisons: Sequence[Comparison] = (),
+    extra: Optional[Mapping[str, Any]] = None,
+    bootstrap_samples: int = 500,
+    seed: int = 0,
+) -> ReportFiles:
+    """Write the report folder ``out_dir`` (replacing an earlier one only once the new one is complete).
+
+    results.json::
+
+        {"schema_version": 1,
+         "evaluation": {"cell_types": [...], "regions": [...], "note": str, "samples": n,
+                        "labels": {TF: {"bound": int, "labelled": int}}},
+         "variants": [{"name", "description",
+                       "metrics": {TF | "mean": {"auroc", "auprc", "recall_at_10_fdr", "recall_at_50_fdr"}}}],
+         "comparisons": [{"question", "variant", "reference", "metric": "auprc/mean", "variant_value",
+                          "reference_value", "difference", "interval": [low, high],
+                          "per_label_difference": {TF: float}, "answer": "yes" | "no" | "unclear", "text"}],
+         "verdict": str, "plots": [file names], "extra": {...caller's details}}
+
+    A metric that is undefined (no positives) is null.
+
+    Raises:
+        ValueError: no variant, variants with different labels or duplicate names, a comparison
+            naming an unknown variant, or comparing variants scored on different samples.
+    """
+    if not variants:
+        raise ValueError("write_report: no variant to report")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"write_report: variant names must be unique, got {names}")
+    if any(v.label_names != variants[0].label_names for v in variants):
+        raise ValueError("write_report: every variant must score the same labels in the same order")
+    by_name = {v.name: v for v in variants}
+    for c in comparisons:
+        for name in (c.variant, c.reference):
+            if name not in by_name:
+                raise ValueError(f"comparison {c.question!r}: no variant named {name!r} (variants: {', '.join(names)})")
+    table = {v.name: variant_metrics(v) for v in variants}
+    results = [compare(by_name[c.variant], by_name[c.reference], c, table, bootstrap_samples, seed)
+               for c in comparisons]
+    caveat = ("One training run per variant: the intervals cover which evaluation windows were drawn, not "
+              "run-to-run training noise.")
+    verdict = " ".join([r.text for r in results] + ([caveat] if results else [])) or "No comparison was requested."
+    counts = _label_counts(variants[0])
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        plots = ["pr_curves.png", "auprc.png"]
+        colours = colour_map(names + [c.run for c in curves])
+        plot_pr_curves(variants, variants[0].label_names,
+                       f"Precision-recall on {evaluation.describe().split('. ')[0].rstrip('.')}", staging / plots[0], colours)
+        plot_metric_bars(table, names, variants[0].label_names, "auprc", "auPRC", staging / plots[1], colours)
+        if curves:
+            plots.append("training_curves.png")
+            plot_training_curves(curves, staging / plots[-1], colours)
+        results_json = {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "evaluation": {"cell_types": list(evaluation.cell_types), "regions": list(evaluation.regions),
+                           "note": evaluation.note, "samples": int(variants[0].scores.shape[0]), "labels": counts},
+            "variants": [{"name": v.name, "description": v.description, "metrics": table[v.name]} for v in variants],
+            "comparisons": [
+                {"question": r.comparison.question, "variant": r.comparison.variant,
+                 "reference": r.comparison.reference, "metric": "auprc/mean", "variant_value": r.variant_value,
+                 "reference_value": r.reference_value, "difference": r.difference, "interval": list(r.interval),
+                 "per_label_difference": r.per_label, "answer": r.answer, "text": r.text}
+                for r in results
+            ],
+            "verdict": verdict,
+            "plots": plots,
+            "extra": dict(extra or {}),
+        }
+        _write_text(staging / "results.md", _markdown(evaluation, variants, table, counts, results, verdict, plots))
+        _write_text(staging / "results.json", json.dumps(_json_safe(results_json), indent=1, allow_nan=False) + "\n")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            staging.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ReportFiles(out_dir, out_dir / "results.json", out_dir / "results.md",
+                       tuple(out_dir / p for p in plots))

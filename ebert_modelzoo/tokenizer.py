@@ -1,0 +1,119 @@
+"""DNA k-mer tokenizer: non-overlapping k-mers over A/C/G/T, vectorised over bytes.
+
+Vocabulary (fixed; the data processors rely on it):
+    0..4              [PAD] [UNK] [CLS] [SEP] [MASK]
+    5                 [N]   any k-mer holding N or another IUPAC ambiguity code
+    6 .. 6+4^k-1      the pure ACGT k-mers in lexicographic order (A < C < G < T)
+
+Lower-case (soft-masked) bases read as upper case. Any character that is neither a base nor an
+IUPAC code is an error naming it and its position.
+"""
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[N]")
+BASES = "ACGT"
+IUPAC_AMBIGUOUS = "RYSWKMBDHVN"
+MAX_K = 6
+
+_INVALID = 255
+_AMBIGUOUS = 4
+
+
+def _byte_table() -> np.ndarray:
+    """Byte -> 0..3 for ACGT (either case), 4 for IUPAC ambiguity codes, 255 for anything else."""
+    table = np.full(256, _INVALID, dtype=np.uint8)
+    for code, base in enumerate(BASES):
+        table[ord(base)] = table[ord(base.lower())] = code
+    for base in IUPAC_AMBIGUOUS:
+        table[ord(base)] = table[ord(base.lower())] = _AMBIGUOUS
+    return table
+
+
+_BYTE_TABLE = _byte_table()
+
+
+class DNATokenizer:
+    """Non-overlapping k-mer tokenizer (k = 1..6) with BERT specials and one [N] token."""
+
+    pad_id = 0
+    unk_id = 1
+    cls_id = 2
+    sep_id = 3
+    mask_id = 4
+    n_id = 5
+    first_kmer_id = 6
+
+    def __init__(self, k: int) -> None:
+        if not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise ValueError(f"tokenizer k must be an integer in 1..{MAX_K}, got {k!r}")
+        self.k = k
+        self.vocab_size = self.first_kmer_id + 4**k
+        self._place = (4 ** np.arange(k - 1, -1, -1)).astype(np.int64)  # base-4 digit weights
+
+    @property
+    def tokens(self) -> list[str]:
+        """The vocabulary in id order."""
+        return list(SPECIAL_TOKENS) + ["".join(p) for p in product(BASES, repeat=self.k)]
+
+    def encode(self, seq: str | bytes) -> np.ndarray:
+        """Token ids (uint16) of ``seq``, whose length must be a multiple of k.
+
+        Raises:
+            ValueError: the length is not a multiple of k, or a character is not a base/IUPAC code.
+        """
+        raw = seq.encode("ascii", errors="replace") if isinstance(seq, str) else bytes(seq)
+        if len(raw) % self.k:
+            raise ValueError(f"sequence length {len(raw)} is not a multiple of k={self.k}")
+        codes = _BYTE_TABLE[np.frombuffer(raw, dtype=np.uint8)]
+        bad = np.flatnonzero(codes == _INVALID)
+        if bad.size:
+            pos = int(bad[0])
+            char = seq[pos] if isinstance(seq, str) else chr(raw[pos])
+            raise ValueError(f"invalid DNA character {char!r} at position {pos}")
+        kmers = codes.reshape(-1, self.k)  # (n_tok, k)
+        ids = kmers.astype(np.int64) @ self._place + self.first_kmer_id
+        ids[(kmers == _AMBIGUOUS).any(axis=1)] = self.n_id
+        return ids.astype(np.uint16)
+
+    def decode(self, ids: np.ndarray | list[int]) -> str:
+        """The sequence of ``ids``; [N] becomes k Ns, other specials their bracketed names."""
+        vocab = self.tokens
+        out = []
+        for i in np.asarray(ids, dtype=np.int64).ravel():
+            if not 0 <= i < self.vocab_size:
+                raise ValueError(f"token id {i} outside the vocabulary (size {self.vocab_size})")
+            out.append("N" * self.k if i == self.n_id else vocab[i])
+        return "".join(out)
+
+    def save_vocab(self, path: str | Path) -> None:
+        """Write the vocabulary, one token per line (line number - 1 = id)."""
+        Path(path).write_text("\n".join(self.tokens) + "\n")
+
+    @classmethod
+    def from_vocab_file(cls, path: str | Path) -> "DNATokenizer":
+        """Rebuild the tokenizer a vocab file was written by, checking the file token by token.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: naming the file and line where it differs from a valid vocabulary.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: vocabulary file not found")
+        lines = path.read_text().splitlines()
+        n_kmers = len(lines) - len(SPECIAL_TOKENS)
+        k = next((k for k in range(1, MAX_K + 1) if 4**k == n_kmers), None)
+        if k is None:
+            raise ValueError(
+                f"{path}: {len(lines)} lines is not a k-mer vocabulary size (6 + 4^k for k in 1..{MAX_K})"
+            )
+        tokenizer = cls(k)
+        for line_no, (got, want) in enumerate(zip(lines, tokenizer.tokens), start=1):
+            if got != want:
+                raise ValueError(f"{path}:{line_no}: expected token {want!r}, found {got!r}")
+        return tokenizer

@@ -1,0 +1,1 @@
+"""Training: one step function, one loop, two backends (plain torch and cerebras.pytorch)."""

@@ -1,0 +1,111 @@
+"""The backend interface. The loop (training/loop.py) and the step functions (training/step.py)
+are written once against it; a backend decides where tensors live and how a step is executed.
+
+Plain torch: identity wrappers, ``.to(device)``, torch.optim.AdamW, torch.amp, atomic torch.save.
+cerebras.pytorch: ``cstorch.compile``, ``cstorch.trace`` / ``cstorch.step_closure``,
+cstorch.optim.AdamW, DataExecutor, ``cstorch.save`` / ``cstorch.load``.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, TypeVar
+
+import torch
+
+from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Command-line settings a backend may need besides the params."""
+
+    target: str = "CPU"
+    """CPU, GPU or CSX (the run.py positional argument)."""
+    model_dir: Path = Path("model_dir")
+    """Where artifacts go (cstorch writes its executors/ bookkeeping here)."""
+    dist_addr: Optional[str] = None
+    """GPU: MASTER_ADDR:PORT for torch.distributed (default: torchrun's environment)."""
+    dist_backend: Optional[str] = None
+    """GPU: torch.distributed backend (default nccl on CUDA, gloo on CPU)."""
+    init_method: Optional[str] = None
+    """GPU: torch.distributed init_method URL (default env://)."""
+    compile_only: bool = False
+    """CSX: compile without running."""
+    validate_only: bool = False
+    """CSX: trace and lower one step locally, without a cluster."""
+    num_csx: int = 1
+    """CSX: systems to run on."""
+    mgmt_address: Optional[str] = None
+    """CSX: cluster management address."""
+    credentials_path: Optional[str] = None
+    """CSX: TLS certificate of the cluster."""
+    mount_dirs: list[str] = field(default_factory=list)
+    """CSX: folders to mount on the cluster."""
+    python_paths: list[str] = field(default_factory=list)
+    """CSX: PYTHONPATH entries on the cluster."""
+    compile_dir: Optional[str] = None
+    """CSX: compile artifact folder on the cluster."""
+    job_labels: list[str] = field(default_factory=list)
+    """CSX: name=value labels for the job."""
+
+
+class Backend(Protocol):
+    """What the loop needs from a device backend."""
+
+    name: str
+    """'torch' or 'cstorch' (written to the checkpoint for information only)."""
+    device: torch.device
+    """Where the model's parameters live after setup_model."""
+    is_main: bool
+    """True on the process that logs and writes checkpoints (rank 0)."""
+    rank: int
+    """This process's rank (0 without distribution)."""
+    world_size: int
+    """Number of data-parallel processes."""
+
+    def setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move/compile/wrap the model; returns the module the step functions call."""
+
+    def make_optimizer(self, param_groups: list[dict[str, Any]], config: AdamWConfig) -> torch.optim.Optimizer:
+        """AdamW over ``param_groups`` (learning rate set later by the schedulers if any)."""
+
+    def make_schedulers(self, optimizer: torch.optim.Optimizer, init: InitConfig) -> list[Any]:
+        """The schedulers of ``init.schedulers`` (empty list for a constant learning rate)."""
+
+    def make_grad_scaler(self, precision: PrecisionConfig) -> Any:
+        """A GradScaler-like object (scale/unscale_/step/update/state_dict) or None."""
+
+    def autocast(self, precision: PrecisionConfig) -> AbstractContextManager:
+        """Context under which the forward runs (mixed precision or a no-op)."""
+
+    def wrap_train_step(self, fn: F) -> F:
+        """Wrap the train step (identity, or cstorch.trace)."""
+
+    def wrap_eval_step(self, fn: F) -> F:
+        """Wrap the eval step (identity, or cstorch.trace)."""
+
+    def on_host(self, fn: F) -> F:
+        """Wrap a function that reads step results on the host (identity, or cstorch.step_closure)."""
+
+    def batches(self, make_dataloader: Callable[[], Iterable[Batch]], num_steps: int,
+                split: bool = True) -> Iterator[Batch]:
+        """Exactly ``num_steps`` batches on the device. ``make_dataloader()`` is called again each
+        time an epoch ends. With ``split``, each data-parallel process gets its share of the rows
+        of every global batch; without it, every process gets whole batches (evaluation)."""
+
+    def save_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+        """Write ``state`` to ``path`` so that no partial file is ever visible under ``path``."""
+
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
+        """Read a checkpoint written by either backend (tensors on the CPU)."""
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op without distribution)."""
+
+    def close(self) -> None:
+        """Release process groups and other resources."""

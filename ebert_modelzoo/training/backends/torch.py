@@ -1,0 +1,131 @@
+"""Plain PyTorch backend: CPU, one CUDA GPU, or several through torchrun (DDP)."""
+from __future__ import annotations
+
+import contextlib
+import os
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+import torch.distributed as dist
+
+from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
+from ebert_modelzoo.training.backends.base import Batch, BackendOptions, F
+from ebert_modelzoo.training.checkpoint import atomic_torch_save, torch_load
+from ebert_modelzoo.training.schedules import PhasedLinearLR, schedule_phases
+
+_HALF = {"bfloat16": torch.bfloat16, "cbfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class TorchBackend:
+    """Identity wrappers around the step functions; tensors moved with ``.to(device)``."""
+
+    name = "torch"
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if options.target == "GPU":
+            if not torch.cuda.is_available():
+                raise RuntimeError("target GPU: no CUDA device is visible to torch (use CPU, or check CUDA_VISIBLE_DEVICES)")
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.world_size > 1:
+            self._init_process_group()
+        self.is_main = self.rank == 0
+
+    def _init_process_group(self) -> None:
+        if self.options.dist_addr:
+            host, _, port = self.options.dist_addr.partition(":")
+            os.environ["MASTER_ADDR"] = host
+            if port:
+                os.environ["MASTER_PORT"] = port
+        backend = self.options.dist_backend or ("nccl" if self.device.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend, init_method=self.options.init_method or "env://",
+                                rank=self.rank, world_size=self.world_size)
+
+    def setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        model.to(self.device)
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return model
+
+    def make_optimizer(self, param_groups: list[dict[str, Any]], config: AdamWConfig) -> torch.optim.Optimizer:
+        if not config.correct_bias:
+            raise ValueError("trainer.init.optimizer.AdamW.correct_bias: false is only available on the cstorch backend")
+        lr = config.learning_rate if config.learning_rate is not None else 0.0
+        return torch.optim.AdamW(param_groups, lr=lr, betas=config.betas, eps=config.eps,
+                                 weight_decay=config.weight_decay)
+
+    def make_schedulers(self, optimizer: torch.optim.Optimizer, init: InitConfig) -> list[Any]:
+        phases = schedule_phases(init)
+        return [] if phases is None else [PhasedLinearLR(optimizer, phases)]
+
+    def make_grad_scaler(self, precision: PrecisionConfig) -> Any:
+        if not (precision.enabled and precision.fp16_type == "float16"):
+            return None  # bfloat16 has float32's range: no loss scaling needed
+        if precision.loss_scaling_factor == "dynamic":
+            return torch.amp.GradScaler(self.device.type)
+        # A constant scale: it never grows; a step whose gradients overflow is skipped and only
+        # then is the scale halved (torch's GradScaler cannot keep it fixed through an overflow).
+        return torch.amp.GradScaler(self.device.type, init_scale=precision.loss_scaling_factor,
+                                    growth_interval=2**31 - 1)
+
+    def autocast(self, precision: PrecisionConfig) -> AbstractContextManager:
+        if not precision.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_HALF[precision.fp16_type])
+
+    def wrap_train_step(self, fn: F) -> F:
+        return fn
+
+    def wrap_eval_step(self, fn: F) -> F:
+        return fn
+
+    def on_host(self, fn: F) -> F:
+        return fn
+
+    def batches(self, make_dataloader: Callable[[], Iterable[Batch]], num_steps: int,
+                split: bool = True) -> Iterator[Batch]:
+        produced = empty_passes = 0
+        while produced < num_steps:
+            before = produced
+            for batch in make_dataloader():
+                if split and self.world_size > 1:
+                    batch = self._rows_of_rank(batch)
+                yield {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+                produced += 1
+                if produced == num_steps:
+                    return
+            # One empty pass is a loader resumed exactly at the end of its epoch; two are no data.
+            empty_passes = empty_passes + 1 if produced == before else 0
+            if empty_passes == 2:
+                raise ValueError("the dataloader produced no batch (fewer samples than batch_size with drop_last?)")
+
+    def _rows_of_rank(self, batch: Batch) -> Batch:
+        """This rank's contiguous slice of a global batch (every rank reads the same batches)."""
+        size = next(iter(batch.values())).shape[0]
+        if size % self.world_size:
+            raise ValueError(f"batch_size {size} is not divisible by the {self.world_size} processes")
+        share = size // self.world_size
+        return {key: value[self.rank * share:(self.rank + 1) * share] for key, value in batch.items()}
+
+    def save_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+        atomic_torch_save(state, path)
+
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
+        return torch_load(path)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,168 @@
+"""Checkpoint files: names, atomic writes, listing/pruning, RNG capture, and loading a model's
+weights with a clear report of what does not match.
+
+A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads back on either backend::
+
+    {"format_version": 1, "step": int, "model": state_dict, "optimizer": state_dict,
+     "schedulers": [state_dict], "grad_scaler": state_dict | None, "rng": {...},
+     "data_state": {...}, "params": trainer-form dict}
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable or does not fit the model; the message is one line."""
+
+
+def checkpoint_path(model_dir: str | Path, step: int) -> Path:
+    """Model Zoo's name for the checkpoint written after ``step`` steps."""
+    return Path(model_dir) / f"checkpoint_{step}.mdl"
+
+
+def list_checkpoints(model_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in ``model_dir`` as (step, path), in step order.
+
+    Files being written are named ``.checkpoint_<N>.mdl.tmp`` and never match.
+    """
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _NAME.match(path.name)
+        if match and path.is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(model_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint in ``model_dir``, if any."""
+    found = list_checkpoints(model_dir)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(model_dir: str | Path, keep_last: int | None) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints (None keeps all), and temporaries left
+    by interrupted writes (only one process writes checkpoints into a model_dir)."""
+    for tmp in Path(model_dir).glob(".checkpoint_*.mdl.tmp"):
+        tmp.unlink()
+    if keep_last is None:
+        return
+    for _, path in list_checkpoints(model_dir)[:-keep_last]:
+        path.unlink()
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a hidden temporary name, fsync, then rename over ``path``.
+
+    A crash at any point leaves either the previous file or none, never a partial one under the
+    final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def torch_load(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint dict (tensors and plain Python values only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several unrelated types for a bad file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path}: not an EBERT checkpoint (no 'model' entry)")
+    return state
+
+
+def capture_rng() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and python RNG states, as tensors and plain values."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss_next": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Inverse of ``capture_rng``."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    py_state = state["python"]
+    random.setstate((py_state["version"], tuple(int(v) for v in py_state["state"].tolist()), py_state["gauss_next"]))
+
+
+def _few(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def load_model_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], strict: bool,
+                       source: str | Path) -> tuple[list[str], list[str]]:
+    """Load ``weights`` into ``model``; return the (missing, unexpected) keys that were allowed.
+
+    Shape mismatches are always errors. With ``strict``, missing or unexpected keys are errors
+    too; without it they are returned (e.g. a fine-tuning head missing from a pre-training
+    checkpoint, and the MLM head the fine-tuning model does not have).
+
+    Raises:
+        CheckpointError: naming the file and a few of the mismatched keys.
+    """
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in weights)
+    unexpected = sorted(k for k in weights if k not in own)
+    shapes = sorted(
+        f"{k} {tuple(weights[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)
+    )
+    if shapes:
+        raise CheckpointError(f"{source}: checkpoint does not match the model, shapes differ: {_few(shapes)}")
+    if not any(k in weights for k in own):
+        raise CheckpointError(f"{source}: checkpoint does not match the model: no weight names in common "
+                              f"(model has {_few(list(own))})")
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"missing from the checkpoint: {_few(missing)}")
+        if unexpected:
+            parts.append(f"not in the model: {_few(unexpected)}")
+        raise CheckpointError(
+            f"{source}: checkpoint does not match the model ({'; '.join(parts)}); "
+            "use --disable_strict_checkpoint_loading to load the weights that match (e.g. to fine-tune)"
+        )
+    model.load_state_dict(dict(weights), strict=False)
+    return missing, unexpected

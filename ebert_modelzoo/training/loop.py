@@ -1,0 +1,301 @@
+"""The trainer: build model/optimizer/schedulers from the params, train with periodic
+evaluation and checkpoints, resume, evaluate one or every checkpoint.
+
+Linear on purpose: ``Trainer.fit`` is the training loop, ``Trainer.validate`` one evaluation,
+``Trainer.validate_all`` every checkpoint in step order. The device-specific parts go through
+the backend (training/backends/base.py); the step functions are in training/step.py.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ebert_modelzoo.config import Params, parse_checkpoint_states
+from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.training.backends.base import Backend, Batch
+from ebert_modelzoo.training.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    capture_rng,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_model_weights,
+    prune_checkpoints,
+    restore_rng,
+)
+from ebert_modelzoo.training.optim import param_groups
+from ebert_modelzoo.training.reporting import RunReporter
+from ebert_modelzoo.training.step import make_eval_step, make_train_step
+from ebert_modelzoo.training.tasks import DataSource, Task
+
+LOGGER = logging.getLogger("ebert_modelzoo")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (initial weights, dropout)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Which checkpoint a run starts from, and what it takes from it."""
+
+    checkpoint_path: Optional[Path] = None
+    """Explicit checkpoint (--checkpoint_path); wins over everything."""
+    states: Optional[str] = None
+    """Comma-separated states (None = the params' checkpoint.load_checkpoint_states)."""
+    initial_path: Optional[Path] = None
+    """Starting point when model_dir holds no checkpoint yet (the params' ckpt_path, e.g. a
+    pre-training checkpoint to fine-tune from); a run that stopped resumes from model_dir."""
+
+
+class Trainer:
+    """One run: model, optimizer and schedulers on a backend, plus where its files go."""
+
+    def __init__(self, params: Params, backend: Backend, source: str | Path, model_dir: Path) -> None:
+        self.params = params
+        self.init = params.trainer.init
+        self.backend = backend
+        self.source = str(source)
+        self.model_dir = model_dir
+        seed_everything(self.init.seed)
+        self.task = Task(self.init.model)
+        self.raw_model = self.task.build_model()
+        self.model = backend.setup_model(self.raw_model)
+        adamw = self.init.optimizer.AdamW
+        self.optimizer = backend.make_optimizer(param_groups(self.raw_model, adamw.weight_decay), adamw)
+        self.schedulers = backend.make_schedulers(self.optimizer, self.init)
+        self.grad_scaler = backend.make_grad_scaler(self.init.precision)
+        self.step = 0
+        self.data_state: dict[str, Any] = {}
+        """Position of the training data (the processor's loader state) after ``step`` steps."""
+        # RNG state of a loaded checkpoint, applied just before the first step so that building
+        # the data pipeline (which may draw from the global RNGs) cannot shift dropout.
+        self._pending_rng: Optional[dict[str, Any]] = None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as a plain dict of tensors and values."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "backend": self.backend.name,
+            "step": self.step,
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
+            "rng": capture_rng(),
+            "data_state": dict(self.data_state),
+            "params": self.params.to_dict(),
+        }
+
+    def save(self) -> Path:
+        """Write the checkpoint of the current step (main process), then prune old ones."""
+        path = checkpoint_path(self.model_dir, self.step)
+        if self.backend.is_main:
+            self.backend.save_checkpoint(self.state(), path)
+            prune_checkpoints(self.model_dir, self.init.checkpoint.keep_last)
+            LOGGER.info("saved checkpoint %s", path)
+        self.backend.barrier()
+        return path
+
+    def load(self, path: Path, states: Optional[tuple[str, ...]], strict: bool) -> None:
+        """Load the selected ``states`` of the checkpoint at ``path``.
+
+        ``states`` None means the params' checkpoint.load_checkpoint_states, except for a
+        checkpoint of another model (a pre-training checkpoint loaded to fine-tune), of which
+        only the weights can apply.
+        """
+        state = self.backend.load_checkpoint(path)
+        if states is None:
+            states = parse_checkpoint_states(self.init.checkpoint.load_checkpoint_states)
+            other = ((state.get("params") or {}).get("trainer", {}).get("init", {}).get("model", {}).get("name"))
+            if other is not None and other != self.init.model.name:
+                LOGGER.info("%s is a %r checkpoint: loading its weights only into %r",
+                            path, other, self.init.model.name)
+                states = ("model",)
+        missing, unexpected = load_model_weights(self.raw_model, state["model"], strict, path) if "model" in states else ([], [])
+        if missing or unexpected:
+            LOGGER.info("loaded %s non-strictly: %d weights newly initialised, %d checkpoint weights unused",
+                        path, len(missing), len(unexpected))
+        try:
+            if "optimizer" in states and "optimizer" in state:
+                self.optimizer.load_state_dict(state["optimizer"])
+            if "schedulers" in states and state.get("schedulers"):
+                for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
+                    scheduler.load_state_dict(scheduler_state)
+            if "grad_scaler" in states and self.grad_scaler is not None and state.get("grad_scaler"):
+                self.grad_scaler.load_state_dict(state["grad_scaler"])
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise CheckpointError(
+                f"{path}: optimizer/scheduler state does not fit this run ({str(err).splitlines()[0]}); "
+                "load only the weights with --load_checkpoint_states model"
+            ) from None
+        if "step" in states:
+            self.step = int(state.get("step", 0))
+        if "dataloader" in states and "data_state" in state:
+            self.data_state = dict(state["data_state"])
+        if "rng" in states and "rng" in state:
+            self._pending_rng = state["rng"]
+        LOGGER.info("loaded %s (checkpoint of step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
+
+    def restore(self, settings: LoadSettings) -> None:
+        """Load the explicit checkpoint, else the newest in model_dir (if the params'
+        autoload_last_checkpoint allows it), else the initial checkpoint, else nothing."""
+        ckpt = self.init.checkpoint
+        path = settings.checkpoint_path
+        if path is None and ckpt.autoload_last_checkpoint:
+            path = latest_checkpoint(self.model_dir)
+        if path is None:
+            path = settings.initial_path
+        if path is None:
+            return
+        try:
+            states = parse_checkpoint_states(settings.states) if settings.states else None
+        except ValueError as err:
+            raise CheckpointError(f"--load_checkpoint_states: {err}") from None
+        self.load(Path(path), states, strict=not ckpt.disable_strict_checkpoint_loading)
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, num_steps: Optional[int] = None, evaluate_during: bool = False) -> None:
+        """Train until ``loop.max_steps`` (or ``num_steps`` more), evaluating every eval_frequency
+        steps when ``evaluate_during`` and checkpointing every checkpoint.steps and at the end."""
+        fit = self.params.trainer.fit
+        if fit is None:
+            raise ParamsError(f"{self.source}: trainer.fit is missing: nothing to train on")
+        loop, logging_cfg = self.init.loop, self.init.logging
+        end = loop.max_steps if num_steps is None else min(loop.max_steps, self.step + num_steps)
+        if self.step >= end:
+            LOGGER.info("step %d already reached (max_steps %d): nothing to train", self.step, loop.max_steps)
+            return
+        loader_cfg = fit.train_dataloader
+        source = self.data_source(loader_cfg, "trainer.fit.train_dataloader")
+        if self.data_state:
+            source.load_state_dict(self.data_state)
+        reporter = RunReporter(self.model_dir, self.backend.is_main, loader_cfg.batch_size,
+                               loader_cfg.max_sequence_length)
+        train_step = make_train_step(self.backend, self.model, self.optimizer, self.schedulers,
+                                     self.grad_scaler, self.init.precision)
+
+        @self.backend.on_host
+        def report(step: int, loss: torch.Tensor, learning_rate: float) -> None:
+            value = float(loss.detach().float().item())
+            if not np.isfinite(value):
+                raise FloatingPointError(f"loss is {value} at step {step}; lower the learning rate or "
+                                         "enable loss scaling")
+            reporter.train(step, value, learning_rate)
+
+        LOGGER.info("training steps %d..%d on %s (%s backend)", self.step + 1, end,
+                    self.init.backend.backend_type, self.backend.name)
+        self.model.train()
+        reporter.start(self.step)
+        try:
+            for batch in self.backend.batches(source.next_epoch, end - self.step):
+                if self._pending_rng is not None:
+                    restore_rng(self._pending_rng)
+                    self._pending_rng = None
+                learning_rate = float(self.optimizer.param_groups[0]["lr"])  # the one this step uses
+                loss = train_step(batch)
+                self.step += 1
+                self.data_state = source.state_dict()
+                if self.step % logging_cfg.log_steps == 0 or self.step == end:
+                    report(self.step, loss, learning_rate)
+                every = self.init.checkpoint.steps
+                if (every and self.step % every == 0) or self.step == end:
+                    self.save()
+                if evaluate_during and loop.eval_frequency and self.step % loop.eval_frequency == 0 and self.step != end:
+                    self._evaluate_and_report(reporter)
+                    self.model.train()
+            if evaluate_during:
+                self._evaluate_and_report(reporter)
+        finally:
+            reporter.close()
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _evaluate_and_report(self, reporter: RunReporter) -> dict[str, Any]:
+        fit = self.params.trainer.fit
+        if fit is None or fit.val_dataloader is None:
+            raise ParamsError(f"{self.source}: train_and_eval needs trainer.fit.val_dataloader")
+        # Evaluation must not move the training RNG streams (a resumed run skips it).
+        rng = capture_rng()
+        metrics = self.evaluate(fit.val_dataloader)
+        restore_rng(rng)
+        reporter.eval(self.step, metrics)
+        return metrics
+
+    def data_source(self, loader_cfg: Any, loader_path: str) -> DataSource:
+        """The processor of a dataloader section, checked against the model."""
+        source = DataSource(loader_cfg)
+        self.task.check_data(source, self.source, loader_path)
+        return source
+
+    def evaluate(self, loader_cfg: Any, eval_steps: Optional[int] = None,
+                 loader_path: str = "trainer.fit.val_dataloader") -> dict[str, Any]:
+        """Metrics of the current weights over ``eval_steps`` batches (default loop.eval_steps, or
+        one pass over the data). Fine-tuning data with several cell types is also evaluated per
+        cell type (ENCODE-DREAM scores each held-out cell type on its own)."""
+        source = self.data_source(loader_cfg, loader_path)
+        metrics = self._evaluate_source(source, eval_steps)
+        cell_types = loader_cfg.cell_types or list(source.processor.params.cell_types)
+        if self.init.model.name == "ebert_finetune" and len(cell_types) > 1:
+            metrics["per_cell_type"] = {
+                cell: self._evaluate_source(
+                    self.data_source(loader_cfg.model_copy(update={"cell_types": [cell]}), loader_path),
+                    eval_steps)
+                for cell in cell_types
+            }
+        return metrics
+
+    def _evaluate_source(self, source: DataSource, eval_steps: Optional[int]) -> dict[str, Any]:
+        steps = eval_steps or self.init.loop.eval_steps or source.num_batches()
+        metrics = self.task.make_metrics(source)
+        eval_step = make_eval_step(self.backend, self.task.outputs_fn(self.model), self.init.precision)
+        total = {"loss": 0.0, "batches": 0}
+
+        @self.backend.on_host
+        def accumulate(outputs: Any, batch: Batch) -> None:
+            metrics.update(outputs, batch)
+            total["loss"] += float(outputs.loss.float().item())
+            total["batches"] += 1
+
+        self.model.eval()
+        for batch in self.backend.batches(source.next_epoch, steps, split=False):
+            accumulate(eval_step(batch), batch)
+        return {"loss": total["loss"] / max(total["batches"], 1), **metrics.compute()}
+
+    def validate(self, loader_cfg: Any, eval_steps: Optional[int] = None, name: str = "eval",
+                 loader_path: str = "trainer.validate.val_dataloader") -> dict[str, Any]:
+        """Evaluate the loaded weights and write the metrics of the current step under ``name``."""
+        reporter = RunReporter(self.model_dir, self.backend.is_main, loader_cfg.batch_size,
+                               loader_cfg.max_sequence_length)
+        try:
+            metrics = self.evaluate(loader_cfg, eval_steps, loader_path)
+            reporter.eval(self.step, metrics, name)
+        finally:
+            reporter.close()
+        return metrics
+
+    def validate_all(self, loaders: list[tuple[str, Any]], paths: Optional[list[Path]],
+                     eval_steps: Optional[int]) -> None:
+        """Evaluate every checkpoint (``paths``, or all in model_dir in step order) on each of
+        ``loaders`` ((dotted path, section) pairs)."""
+        found = [Path(p) for p in paths] if paths else [path for _, path in list_checkpoints(self.model_dir)]
+        if not found:
+            raise FileNotFoundError(f"{self.model_dir}: no checkpoint_<step>.mdl to evaluate")
+        for path in found:
+            self.load(path, ("model", "step"), strict=True)
+            for i, (loader_path, loader_cfg) in enumerate(loaders):
+                name = "eval" if len(loaders) == 1 else f"eval_{i}"
+                self.validate(loader_cfg, eval_steps, name, loader_path)

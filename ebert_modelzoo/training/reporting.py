@@ -1,0 +1,116 @@
+"""What a run reports: console lines, TensorBoard events (model_dir/train, model_dir/eval) and
+evaluation metrics as JSON (model_dir/eval/metrics_step_<N>.json)."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from torch.utils.tensorboard import SummaryWriter
+
+LOGGER = logging.getLogger("ebert_modelzoo")
+
+
+def metrics_path(model_dir: str | Path, step: int, name: str = "eval") -> Path:
+    """Where the metrics of the evaluation at ``step`` are written."""
+    return Path(model_dir) / name / f"metrics_step_{step}.json"
+
+
+def write_metrics(model_dir: str | Path, step: int, metrics: Mapping[str, Any], name: str = "eval") -> Path:
+    """Write ``metrics`` (plus the step) as JSON, atomically; NaN becomes null."""
+    path = metrics_path(model_dir, step, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, Mapping):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    tmp = path.parent / f".{path.name}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump({"step": step, **clean(dict(metrics))}, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested metric dicts -> {"a/b/c": value} for TensorBoard (non-numbers dropped)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+class RunReporter:
+    """Console and TensorBoard output of one process (silent on non-main ranks)."""
+
+    def __init__(self, model_dir: str | Path, enabled: bool, samples_per_step: int, tokens_per_sample: int) -> None:
+        self.model_dir = Path(model_dir)
+        self.enabled = enabled
+        self.samples_per_step = samples_per_step
+        self.tokens_per_sample = tokens_per_sample
+        self._writers: dict[str, SummaryWriter] = {}
+        self._last_time: Optional[float] = None
+        self._last_step = 0
+
+    def _writer(self, name: str) -> SummaryWriter:
+        if name not in self._writers:
+            self._writers[name] = SummaryWriter(log_dir=str(self.model_dir / name))
+        return self._writers[name]
+
+    def start(self, step: int) -> None:
+        """Start the throughput clock at ``step``."""
+        self._last_time, self._last_step = time.perf_counter(), step
+
+    def train(self, step: int, loss: float, learning_rate: float) -> None:
+        """Log one training line; throughput is measured since the previous line."""
+        now = time.perf_counter()
+        elapsed = now - (self._last_time or now)
+        steps = step - self._last_step
+        samples_per_s = steps * self.samples_per_step / elapsed if elapsed > 0 else 0.0
+        self._last_time, self._last_step = now, step
+        if not self.enabled:
+            return
+        LOGGER.info(
+            "step %d, loss %.5f, lr %.3e, %.1f samples/s, %.0f tokens/s",
+            step, loss, learning_rate, samples_per_s, samples_per_s * self.tokens_per_sample,
+        )
+        writer = self._writer("train")
+        writer.add_scalar("loss", loss, step)
+        writer.add_scalar("lr", learning_rate, step)
+        writer.add_scalar("samples_per_sec", samples_per_s, step)
+        writer.add_scalar("tokens_per_sec", samples_per_s * self.tokens_per_sample, step)
+
+    def eval(self, step: int, metrics: Mapping[str, Any], name: str = "eval") -> Optional[Path]:
+        """Log evaluation metrics to the console, TensorBoard (model_dir/<name>) and JSON
+        (model_dir/<name>/metrics_step_<step>.json)."""
+        if not self.enabled:
+            return None
+        flat = flatten(metrics)
+        shown = ", ".join(f"{k} {v:.5g}" for k, v in flat.items() if "/" not in k or k.count("/") == 1 and k.endswith("/mean"))
+        LOGGER.info("%s at step %d: %s", name, step, shown)
+        writer = self._writer(name)
+        for key, value in flat.items():
+            writer.add_scalar(key, value, step)
+        writer.flush()
+        return write_metrics(self.model_dir, step, metrics, name)
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()

@@ -1,0 +1,7 @@
+"""Model Zoo-style entry point: `python run.py {CPU,GPU,CSX} --params P --mode M` (see notes/trainer.md)."""
+import sys
+
+from ebert_modelzoo.cli.run import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Trainer parts in-process: schedules, parameter groups, the step function (clipping, loss
+scaling), checkpoint files (atomic writes, pruning, RNG, weight loading), the torch backend's
+batch stream, and mixed precision with the real model."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ebert_modelzoo.config import LinearLRConfig, PrecisionConfig, params_from_dict
+from ebert_modelzoo.models.config import EBertPretrainConfig
+from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
+from ebert_modelzoo.training.backends import BackendOptions
+from ebert_modelzoo.training.backends.torch import TorchBackend
+from ebert_modelzoo.training.checkpoint import (
+    CheckpointError,
+    atomic_torch_save,
+    capture_rng,
+    checkpoint_path,
+    list_checkpoints,
+    load_model_weights,
+    prune_checkpoints,
+    restore_rng,
+    torch_load,
+)
+from ebert_modelzoo.training.loop import Trainer
+from ebert_modelzoo.training.optim import param_groups
+from ebert_modelzoo.training.schedules import PhasedLinearLR, learning_rate_at
+from ebert_modelzoo.training.step import make_train_step
+
+from .fixtures import encoder, make_data, pretrain_params
+
+PHASES = [LinearLRConfig(initial_learning_rate=0.0, end_learning_rate=1.0, total_iters=4),
+          LinearLRConfig(initial_learning_rate=1.0, end_learning_rate=0.2, total_iters=8)]
+
+
+def test_phased_schedule_follows_the_phases_and_resumes():
+    assert [learning_rate_at(s, PHASES) for s in (0, 2, 4, 8, 12, 50)] == pytest.approx([0, 0.5, 1.0, 0.6, 0.2, 0.2])
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.0)
+    sched = PhasedLinearLR(opt, PHASES)
+    seen = []
+    for _ in range(6):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([learning_rate_at(s, PHASES) for s in range(6)])
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
+    sched2 = PhasedLinearLR(opt2, PHASES)
+    sched2.load_state_dict(sched.state_dict())
+    assert opt2.param_groups[0]["lr"] == pytest.approx(learning_rate_at(6, PHASES))
+
+
+def test_no_weight_decay_on_biases_and_layernorm():
+    model = EBertForPreTrainingModel(EBertPretrainConfig(name="ebert", **encoder()))
+    decay, no_decay = param_groups(model, 0.01)
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    ids = {id(p) for p in no_decay["params"]}
+    for name, param in model.named_parameters():
+        is_norm_or_bias = name.endswith(".bias") or "norm" in name.lower()
+        assert (id(param) in ids) == is_norm_or_bias, name
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+class _Doubler(torch.nn.Module):
+    """A test double for loop mechanics only: loss = sum((w * x)^2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.full((4,), 10.0))
+
+    def forward(self, batch):
+        return ((self.w * batch["x"]) ** 2).sum()
+
+
+@pytest.mark.parametrize("precision", [
+    PrecisionConfig(max_gradient_norm=0.5),
+    PrecisionConfig(enabled=True, fp16_type="float16", loss_scaling_factor="dynamic", max_gradient_norm=0.5),
+    PrecisionConfig(enabled=True, fp16_type="float16", loss_scaling_factor=128.0, max_gradient_norm=0.5),
+])
+def test_train_step_clips_unscaled_gradients(precision):
+    backend = TorchBackend(BackendOptions())
+    model = _Doubler()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    norms = []
+    opt.register_step_pre_hook(lambda o, a, k: norms.append(float(torch.linalg.vector_norm(model.w.grad))))
+    scaler = backend.make_grad_scaler(precision)
+    assert (scaler is None) == (not precision.enabled)
+    step = make_train_step(backend, model, opt, [], scaler, precision)
+    before = model.w.detach().clone()
+    loss = step({"x": torch.ones(4)})
+    assert float(loss.detach()) == pytest.approx(400.0, rel=1e-2)
+    assert norms and norms[0] <= 0.5 + 1e-4  # unscaled, then clipped
+    assert float(torch.linalg.vector_norm(before - model.w.detach())) == pytest.approx(0.05, rel=1e-2)
+    assert model.w.grad is None or not model.w.grad.any()
+
+
+def test_atomic_save_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
+    good = checkpoint_path(tmp_path, 5)
+    atomic_torch_save({"model": {"w": torch.ones(2)}}, good)
+
+    def crash(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"model": {}}, checkpoint_path(tmp_path, 10))
+    assert not checkpoint_path(tmp_path, 10).exists()
+    assert (tmp_path / ".checkpoint_10.mdl.tmp").exists()  # what a crash leaves: ignored below
+    assert list_checkpoints(tmp_path) == [(5, good)]
+    assert torch.equal(torch_load(good)["model"]["w"], torch.ones(2))
+    prune_checkpoints(tmp_path, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_5.mdl"]
+
+
+def test_prune_keeps_the_newest(tmp_path):
+    for step in (1, 20, 3, 100):
+        atomic_torch_save({"model": {}}, checkpoint_path(tmp_path, step))
+    (tmp_path / "checkpoint_7.mdl.bak").write_text("")
+    prune_checkpoints(tmp_path, 2)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [20, 100]
+    prune_checkpoints(tmp_path, None)
+    assert len(list_checkpoints(tmp_path)) == 2
+
+
+def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    atomic_torch_save({"model": {}, "rng": capture_rng()}, tmp_path / "c.mdl")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    restore_rng(torch_load(tmp_path / "c.mdl")["rng"])  # weights_only load
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
+
+
+def test_weight_loading_reports_mismatches():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    extra = {**weights, "head.weight": torch.zeros(1)}
+    del extra["1.bias"]
+    with pytest.raises(CheckpointError, match=r"c.mdl: .*missing from the checkpoint: 1.bias; not in the model: head.weight"):
+        load_model_weights(model, extra, strict=True, source="c.mdl")
+    assert load_model_weights(model, extra, strict=False, source="c.mdl") == (["1.bias"], ["head.weight"])
+    with pytest.raises(CheckpointError, match=r"shapes differ: 0.weight \(3, 3\) vs model \(3, 2\)"):
+        load_model_weights(model, {**weights, "0.weight": torch.zeros(3, 3)}, strict=False, source="c.mdl")
+    with pytest.raises(CheckpointError, match="no weight names in common"):
+        load_model_weights(model, {"x": torch.zeros(1)}, strict=False, source="c.mdl")
+
+
+def test_batch_stream_spans_epochs_and_a_loader_resumed_at_an_epoch_end():
+    backend = TorchBackend(BackendOptions())
+    epochs = iter([[], [{"a": torch.tensor([1])}, {"a": torch.tensor([2])}], [{"a": torch.tensor([3])}]])
+    got = [int(b["a"]) for b in backend.batches(lambda: next(epochs), 3)]
+    assert got == [1, 2, 3]
+    with pytest.raises(ValueError, match="produced no batch"):
+        list(backend.batches(lambda: [], 1))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.mark.parametrize("precision", [
+    {"enabled": True, "fp16_type": "bfloat16"},
+    {"enabled": True, "fp16_type": "float16", "loss_scaling_factor": "dynamic", "max_gradient_norm": 1.0},
+])
+def test_mixed_precision_trains_and_checkpoints_the_scaler(tmp_path, data, precision):
+    params = params_from_dict(pretrain_params(data, tmp_path, max_steps=6, precision=precision,
+                                              loop={"max_steps": 3}))
+    trainer = Trainer(params, TorchBackend(BackendOptions()), "test", tmp_path)
+    trainer.fit()
+    state = torch_load(checkpoint_path(tmp_path, 3))
+    assert state["step"] == 3 and all(torch.isfinite(v).all() for v in state["model"].values())
+    assert (state["grad_scaler"] is not None) == (precision["fp16_type"] == "float16")
+    assert state["data_state"] == {"epoch": 0, "batch": 3}
