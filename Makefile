@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo test bench
 
 setup: $(VENV)/.installed
 
@@ -19,3 +19,7 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Every benchmark in bench/ -> bench/results/*.json and bench/results/SUMMARY.md (see bench/README.md).
+bench: setup
+	$(PY) -m bench
