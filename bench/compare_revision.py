@@ -57,7 +57,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads or usable_cores())
     device = torch.device("cpu")
-    results = {"revision": args.revision, "threads": torch.get_num_threads(), "clock": args.clock,
+    commit = subprocess.run(["git", "rev-parse", args.revision], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    results = {"revision": args.revision, "commit": commit, "threads": torch.get_num_threads(), "clock": args.clock,
                "repeats": args.repeats, "shapes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         old_ebert, old_config = import_revision(args.revision, Path(tmp))

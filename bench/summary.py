@@ -47,12 +47,21 @@ def _comparison(name: str, entry: dict) -> list[str]:
     return lines + [""]
 
 
-def training_section(data: dict) -> list[str]:
-    """Markdown for bench/results/training.json."""
+def training_section(data: dict, source: str) -> list[str]:
+    """Markdown for a training benchmark JSON (``source``: its file name)."""
     gemm = data["gemm"]
-    lines = [
-        "## Training throughput: EBERT vs transformers BertForMaskedLM",
-        "",
+    load, cores = data["machine"]["load_average_1min_at_start"], data["machine"]["cores"]
+    lines = [f"## Training throughput: EBERT vs transformers BertForMaskedLM ({source})", ""]
+    steady = data["settings"]["threads"] == 1 and data["settings"]["clock"] == "cpu"
+    if load is not None and load > cores and steady:
+        lines += [f"Shared machine (load average {load:.1f} on {cores} cores at the start): timed in "
+                  "CPU seconds of one thread, which leaves out the time other jobs held the core.", ""]
+    elif load is not None and load > cores:
+        lines += [f"**Shared machine:** load average {load:.1f} on {cores} cores at the start; other "
+                  "jobs took CPU time during the run, so absolute times and roofline fractions are "
+                  "unreliable and ratios noisy (with several threads a descheduled one stalls the "
+                  "rest). A `--threads 1 --clock cpu` run is the steadier reference.", ""]
+    lines += [
         f"Machine: {data['machine']['cpu']}, {data['settings']['threads']} threads, torch "
         f"{data['machine']['torch']}, load average at start {data['machine']['load_average_1min_at_start']}. "
         f"{data['settings']['repeats']} interleaved rounds, medians of {data['settings']['clock']} "
@@ -81,6 +90,22 @@ def training_section(data: dict) -> list[str]:
     return lines
 
 
+def revision_section(data: dict, source: str) -> list[str]:
+    """Markdown for a bench/compare_revision.py JSON: EBERT before (at a revision) and after."""
+    lines = [f"## Model before/after ({source})", "",
+             f"EBERT at {data['revision']} ({data.get('commit', '?')[:10]}) vs the work tree vs the peer; "
+             f"{data['threads']} thread(s), {data['clock']} clock, {data['repeats']} interleaved rounds, medians.",
+             "", "| shape | mode | before ms | after ms | peer ms | before / after | peer / before | peer / after |",
+             "|---|---|---|---|---|---|---|---|"]
+    for shape, modes in data["shapes"].items():
+        for mode, entry in modes.items():
+            median = entry["median_s"]
+            lines.append(f"| {shape} | {mode} | {_ms(median['ebert_at_revision'])} | {_ms(median['ebert'])} "
+                         f"| {_ms(median['peer'])} | {entry['revision_over_worktree']:.3f} "
+                         f"| {entry['peer_over_revision']:.3f} | {entry['peer_over_worktree']:.3f} |")
+    return lines + [""]
+
+
 def _flat(data: Any, prefix: str = "") -> list[str]:
     lines = []
     for key, value in data.items():
@@ -97,7 +122,9 @@ def write_summary(results_dir: Path) -> Path:
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text())
         if data.get("benchmark") == "training":
-            lines += training_section(data)
+            lines += training_section(data, path.name)
+        elif "revision" in data and "shapes" in data:
+            lines += revision_section(data, path.name)
         else:
             lines += [f"## {path.stem}", "", *_flat(data), ""]
     out = results_dir / "SUMMARY.md"
