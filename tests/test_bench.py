@@ -89,3 +89,17 @@ def test_quick_run_writes_json_and_summary(tmp_path):
         assert data["gpu"]["available"] is False and data["gpu"]["reason"]
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "EBERT vs transformers BertForMaskedLM" in summary and "### micro" in summary
+
+
+def test_gpu_code_path_runs_under_bf16_autocast_on_cpu():
+    # The CUDA section is run_shape with bf16 autocast and a datasheet-peak roofline; run that
+    # code on CPU at the micro shape so it is exercised where no GPU is lent.
+    from bench.bench_training import gpu_section, run_shape
+
+    result = run_shape(QUICK_SHAPES["micro"], repeats=1, autocast=torch.bfloat16, roofline_flop_per_s=1e12)
+    for mode in ("forward", "train_step"):
+        assert result[mode]["roofline_flop_per_s"] == 1e12 and result[mode]["gemm_interleaved"] is None
+        assert all(case["fraction_of_roofline"] > 0 for case in result[mode]["cases"].values())
+    if not torch.cuda.is_available():
+        section = gpu_section(1)
+        assert section["available"] is False and "CUDA" in section["reason"] and "train_step" not in section
