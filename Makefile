@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # user and reused (tools/cerebras_venv.sh; EBERT_CEREBRAS_VENV overrides its location).
 CEREBRAS_VENV := EBERT_CEREBRAS_PYTHON=$(PYTHON) tools/cerebras_venv.sh
 
-.PHONY: setup demo test cerebras-venv
+.PHONY: setup demo test bench cerebras-venv
 
 setup: $(VENV)/.installed
 
@@ -27,3 +27,7 @@ cerebras-venv:
 test: setup
 	$(PY) -m pytest -q
 	$(CEREBRAS_VENV) run python -m pytest -q -m cerebras tests/cerebras
+
+# Every benchmark in bench/ -> bench/results/*.json and bench/results/SUMMARY.md (see bench/README.md).
+bench: setup
+	$(PY) -m bench
