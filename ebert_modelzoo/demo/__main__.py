@@ -102,6 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.threads < 1:
         build_parser().error("--threads must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    # one "chrX -> X" line per demo file, twice: the demo data's README explains the mapping
+    logging.getLogger("ebert_modelzoo.preprocessing.genome").setLevel(logging.WARNING)
     try:
         print(run(args))
     except stages.DemoError as err:

@@ -30,8 +30,14 @@ def _truncate_train_log(path: Path, step: int) -> None:
     """Drop the lines after ``step`` (a resumed run logs those steps again), atomically."""
     if not path.is_file():
         return
+    def keep(line: str) -> bool:
+        try:
+            return json.loads(line).get("step", 0) <= step
+        except ValueError:  # a line cut short by a killed run
+            return False
+
     lines = path.read_text().splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = [line for line in lines if line.strip() and keep(line)]
     if len(kept) == len(lines):
         return
     tmp = path.parent / f".{path.name}.tmp"
