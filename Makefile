@@ -3,7 +3,11 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test
+# cerebras-pytorch pins torch 2.4.0, so the Cerebras tests run in their own venv, built once per
+# user and reused (tools/cerebras_venv.sh; EBERT_CEREBRAS_VENV overrides its location).
+CEREBRAS_VENV := EBERT_CEREBRAS_PYTHON=$(PYTHON) tools/cerebras_venv.sh
+
+.PHONY: setup demo test bench cerebras-venv
 
 setup: $(VENV)/.installed
 
@@ -17,5 +21,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(PY) -m ebert_modelzoo.demo
 
+cerebras-venv:
+	$(CEREBRAS_VENV) ensure
+
 test: setup
 	$(PY) -m pytest -q
+	$(CEREBRAS_VENV) run python -m pytest -q -m cerebras tests/cerebras
+
+# Every benchmark in bench/ -> bench/results/*.json and bench/results/SUMMARY.md (see bench/README.md).
+bench: setup
+	$(PY) -m bench

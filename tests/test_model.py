@@ -420,3 +420,34 @@ def test_forward_and_backward_run_on_meta_tensors(cls, config):
     assert loss.shape == () and loss.device.type == "meta"
     with pytest.raises(NotImplementedError):
         batch["masked_lm_mask"][batch["masked_lm_mask"] > 0]  # the proxy does catch boolean indexing
+
+
+def test_dropout_keeps_the_expected_fraction_and_scale():
+    from ebert_modelzoo.models.dropout import Dropout, dropout
+
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    out = dropout(x, 0.25, training=True)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.005
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.75))
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.25, training=True), out)  # seeded
+    assert torch.equal(dropout(x, 0.25, training=False), x)
+    assert torch.equal(Dropout(0.25).eval()(x), x)
+
+
+def test_attention_dropout_is_unbiased_on_the_cpu_training_path():
+    from ebert_modelzoo.models.encoder import SelfAttention, additive_attention_mask
+
+    torch.manual_seed(0)
+    config = EBertPretrainConfig(name="ebert", **tiny(attention_dropout_rate=0.5))
+    attention = SelfAttention(config)
+    hidden = torch.randn(1, 6, 32)
+    mask = additive_attention_mask(torch.tensor([[1, 1, 1, 1, 1, 0]], dtype=torch.int32), torch.float32)
+    with torch.no_grad():
+        expected = attention.eval()(hidden, mask)
+        attention.train()
+        mean = torch.stack([attention(hidden, mask) for _ in range(4000)]).mean(0)
+    assert torch.allclose(mean, expected, atol=0.02)
+    assert not torch.allclose(attention(hidden, mask), expected, atol=1e-3)  # dropout is on

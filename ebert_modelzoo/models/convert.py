@@ -47,10 +47,9 @@ _OPTIONAL_KEYS = (
 )
 
 # Per-layer names: ours -> BERT's (under bert.encoder.layer.{i}.)
+# Our fused attention.qkv is BERT's query, key and value concatenated along the output axis.
+_QKV_PARTS = ("attention.self.query", "attention.self.key", "attention.self.value")
 _LAYER_KEYS = {
-    "attention.query": "attention.self.query",
-    "attention.key": "attention.self.key",
-    "attention.value": "attention.self.value",
     "attention.output": "attention.output.dense",
     "attention_norm": "attention.output.LayerNorm",
     "feed_forward.dense_in": "intermediate.dense",
@@ -146,11 +145,14 @@ def convert_bert_state_dict(
     for part in ("weight", "bias"):
         out[f"ebert.embeddings.LayerNorm.{part}"] = take(f"{emb}LayerNorm.{part}")
     for layer in range(config.num_hidden_layers):
+        theirs_prefix = f"bert.encoder.layer.{layer}."
+        for part in ("weight", "bias"):
+            out[f"ebert.layers.{layer}.attention.qkv.{part}"] = torch.cat(
+                [take(f"{theirs_prefix}{name}.{part}") for name in _QKV_PARTS]
+            )
         for ours, theirs in _LAYER_KEYS.items():
             for part in ("weight", "bias"):
-                out[f"ebert.layers.{layer}.{ours}.{part}"] = take(
-                    f"bert.encoder.layer.{layer}.{theirs}.{part}"
-                )
+                out[f"ebert.layers.{layer}.{ours}.{part}"] = take(f"{theirs_prefix}{theirs}.{part}")
     head = "cls.predictions."
     for part in ("weight", "bias"):
         out[f"mlm_head.transform.dense.{part}"] = take(f"{head}transform.dense.{part}")

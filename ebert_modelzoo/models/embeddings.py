@@ -20,6 +20,7 @@ from torch import nn
 
 from ebert_modelzoo.batch import state_vocab_size
 from ebert_modelzoo.models.config import EBertEncoderConfig
+from ebert_modelzoo.models.dropout import Dropout
 
 
 def sinusoidal_positions(num_positions: int, hidden_size: int) -> torch.Tensor:
@@ -93,7 +94,7 @@ class EBertEmbeddings(nn.Module):
         )
         # Named as in BERT checkpoints.
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
-        self.dropout = nn.Dropout(config.dropout_rate)
+        self.dropout = Dropout(config.dropout_rate)
 
     def _per_bin(self, batch: Mapping[str, torch.Tensor]) -> Optional[torch.Tensor]:
         """Sum of the per-bin embeddings, (B, N, H), or None when no per-bin input is on."""

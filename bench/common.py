@@ -1,0 +1,117 @@
+"""Shared benchmark helpers: interleaved timing with medians, machine facts, crash-safe JSON.
+
+Timings on a shared machine are noisy, so every comparison runs its cases in the same process,
+interleaved round by round (A, B, then B, A, ...: alternating the order cancels drift and
+warm-cache advantages), and reports medians. Ratios are always of medians taken side by side.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+
+def synchronizer(device: torch.device) -> Callable[[], None]:
+    """A no-argument function that waits for queued work on ``device`` (a no-op on CPU)."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def interleaved(
+    cases: Mapping[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    sync: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Seconds per call of each case, ``repeats`` times each, interleaved round by round.
+
+    Every case runs ``warmup`` untimed calls first (in the same interleaved order). Round r runs
+    the cases in their given order when r is even and reversed when r is odd. ``clock`` is wall
+    time by default; ``time.process_time`` (CPU seconds of this process) is steadier when other
+    jobs share the cores, and is what single-threaded A/B comparisons use.
+    """
+    names = list(cases)
+    for _ in range(warmup):
+        for name in names:
+            cases[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        for name in names if round_index % 2 == 0 else reversed(names):
+            sync()
+            start = clock()
+            cases[name]()
+            sync()
+            times[name].append(clock() - start)
+    return times
+
+
+def summarize(seconds: list[float]) -> dict[str, float]:
+    """Median, min and max of a list of timings, in seconds."""
+    return {
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "repeats": len(seconds),
+    }
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    return {
+        "cpu": cpu,
+        "cores": usable_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min_at_start": load,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Crash-safe JSON dump (indent 1, trailing newline)."""
+    write_atomic(path, json.dumps(data, indent=1) + "\n")

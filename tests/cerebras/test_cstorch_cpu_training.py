@@ -1,0 +1,54 @@
+"""The cstorch backend on cstorch's CPU device: run.py trains ebert_tiny with a falling loss, and
+a run resumed from a cstorch checkpoint ends bit-identical to an uninterrupted one."""
+from __future__ import annotations
+
+import pytest
+
+cstorch = pytest.importorskip("cerebras.pytorch")
+pytestmark = pytest.mark.cerebras
+
+import h5py  # noqa: E402
+import torch  # noqa: E402
+
+from tests.run_cases import data_for, losses, run_py, write_params  # noqa: E402
+
+SETTINGS = {"logging": {"log_steps": 5}, "checkpoint": {"steps": 20}}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return data_for("ebert_tiny.yaml", tmp_path_factory.mktemp("tiny"), learnable=True)
+
+
+def train(params, cwd, max_steps):
+    result = run_py(["CPU", "-p", str(params), "-m", "train", "--max_steps", str(max_steps)], cwd=cwd)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def test_cpu_training_loss_falls_and_a_resumed_run_matches(tiny_data, tmp_path):
+    straight = write_params("ebert_tiny.yaml", tmp_path / "straight.yaml", tiny_data, tmp_path / "straight", SETTINGS)
+    result = train(straight, tmp_path, 40)
+    assert "on CPU (cstorch backend)" in result.stdout
+    seen = losses(result.stdout)
+    assert sorted(seen) == list(range(5, 41, 5))
+    # Each window repeats one of 8 tokens: far below ln(262) = 5.57 once the model learns that.
+    assert seen[40] < 0.6 * seen[5], seen
+
+    checkpoints = sorted(p.name for p in (tmp_path / "straight").iterdir() if p.suffix == ".mdl")
+    assert checkpoints == ["checkpoint_20.mdl", "checkpoint_40.mdl"]
+    assert h5py.is_hdf5(tmp_path / "straight" / "checkpoint_40.mdl")  # cstorch.save's format
+    assert not list((tmp_path / "straight").glob(".*.tmp"))
+
+    resumed = write_params("ebert_tiny.yaml", tmp_path / "resumed.yaml", tiny_data, tmp_path / "resumed", SETTINGS)
+    train(resumed, tmp_path, 20)
+    second = train(resumed, tmp_path, 40)
+    assert "checkpoint_20.mdl (checkpoint of step 20;" in second.stdout
+    assert losses(second.stdout) == {step: seen[step] for step in range(25, 41, 5)}
+
+    a = cstorch.load(str(tmp_path / "straight" / "checkpoint_40.mdl"))
+    b = cstorch.load(str(tmp_path / "resumed" / "checkpoint_40.mdl"))
+    assert a["step"] == b["step"] == 40
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(torch.as_tensor(a["model"][key]), torch.as_tensor(b["model"][key])), key

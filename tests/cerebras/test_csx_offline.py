@@ -1,0 +1,81 @@
+"""CSX without a cluster: ``--validate_only`` lowers one real training step of the shipped params
+(tiny, full-size pre-training, full-size fine-tuning) to Cerebras IR on this machine, and
+``--compile_only`` or a run without a cluster address stops at once with what to do."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("cerebras.pytorch")
+pytestmark = pytest.mark.cerebras
+
+from tests.run_cases import cszoo, data_for, run_py, write_params  # noqa: E402
+
+
+def mlir_files(model_dir, name):
+    """Lowered IR files, one per executor (cstorch writes them under cerebras_logs/executors/<n>/;
+    ``latest`` links to the newest)."""
+    executors = model_dir / "cerebras_logs" / "executors"
+    return sorted(path for path in executors.glob(f"*/{name}") if path.parent.name != "latest")
+
+
+def validate_only(params, cwd, path=None):
+    result = run_py(["CSX", "-p", str(params), "-m", "train", "--validate_only"], cwd=cwd, path=path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "Compile validated locally" in result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.parametrize("params_file", ["ebert_tiny.yaml", "ebert_base.yaml", "ebert_finetune_base.yaml"])
+def test_validate_only_lowers_the_training_step(params_file, tmp_path):
+    model_dir = tmp_path / "model_dir"
+    data = data_for(params_file, tmp_path / "data")
+    params = write_params(params_file, tmp_path / params_file, data, model_dir)
+    validate_only(params, tmp_path)
+    (cirh,) = mlir_files(model_dir, "cirh.mlir")  # one executor: the training step
+    text = cirh.read_text()
+    # The lowered step holds the model's matmuls and the optimizer's update, not an empty module.
+    assert "module" in text and text.count("\n") > 1000
+    # Nothing ran, so there are no weights to save.
+    assert not list(model_dir.glob("checkpoint_*.mdl"))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return data_for("ebert_tiny.yaml", tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def tiny_params(tiny_data, tmp_path):
+    return write_params("ebert_tiny.yaml", tmp_path / "tiny.yaml", tiny_data, tmp_path / "md")
+
+
+def test_validate_only_works_with_the_venv_not_on_path(tiny_params, tmp_path):
+    validate_only(tiny_params, tmp_path, path="/usr/bin:/bin")
+    assert len(mlir_files(tmp_path / "md", "cirh.mlir")) == 1
+
+
+def test_cszoo_fit_validate_only_lowers_the_train_and_the_eval_step(tiny_params, tmp_path):
+    result = cszoo(["fit", tiny_params, "--target_device", "CSX", "--validate_only"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert len(mlir_files(tmp_path / "md", "cirh.mlir")) == 2
+
+
+@pytest.mark.parametrize("flags", [["--compile_only"], []], ids=["compile_only", "run"])
+def test_csx_without_a_cluster_fails_fast_with_what_to_do(tiny_params, flags, tmp_path, monkeypatch):
+    # No user-node cluster config either (cstorch would read the address from it).
+    monkeypatch.setenv("CSCONFIG_PATH", str(tmp_path / "no_csconfig"))
+    result = run_py(["CSX", "-p", str(tiny_params), "-m", "train", *flags], cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert "needs a Cerebras Wafer-Scale Cluster" in line
+    assert "--mgmt_address HOST:PORT" in line and "--credentials_path" in line and "--validate_only" in line
+    assert not (tmp_path / "md" / "cerebras_logs").exists()
+
+
+def test_a_malformed_cluster_address_is_one_line(tiny_params, tmp_path):
+    result = run_py(["CSX", "-p", str(tiny_params), "-m", "train", "--mgmt_address", "no-port"],
+                    cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "mgmt_address 'no-port' should be in the form of '<name>:<port>'" in result.stderr
