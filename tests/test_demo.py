@@ -167,7 +167,7 @@ def test_rerun_reuses_finished_work_and_restarts_a_changed_run(demo):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "skipping" in done.stdout and "finished shards" in done.stdout
     assert done.stdout.count("nothing to train") == len(RUNS) - 1
-    assert "finetune_scratch: its settings, data or starting checkpoint changed; starting it over" in done.stdout
+    assert "finetune_scratch: its settings, data, code or starting checkpoint changed; starting it over" in done.stdout
     assert done.stdout.count("scoring the test split with") == 1
     assert again < seconds
     after = results(out)

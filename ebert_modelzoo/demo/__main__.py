@@ -66,10 +66,11 @@ def run(args: argparse.Namespace) -> str:
     runs = plan_runs(output_dir, args.quick)
     LOGGER.info("[2/4] training %d runs (%s)", len(runs), ", ".join(r.name for r in runs))
     results: dict[str, stages.RunResult] = {}
+    code = stages.code_fingerprint()
     for run_ in runs:
         kind = "pretraining" if run_.stage == "pre-training" else "finetuning"
         upstream = results.get(run_.upstream) if run_.upstream else None
-        results[run_.name] = stages.train(run_, output_dir, fingerprints[kind], upstream)
+        results[run_.name] = stages.train(run_, output_dir, fingerprints[kind], code, upstream)
         began = lap(run_.name, began)
 
     LOGGER.info("[3/4] scoring the test split: %s on %s", ", ".join(split["test"]["cell_types"]),

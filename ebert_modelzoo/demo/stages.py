@@ -5,7 +5,7 @@ accessibility baseline and the report.
 Reruns: preprocessing skips verified finished shards (and refuses a folder built from another
 config); a training run is resumed by the trainer from its newest checkpoint (finished runs train
 nothing) as long as its fingerprint (its params file + the fingerprints of its data and of the run
-it starts from) is unchanged; otherwise its folder is removed and it starts over, with a message.
+it starts from, and the model/trainer code) is unchanged; otherwise its folder is removed and it starts over, with a message.
 """
 from __future__ import annotations
 
@@ -83,6 +83,19 @@ def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
     return folders
 
 
+MODEL_CODE = ("batch.py", "config.py", "config_base.py", "tokenizer.py", "data", "models", "training")
+"""What decides a training run's result besides its params and data (ebert_modelzoo/...)."""
+
+
+def code_fingerprint() -> str:
+    """Fingerprint of the package code that trains and scores the models: runs made by other
+    code are not mixed with new ones."""
+    package = REPO_ROOT / "ebert_modelzoo"
+    files = sorted(f for name in MODEL_CODE
+                   for f in ([package / name] if name.endswith(".py") else (package / name).rglob("*.py")))
+    return _sha(*[f"{f.relative_to(package)}\0{f.read_text()}" for f in files])
+
+
 def data_fingerprint(folder: Path) -> str:
     """Fingerprint of a dataset: its splits' data_params.json (which hold every shard's sha256)."""
     return _sha(*[(folder / split / "data_params.json").read_text() for split in ("train", "validation", "test")])
@@ -96,18 +109,19 @@ class RunResult:
     command: str
 
 
-def train(run: Run, output_dir: Path, data: str, upstream: Optional[RunResult]) -> RunResult:
-    """Write the run's params, start it over if its fingerprint changed, then train through
-    run.py's main (resuming from the newest checkpoint; a finished run trains nothing)."""
+def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[RunResult]) -> RunResult:
+    """Write the run's params, start it over if its fingerprint (params, ``data`` and ``code``
+    fingerprints, upstream run) changed, then train through run.py's main (resuming from the
+    newest checkpoint; a finished run trains nothing)."""
     params_file = output_dir / "params" / f"{run.name}.yaml"
     text = params_text(run)
-    fingerprint = _sha(text, data, upstream.fingerprint if upstream else "")
+    fingerprint = _sha(text, data, code, upstream.fingerprint if upstream else "")
     model_dir = Path(run.params["trainer"]["init"]["model_dir"])
     state_file = output_dir / STATE_DIR / f"{run.name}.json"
     stored = json.loads(state_file.read_text())["fingerprint"] if state_file.is_file() else None
     if model_dir.exists() and stored != fingerprint:
         LOGGER.info("%s: %s; starting it over", run.name,
-                    "its settings, data or starting checkpoint changed" if stored else "unknown earlier contents")
+                    "its settings, data, code or starting checkpoint changed" if stored else "unknown earlier contents")
         shutil.rmtree(model_dir)
     _atomic_write(params_file, text)
     _atomic_write(state_file, json.dumps({"fingerprint": fingerprint}) + "\n")
