@@ -112,7 +112,7 @@ def test_predictions_follow_the_shards_and_match_the_trainers_metrics(demo):
         assert recomputed[tf]["auprc"] == pytest.approx(found.metrics[f"auprc/{tf}"], abs=1e-6)
         assert recomputed[tf]["auroc"] == pytest.approx(found.metrics[f"auroc/{tf}"], abs=1e-6)
     cached = Predictions.load(out / "runs" / "finetune_dna_epigenome" / f"predictions_test_step_{found.step}.npz")
-    assert np.array_equal(cached.scores, found.scores)
+    assert np.allclose(cached.scores, found.scores, atol=1e-5)  # other thread count: other summation order
 
 
 def test_report_schema_and_files(demo):
