@@ -29,6 +29,7 @@ from ebert_modelzoo.data.masking import StateMasking, TokenMasking
 from ebert_modelzoo.data.shards import (
     DataParams,
     DatasetError,
+    ShardReader,
     Vocab,
     check_shard_shapes,
     load_split,
@@ -302,6 +303,25 @@ class EBertFinetuningDataProcessor(_EBertDataProcessor):
             label_index=np.asarray(self.label_index, dtype=np.int64),
             bin_labels=self.config.label_level == "bin",
         )
+
+    def label_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positives, labelled) per label [K] over the configured cell types and every window,
+        as the batches count them (bound = 1, ambiguous/missing = no label); int64."""
+        name = schema.DATASET_BIN_LABELS if self.config.label_level == "bin" else schema.DATASET_LABELS
+        check_shard_shapes(self.params, (name,))
+        positives = np.zeros(len(self.label_index), dtype=np.int64)
+        labelled = np.zeros(len(self.label_index), dtype=np.int64)
+        reader = ShardReader(self.params, (name,))
+        try:
+            for shard in range(len(self.params.shard_files)):
+                for cell in self.cells:
+                    raw = reader.read(shard, 0, self.params.shard_windows[shard], cell)[name][..., self.label_index]
+                    raw = raw.reshape(-1, len(self.label_index))
+                    positives += (raw == schema.LABEL_BOUND).sum(axis=0)
+                    labelled += (raw != schema.LABEL_AMBIGUOUS).sum(axis=0)
+        finally:
+            reader.close()
+        return positives, labelled
 
     def features(self) -> DataFeatures:
         k = len(self.label_index)

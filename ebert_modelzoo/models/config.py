@@ -2,7 +2,7 @@
 per registered model name. Keys follow Model Zoo's BERT names."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import model_validator
 
@@ -104,6 +104,19 @@ class EBertFinetuneConfig(EBertEncoderConfig):
     """Classify the whole window from [CLS] ('sequence') or each bin ('bin')."""
     classifier_dropout: float = 0.1
     """Dropout before the classification layer."""
+    positive_weight: Optional[Union[list[float], Literal["auto"]]] = None
+    """Weight of the positive term of each label's binary cross-entropy (torch's pos_weight), one
+    per label; None = 1 for all. "auto" is resolved by the trainer before the model is built, from
+    the training split's label counts (see ebert_modelzoo/training/label_weights.py), and the
+    resolved list is what the run's checkpoints record."""
+    pooling: Literal["cls", "center_bins"] = "cls"
+    """Sequence head input: the [CLS] vector (BERT), or the mean of the tokens of the window's
+    central pooled_bins bins (where window labels are defined)."""
+    pooled_bins: int = 1
+    """Bins averaged by pooling: center_bins, centred in the window's num_bins bins."""
+    num_bins: Optional[int] = None
+    """Bins per window (data_params.json's num_bins); needed by pooling: center_bins, checked
+    against the data."""
 
     @model_validator(mode="after")
     def _check_labels(self) -> "EBertFinetuneConfig":
@@ -113,4 +126,26 @@ class EBertFinetuneConfig(EBertEncoderConfig):
             raise ValueError(
                 f"label_names has {len(self.label_names)} names but num_labels is {self.num_labels}"
             )
+        if isinstance(self.positive_weight, list):
+            if len(self.positive_weight) != self.num_labels:
+                raise ValueError(f"positive_weight has {len(self.positive_weight)} values but num_labels "
+                                 f"is {self.num_labels}")
+            if not all(0.0 < w < float("inf") for w in self.positive_weight):
+                raise ValueError(f"positive_weight values must be finite and > 0, got {self.positive_weight}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_pooling(self) -> "EBertFinetuneConfig":
+        if self.pooling == "cls":
+            return self
+        if self.head != "sequence":
+            raise ValueError(f"pooling {self.pooling!r} is for head: sequence (the bin head pools every bin)")
+        if self.num_bins is None:
+            raise ValueError("pooling center_bins needs num_bins (the data's bins per window)")
+        if not 1 <= self.pooled_bins <= self.num_bins or (self.num_bins - self.pooled_bins) % 2:
+            raise ValueError(f"pooled_bins must be in [1, num_bins] with num_bins - pooled_bins even "
+                             f"(centred), got pooled_bins {self.pooled_bins}, num_bins {self.num_bins}")
+        if self.num_bins * self.tokens_per_bin + 2 > self.max_position_embeddings:
+            raise ValueError(f"num_bins x tokens_per_bin + 2 ({self.num_bins * self.tokens_per_bin + 2}) "
+                             f"exceeds max_position_embeddings ({self.max_position_embeddings})")
         return self

@@ -72,6 +72,14 @@ def masked_lm_loss(
     return weighted_mean(per_position.view(labels.shape), weights)
 
 
+def binary_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, positive_weight: torch.Tensor) -> torch.Tensor:
+    """Per-element BCE with the positive term of label k scaled by positive_weight[k]:
+    -(w_k * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x))); logits (..., K), weight (K)."""
+    return F.binary_cross_entropy_with_logits(
+        logits.float(), labels, pos_weight=positive_weight, reduction="none"
+    )
+
+
 def input_groups(config: EBertEncoderConfig) -> tuple[str, ...]:
     """Batch groups the encoder reads under this config (dna plus each epigenetic input turned on)."""
     groups = ["dna"]
@@ -143,14 +151,18 @@ class EBertForFineTuningModel(nn.Module):
         self.config = config
         self.ebert = EBertModel(config)
         if config.head == "sequence":
-            self.head: nn.Module = SequenceClassificationHead(
-                config, config.num_labels, config.classifier_dropout
-            )
+            self.head: nn.Module = SequenceClassificationHead(config)
             self.label_key, self.weight_key = "seq_labels", "seq_label_weights"
         else:
             self.head = BinClassificationHead(config, config.num_labels, config.classifier_dropout)
             self.label_key, self.weight_key = "bin_labels", "bin_label_weights"
         self.head.apply(lambda module: init_weights(module, config.initializer_range))
+        if config.positive_weight == "auto":
+            raise ValueError("positive_weight 'auto' must be resolved into one weight per label (from the "
+                             "training data) before the model is built")
+        # A buffer, not a parameter: fixed by the config, moves with the model, not in checkpoints.
+        weights = config.positive_weight or [1.0] * config.num_labels
+        self.register_buffer("positive_weight", torch.tensor(weights, dtype=torch.float32), persistent=False)
         self.batch_groups = input_groups(config) + (
             "seq_labels" if config.head == "sequence" else "bin_labels",
         )
@@ -165,8 +177,9 @@ class EBertForFineTuningModel(nn.Module):
             logits = self.head(hidden)
         else:
             logits = self.head(hidden, labels.shape[1])
-        per_label = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
-        loss = weighted_mean(per_label, batch[self.weight_key])
+        loss = weighted_mean(
+            binary_cross_entropy(logits, labels, self.positive_weight), batch[self.weight_key]
+        )
         return FinetuneOutput(loss=loss, logits=logits)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ebert_modelzoo.models.config import EBertEncoderConfig
+from ebert_modelzoo.models.config import EBertEncoderConfig, EBertFinetuneConfig
 from ebert_modelzoo.models.embeddings import check_bins_fit
 from ebert_modelzoo.models.encoder import make_activation
 
@@ -82,17 +82,31 @@ class MaskedStateHead(nn.Module):
 
 
 class SequenceClassificationHead(nn.Module):
-    """Window-level multi-label head: BERT pooler (dense + tanh on [CLS]) -> dropout -> K logits."""
+    """Window-level multi-label head: a pooled vector -> BERT pooler (dense + tanh) -> dropout -> K logits.
 
-    def __init__(self, config: EBertEncoderConfig, num_labels: int, dropout: float) -> None:
+    The pooled vector is [CLS] (``pooling: cls``) or the mean of the tokens of the ``pooled_bins``
+    central bins of ``num_bins`` (``pooling: center_bins``): a fixed slice, no data-dependent shape.
+    """
+
+    def __init__(self, config: EBertFinetuneConfig) -> None:
         super().__init__()
+        self.pooling = config.pooling
+        if config.pooling == "center_bins":
+            first = 1 + (config.num_bins - config.pooled_bins) // 2 * config.tokens_per_bin
+            self.token_slice = slice(first, first + config.pooled_bins * config.tokens_per_bin)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (B, L, H) -> (B, H): [CLS], or the mean over the central bins' tokens."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        return hidden[:, self.token_slice].mean(dim=1)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (B, L, H) -> logits (B, K)."""
-        pooled = torch.tanh(self.pooler(hidden[:, 0]))
+        pooled = torch.tanh(self.pooler(self.pool(hidden)))
         return self.classifier(self.dropout(pooled))
 
 

@@ -30,6 +30,7 @@ from ebert_modelzoo.training.checkpoint import (
     prune_checkpoints,
     restore_rng,
 )
+from ebert_modelzoo.training.label_weights import resolve_positive_weight
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.reporting import RunReporter
 from ebert_modelzoo.training.step import make_eval_step, make_train_step
@@ -62,6 +63,7 @@ class Trainer:
     """One run: model, optimizer and schedulers on a backend, plus where its files go."""
 
     def __init__(self, params: Params, backend: Backend, source: str | Path, model_dir: Path) -> None:
+        params = resolve_positive_weight(params, source)
         self.params = params
         self.init = params.trainer.init
         self.backend = backend

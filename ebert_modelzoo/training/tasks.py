@@ -104,6 +104,8 @@ class Task:
             raise mismatch("num_cell_types", model.num_cell_types, data.num_cell_types, " cell types")
         if isinstance(model, EBertFinetuneConfig) and model.num_labels != data.num_labels:
             raise mismatch("num_labels", model.num_labels, data.num_labels, " labels")
+        if isinstance(model, EBertFinetuneConfig) and model.num_bins is not None and model.num_bins != data.num_bins:
+            raise mismatch("num_bins", model.num_bins, data.num_bins, " bins per window")
         missing = [group for group in self._target_groups() if group not in data.groups]
         if missing:
             raise ParamsError(f"{params_file}: {loader_path} yields no {', '.join(missing)} batches "

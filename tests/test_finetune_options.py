@@ -1,0 +1,154 @@
+"""Fine-tuning options: positive_weight (explicit and auto), pooling: center_bins."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ebert_modelzoo.config import load_params
+from ebert_modelzoo.config_base import ParamsError, parse_section
+from ebert_modelzoo.data import schema
+from ebert_modelzoo.models.config import EBertFinetuneConfig
+from ebert_modelzoo.models.ebert import EBertForFineTuningModel
+from ebert_modelzoo.models.heads import SequenceClassificationHead
+from ebert_modelzoo.training.label_weights import auto_positive_weight, resolve_positive_weight
+from tests.data_processors.helpers import finetuning
+from tests.data_processors.split_builder import build_split
+from tests.test_model import BINS, TPB, build, finetune_config, make_batch, tiny
+from tests.training.fixtures import LABELS, finetune_params, make_data, write_params
+
+
+def _hand_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, positive: list[float]) -> torch.Tensor:
+    """-(w_k y log p + (1 - y) log(1 - p)) averaged over the labelled entries, written out."""
+    total, count = 0.0, 0.0
+    for index in np.ndindex(*labels.shape):
+        if weights[index] == 0:
+            continue
+        p = 1.0 / (1.0 + math.exp(-float(logits[index])))
+        y = float(labels[index])
+        total += -(positive[index[-1]] * y * math.log(p) + (1 - y) * math.log(1 - p))
+        count += 1
+    return torch.tensor(total / count)
+
+
+@pytest.mark.parametrize("head", ["sequence", "bin"])
+def test_positive_weight_loss_matches_hand_formula(head):
+    positive = [3.0, 0.5]
+    model = build(EBertForFineTuningModel, finetune_config(head, positive_weight=positive)).eval()
+    unweighted = build(EBertForFineTuningModel, finetune_config(head)).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        out, plain = model.outputs(batch), unweighted.outputs(batch)
+    prefix = "seq" if head == "sequence" else "bin"
+    labels, weights = batch[f"{prefix}_labels"], batch[f"{prefix}_label_weights"]
+    torch.testing.assert_close(out.logits, plain.logits)  # the weight changes the loss only
+    torch.testing.assert_close(out.loss, _hand_bce(out.logits, labels, weights, positive), rtol=0, atol=1e-5)
+    torch.testing.assert_close(plain.loss, _hand_bce(out.logits, labels, weights, [1.0, 1.0]), rtol=0, atol=1e-5)
+    assert not torch.allclose(out.loss, plain.loss)
+    assert "positive_weight" not in model.state_dict()  # fixed by the config, not a checkpoint entry
+
+
+def test_center_bins_pooling_averages_exactly_the_central_bins_tokens():
+    config = EBertFinetuneConfig(name="ebert_finetune", num_labels=2, pooling="center_bins", num_bins=5,
+                                 pooled_bins=3, **tiny(max_position_embeddings=40))
+    head = SequenceClassificationHead(config)
+    seq_len = 1 + 5 * TPB + 1 + 3
+    hidden = torch.arange(seq_len, dtype=torch.float32).view(1, seq_len, 1).expand(2, seq_len, 32)
+    # bins 1, 2, 3 of 0..4 = tokens 1 + 1*TPB .. 1 + 4*TPB - 1
+    expected = torch.arange(1 + TPB, 1 + 4 * TPB, dtype=torch.float32).mean()
+    torch.testing.assert_close(head.pool(hidden), torch.full((2, 32), expected.item()))
+
+
+def test_center_bins_logits_use_only_the_central_tokens():
+    config = finetune_config(pooling="center_bins", num_bins=BINS, pooled_bins=2)
+    model = build(EBertForFineTuningModel, config).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        out = model.outputs(batch)
+        hidden = model.ebert(batch)
+        pooled = hidden[:, 1 + TPB : 1 + 3 * TPB].mean(dim=1)
+        reference = model.head.classifier(torch.tanh(model.head.pooler(pooled)))
+    torch.testing.assert_close(out.logits, reference, rtol=0, atol=1e-6)
+    cls_model = build(EBertForFineTuningModel, finetune_config()).eval()
+    with torch.no_grad():
+        assert not torch.allclose(cls_model.outputs(batch).logits, out.logits)
+
+
+def test_options_run_on_meta_tensors():
+    config = finetune_config(pooling="center_bins", num_bins=BINS, pooled_bins=2, positive_weight=[2.0, 4.0])
+    with torch.device("meta"):
+        model = EBertForFineTuningModel(config)
+    batch = {key: value.to("meta") for key, value in make_batch().items()}
+    loss = model(batch)
+    loss.backward()
+    assert loss.shape == () and loss.device.type == "meta"
+
+
+@pytest.mark.parametrize("keys,message", [
+    ({"positive_weight": [1.0]}, "positive_weight has 1 values but num_labels is 2"),
+    ({"positive_weight": [1.0, 0.0]}, "positive_weight values must be finite and > 0"),
+    ({"positive_weight": "balanced"}, "trainer.init.model.positive_weight"),
+    ({"pooling": "center_bins"}, "pooling center_bins needs num_bins"),
+    ({"pooling": "center_bins", "num_bins": 4, "pooled_bins": 1}, "pooled_bins must be in [1, num_bins]"),
+    ({"pooling": "center_bins", "num_bins": 4, "pooled_bins": 5}, "pooled_bins must be in [1, num_bins]"),
+    ({"pooling": "center_bins", "num_bins": 4, "head": "bin"}, "pooling 'center_bins' is for head: sequence"),
+    ({"pooling": "mean"}, "trainer.init.model.pooling"),
+])
+def test_bad_options_name_the_key(keys, message):
+    data = {"name": "ebert_finetune", "num_labels": 2, **tiny(), **keys}
+    with pytest.raises(ParamsError) as err:
+        parse_section(EBertFinetuneConfig, data, "trainer.init.model", "p.yaml")
+    assert message in str(err.value) and str(err.value).startswith("p.yaml: trainer.init.model")
+
+
+def test_unresolved_auto_is_refused_by_the_model():
+    with pytest.raises(ValueError, match="positive_weight 'auto' must be resolved"):
+        EBertForFineTuningModel(finetune_config(positive_weight="auto"))
+
+
+def test_label_counts_match_the_stored_labels(tmp_path):
+    split = build_split(tmp_path / "s", labels=("A", "B", "C"), seed=4)
+    for cells, labels in ((None, None), (["K562", "HepG2"], ["C", "A"])):
+        processor = finetuning(split, cell_types=cells, labels=labels)
+        positives, labelled = processor.label_counts()
+        rows = [split.cell_types.index(c) for c in cells] if cells else slice(None)
+        cols = [split.label_names.index(n) for n in labels] if labels else slice(None)
+        stored = split.labels[rows][..., cols].reshape(-1, len(processor.label_names))
+        np.testing.assert_array_equal(positives, (stored == schema.LABEL_BOUND).sum(axis=0))
+        np.testing.assert_array_equal(labelled, (stored != schema.LABEL_AMBIGUOUS).sum(axis=0))
+
+
+def test_auto_positive_weight_formula_and_errors():
+    assert auto_positive_weight(np.array([10, 1]), np.array([1000, 50])) == [9.95, 7.0]
+    with pytest.raises(ValueError, match="label 1 has 0 positives of 40"):
+        auto_positive_weight(np.array([3, 0]), np.array([40, 40]))
+
+
+def _auto_params(tmp_path: Path) -> tuple[dict, dict]:
+    data = make_data(tmp_path / "data")
+    params = finetune_params(data, tmp_path / "run")
+    params["trainer"]["init"]["model"]["positive_weight"] = "auto"
+    return data, params
+
+
+def test_auto_resolves_from_the_training_split(tmp_path):
+    data, params = _auto_params(tmp_path)
+    source = write_params(tmp_path / "p.yaml", params)
+    resolved = resolve_positive_weight(load_params(source), source)
+    labels = build_split(tmp_path / "again", seed=2, tracks=("DNase", "H3K27ac"), num_states=5, labels=LABELS).labels
+    flat = labels.reshape(-1, len(LABELS))
+    pos, total = (flat == 1).sum(axis=0), (flat != -1).sum(axis=0)
+    expected = [float(f"{math.sqrt((t - p) / p):.4g}") for p, t in zip(pos, total)]
+    assert resolved.trainer.init.model.positive_weight == expected
+    assert resolved.to_dict()["trainer"]["init"]["model"]["positive_weight"] == expected
+
+
+def test_auto_without_training_data_names_the_key(tmp_path):
+    _, params = _auto_params(tmp_path)
+    del params["trainer"]["fit"]
+    source = write_params(tmp_path / "p.yaml", params)
+    with pytest.raises(ParamsError, match="trainer.init.model.positive_weight: 'auto' needs trainer.fit"):
+        resolve_positive_weight(load_params(source), source)
