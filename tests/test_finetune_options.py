@@ -15,10 +15,11 @@ from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.models.heads import SequenceClassificationHead
 from ebert_modelzoo.training.label_weights import auto_positive_weight, resolve_positive_weight
+from ebert_modelzoo.training.tasks import DataSource, Task
 from tests.data_processors.helpers import finetuning
 from tests.data_processors.split_builder import build_split
 from tests.test_model import BINS, TPB, build, finetune_config, make_batch, tiny
-from tests.training.fixtures import LABELS, finetune_params, make_data, write_params
+from tests.training.fixtures import LABELS, finetune_params, make_data, run_py, write_params
 
 
 def _hand_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, positive: list[float]) -> torch.Tensor:
@@ -152,3 +153,25 @@ def test_auto_without_training_data_names_the_key(tmp_path):
     source = write_params(tmp_path / "p.yaml", params)
     with pytest.raises(ParamsError, match="trainer.init.model.positive_weight: 'auto' needs trainer.fit"):
         resolve_positive_weight(load_params(source), source)
+
+
+def test_num_bins_is_checked_against_the_data(tmp_path):
+    data, params = _auto_params(tmp_path)
+    params["trainer"]["init"]["model"].update(pooling="center_bins", num_bins=7, pooled_bins=1)
+    source = write_params(tmp_path / "p.yaml", params)
+    loaded = load_params(source)
+    task = Task(loaded.trainer.init.model)
+    with pytest.raises(ParamsError, match=r"trainer.init.model.num_bins is 7 but trainer.fit.train_dataloader .* gives 6"):
+        task.check_data(DataSource(loaded.trainer.fit.train_dataloader), source, "trainer.fit.train_dataloader")
+
+
+def test_run_py_trains_with_auto_weights_and_center_pooling_and_records_the_weights(tmp_path):
+    data, params = _auto_params(tmp_path)
+    params["trainer"]["init"]["model"].update(pooling="center_bins", num_bins=6, pooled_bins=2)
+    source = write_params(tmp_path / "p.yaml", params)
+    done = run_py("CPU", "-p", str(source), "-m", "train")
+    expected = resolve_positive_weight(load_params(source), source).trainer.init.model.positive_weight
+    assert f"positive_weight auto -> {expected}" in done.stdout + done.stderr
+    state = torch.load(tmp_path / "run" / "checkpoint_6.mdl", weights_only=True)
+    assert state["params"]["trainer"]["init"]["model"]["positive_weight"] == expected
+    assert len(expected) == len(LABELS) and expected != [1.0] * len(LABELS)
