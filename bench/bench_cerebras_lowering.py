@@ -9,6 +9,7 @@ is timed apart; the figure is run.py alone, with the environment ``cerebras_venv
 Writes bench/results/cerebras_lowering.json.
 
     PYTHONPATH=. python bench/bench_cerebras_lowering.py [--params ebert_base.yaml]
+    PYTHONPATH=. python bench/bench_cerebras_lowering.py --quick   # venv check only (what tests run)
 """
 from __future__ import annotations
 
@@ -67,17 +68,21 @@ def lower(venv: Path, params_file: str, tmp: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="ebert_base.yaml", help="a file in params/")
+    parser.add_argument("--quick", action="store_true", help="check the venv only; the lowering takes minutes")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     venv = venv_path()
-    result: dict[str, Any] = {"benchmark": "cerebras_lowering", "conditions": {**machine(), "venv": str(venv)}}
-    missing = missing_venv(venv)
+    result: dict[str, Any] = {"benchmark": "cerebras_lowering", "quick": args.quick, "conditions": {**machine(), "venv": str(venv)}}
+    missing = missing_venv(venv) or ("--quick: the lowering (minutes) was not run" if args.quick else None)
     if missing:
         result["available"], result["reason"] = False, missing
     else:
         result["available"] = True
         with tempfile.TemporaryDirectory() as tmp:
             result["lowering"] = lower(venv, args.params, Path(tmp))
+    if not missing_venv(venv):  # what the lowering ran with (the venv's marker lists it)
+        marker = (venv / ".ebert-cerebras-venv").read_text().splitlines()
+        result["conditions"]["venv_packages"] = [line for line in marker if not line.startswith("key=")]
     result["targets"] = {"validate_only_wall_s": target(
         "none stated (informational)", result.get("lowering", {}).get("wall_s"), None)}
     write_json(args.out, result)
