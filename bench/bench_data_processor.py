@@ -9,7 +9,8 @@ masking (80 token predictions, state masking on).
 Measured in one run:
 - the dataset iterated in this process (the exact code a DataLoader worker runs), interleaved round
   by round with a training step of an ebert_tiny-class model and of a base-like model at the same
-  sequence length (fused AdamW, float32, this machine's CPU), so their ratio is side by side;
+  sequence length (fused AdamW, float32, this machine's CPU, one thread by default), so their
+  ratio is side by side;
   model samples/s = model batch / step time;
 - the same through a DataLoader with num_workers=1 (adds the worker-to-main transfer), the figure
   the targets are judged on;
@@ -18,7 +19,7 @@ Measured in one run:
 Without smalt-examples (the DNA) the JSON says so and holds no figure. Writes
 bench/results/data_processor.json.
 
-    PYTHONPATH=. python bench/bench_data_processor.py [--windows 8192] [--threads N]
+    PYTHONPATH=. python bench/bench_data_processor.py [--windows 16384] [--threads 1]
     PYTHONPATH=. python bench/bench_data_processor.py --quick     # seconds (what tests run)
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 
 from bench import sim_inputs
 from bench.bench_training import Shape, _optimizer, _train_fn, ebert_config, make_batches
-from bench.common import interleaved, machine, summarize, target, usable_cores, write_json
+from bench.common import interleaved, machine, summarize, target, write_json
 from ebert_modelzoo.data.processors import EBertPretrainingDataProcessor
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 from ebert_modelzoo.preprocessing.config import load_config
@@ -145,14 +146,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=40, help="timed processor batches per measurement")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (processor vs model steps)")
     parser.add_argument("--model-batch", type=int, default=8, help="batch of the timed training steps")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads of the model steps (default: cores)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the model steps (1: on a shared machine a descheduled thread stalls the rest)")
     parser.add_argument("--quick", action="store_true", help="512 windows, 2 batches, 1 round, model batch 1")
     parser.add_argument("--source", type=Path, default=sim_inputs.SOURCE, help="the chrX FASTA (gzip)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.windows, args.batches, args.repeats, args.model_batch = 512, 2, 1, 1
-    torch.set_num_threads(args.threads or usable_cores())
+    torch.set_num_threads(args.threads)
     sim_inputs.SOURCE = args.source
     result: dict[str, Any] = {
         "benchmark": "data_processor", "quick": args.quick,

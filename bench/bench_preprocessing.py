@@ -9,8 +9,8 @@ DNA: real GRCh37 chrX from Debian `smalt-examples` (hs37chrXtrunc.fa.gz, 70 Mb);
 JSON says so and holds no figure.
 
 Throughput: the pipeline (in this process, one worker) and the reference (tokenises base by base
-in Python, calls pyBigWig.values once per window and track, bins in Python) on the same region in
-the same run; Mbp/s of each and the speedup.
+in Python, calls pyBigWig.values once per window and track, bins in Python) on the same region,
+interleaved round by round in the same run (medians); Mbp/s of each and the speedup.
 
 Memory: the chromosome bgzip-compressed and indexed, bigWigs and segmentations covering all of it;
 the real CLI (data_processing/create_pretraining_data.py) builds a dataset from a 10 Mb region and
@@ -25,7 +25,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from bisect import bisect_right
 from itertools import product
 from pathlib import Path
@@ -37,7 +36,7 @@ import pyBigWig
 import pyfaidx
 
 from bench import sim_inputs
-from bench.common import machine, run_measured, target, write_json
+from bench.common import interleaved, machine, run_measured, summarize, target, write_json
 from ebert_modelzoo.preprocessing.config import load_config
 from ebert_modelzoo.preprocessing.pipeline import make_plan, run
 
@@ -75,23 +74,28 @@ def reference(fasta: Path, manifest: list[dict], length: int, window: int, bin_s
     return n
 
 
-def throughput(tmp: Path, mbp: float, cells: int) -> dict[str, Any]:
-    """Pipeline vs reference on ``mbp`` Mbp of chrX (from sim_inputs.START), same inputs, same run."""
+def throughput(tmp: Path, mbp: float, cells: int, repeats: int) -> dict[str, Any]:
+    """Pipeline vs reference on ``mbp`` Mbp of chrX (from sim_inputs.START), same inputs, in
+    interleaved rounds (one warm-up each), medians."""
     length = int(mbp * 1e6)
     rng = np.random.default_rng(0)
     fasta = sim_inputs.write_fasta(tmp / "genome.fa", sim_inputs.read_dna(sim_inputs.START, length))
     manifest = sim_inputs.write_epigenome(tmp, length, cells, ASSAYS, rng)
-    cfg = sim_inputs.write_config(tmp / "cfg.yaml", fasta, manifest, [sim_inputs.CONTIG], tmp / "out", WINDOW, BIN_SIZE, K)
-    t0 = time.perf_counter()
-    run(make_plan(load_config(cfg, "pretraining"), "pretraining"), workers=1, progress=False)
-    pipeline_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    reference(fasta, manifest, length, WINDOW, BIN_SIZE, K)
-    reference_s = time.perf_counter() - t0
+    outputs = iter(tmp / f"out{i}" for i in range(repeats + 1))
+
+    def pipeline() -> None:  # a fresh output folder each time: a rerun would skip finished shards
+        cfg = sim_inputs.write_config(tmp / "cfg.yaml", fasta, manifest, [sim_inputs.CONTIG], next(outputs),
+                                      WINDOW, BIN_SIZE, K)
+        run(make_plan(load_config(cfg, "pretraining"), "pretraining"), workers=1, progress=False)
+
+    times = interleaved({"pipeline": pipeline, "reference": lambda: reference(fasta, manifest, length, WINDOW,
+                                                                               BIN_SIZE, K)}, repeats)
+    pipeline_s = summarize(times["pipeline"])["median_s"]
+    reference_s = summarize(times["reference"])["median_s"]
 
     storage: dict[str, int] = {}
     windows = 0
-    for shard in sorted((tmp / "out" / "train").glob("shard-*.h5")):
+    for shard in sorted((tmp / "out0" / "train").glob("shard-*.h5")):
         with h5py.File(shard) as f:
             windows += f["tokens"].shape[0]
             for name in f:
@@ -101,7 +105,7 @@ def throughput(tmp: Path, mbp: float, cells: int) -> dict[str, Any]:
     cell_bp_per_s = length * cells / pipeline_s
     return {
         "region_mbp": mbp, "cell_types": cells, "tracks_per_cell": len(ASSAYS), "windows": windows,
-        "pipeline_s": round(pipeline_s, 3), "pipeline_mbp_per_s": round(length / 1e6 / pipeline_s, 3),
+        "rounds": repeats, "pipeline_s": round(pipeline_s, 3), "pipeline_mbp_per_s": round(length / 1e6 / pipeline_s, 3),
         "reference_s": round(reference_s, 3), "reference_mbp_per_s": round(length / 1e6 / reference_s, 3),
         "speedup": round(reference_s / pipeline_s, 2),
         "bytes_per_window_dna": round(dna_per_window, 1),
@@ -150,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mbp", type=float, default=3.0, help="throughput region length in Mbp")
     parser.add_argument("--memory-mbp", type=float, default=10.0, help="the small region of the memory runs, Mb")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of pipeline vs reference")
     parser.add_argument("--cells", type=int, default=2, help="simulated cell types")
     parser.add_argument("--workers", type=int, default=1, help="CLI workers of the memory runs")
     parser.add_argument("--quick", action="store_true", help="0.2 Mbp throughput, 0.5 Mb vs a 2 Mb chromosome")
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.mbp, args.memory_mbp = 0.2, 0.5
+        args.mbp, args.memory_mbp, args.repeats = 0.2, 0.5, 1
     sim_inputs.SOURCE = args.source
     result: dict[str, Any] = {"benchmark": "preprocessing", "quick": args.quick,
                               "conditions": {**machine(), "pipeline_workers": 1, "memory_run_workers": args.workers,
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "tp").mkdir()
             (Path(tmp) / "mem").mkdir()
-            result["throughput"] = throughput(Path(tmp) / "tp", args.mbp, args.cells)
+            result["throughput"] = throughput(Path(tmp) / "tp", args.mbp, args.cells, args.repeats)
             result["memory"] = peak_memory(Path(tmp) / "mem", args.memory_mbp, args.quick, args.cells, args.workers)
         whole = result["memory"]["runs"]["whole_chromosome"]["peak_rss_mb"]
         result["targets"] = {
