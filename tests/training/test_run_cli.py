@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from ebert_modelzoo.training.checkpoint import list_checkpoints
+from tests.run_cases import data_for
+from tests.run_cases import write_params as write_shipped_params
 
 from .fixtures import (
     REPO,
@@ -211,3 +213,20 @@ def test_torchrun_data_parallel_on_cpu(tmp_path, data):
     assert done.stdout.count("training steps 1..4") == 1
     assert [s for s, _ in list_checkpoints(tmp_path / "model")] == [4]
     assert sorted(logged_losses(tmp_path / "model")) == [1, 2, 3, 4]
+
+
+def test_resume_at_an_epoch_end_matches_the_straight_run(tmp_path):
+    """The shipped tiny config on two shards of 16 windows: 10 batches an epoch, so the resumed
+    run starts exactly at an epoch's end (its next epoch begins before the RNG state is restored)."""
+    data = data_for("ebert_tiny.yaml", tmp_path / "data", learnable=True, shard_windows=(16, 16))
+    init = {"logging": {"log_steps": 1}, "checkpoint": {"steps": N}}
+    runs = {}
+    for name in ("straight", "resumed"):
+        runs[name] = tmp_path / name
+        params = write_shipped_params("ebert_tiny.yaml", tmp_path / f"{name}.yaml", data, runs[name], init)
+        if name == "resumed":
+            run_py("CPU", "--params", str(params), "--max_steps", str(2 * N), "--num_steps", str(N))
+            state = torch.load(runs[name] / f"checkpoint_{N}.mdl", weights_only=True)
+            assert state["data_state"] == {"epoch": 0, "batch": N}
+        run_py("CPU", "--params", str(params), "--max_steps", str(2 * N))
+    assert_same_run(runs["straight"], runs["resumed"], range(N + 1, 2 * N + 1))
