@@ -67,6 +67,9 @@ class Backend(Protocol):
     """This process's rank (0 without distribution)."""
     world_size: int
     """Number of data-parallel processes."""
+    runs_steps: bool
+    """False when steps are only traced and lowered, never computed (CSX compile_only or
+    validate_only): there are no losses, metrics or weights to report or save."""
 
     def setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move/compile/wrap the model; returns the module the step functions call."""

@@ -22,6 +22,7 @@ class TorchBackend:
     """Identity wrappers around the step functions; tensors moved with ``.to(device)``."""
 
     name = "torch"
+    runs_steps = True
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options
