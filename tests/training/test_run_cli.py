@@ -199,16 +199,28 @@ def test_csx_flags_are_rejected_elsewhere(tmp_path, data):
     assert "not allowed with argument" in done.stderr
 
 
-def test_torchrun_data_parallel_on_cpu(tmp_path, data):
-    """Two processes (gloo DDP): each takes half of every global batch; rank 0 alone reports and
-    writes checkpoints."""
-    path = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model", loop={"max_steps": 4}))
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 ARGS`` in the repository root, one thread a rank."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(REPO / "run.py"), "CPU", "--params", str(path)],
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
     )
+
+
+def test_gloo_data_parallel_matches_one_process():
+    """Without DDP on gloo, ranks start from rank 0's weights and average their gradients after
+    backward: two ranks on half a batch each train like one process on the whole batch."""
+    done = torchrun("-m", "tests.training.gloo_ranks")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert sorted(line for line in done.stdout.splitlines() if line.endswith(" ok")) == ["rank 0 ok", "rank 1 ok"]
+
+
+def test_torchrun_data_parallel_on_cpu(tmp_path, data):
+    """Two processes (gloo): each takes half of every global batch; rank 0 alone reports and
+    writes checkpoints."""
+    path = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model", loop={"max_steps": 4}))
+    done = torchrun(str(REPO / "run.py"), "CPU", "--params", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("training steps 1..4") == 1
     assert [s for s, _ in list_checkpoints(tmp_path / "model")] == [4]

@@ -86,6 +86,10 @@ class Backend(Protocol):
     def autocast(self, precision: PrecisionConfig) -> AbstractContextManager:
         """Context under which the forward runs (mixed precision or a no-op)."""
 
+    def reduce_gradients(self, model: torch.nn.Module) -> None:
+        """Average the gradients over data-parallel processes after backward (a no-op where the
+        model from setup_model does it itself, or with one process)."""
+
     def wrap_train_step(self, fn: F) -> F:
         """Wrap the train step (identity, or cstorch.trace)."""
 
