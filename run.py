@@ -1,4 +1,4 @@
-"""Model Zoo-style entry point: `python run.py {CPU,GPU,CSX} --params P --mode M` (see notes/trainer.md)."""
+"""Model Zoo-style entry point: `python run.py {CPU,GPU,CSX} --params P --mode M` (see README.md)."""
 import sys
 
 from ebert_modelzoo.cli.run import main

@@ -1,5 +1,5 @@
 """Before/after for model changes: EBERT at a git revision vs EBERT in the work tree vs the peer,
-interleaved in one process (what notes/bench.md quotes for each model commit).
+interleaved in one process (what README.md, "Benchmarks", quotes).
 
     PYTHONPATH=. python -m bench.compare_revision main [--shapes tiny,base_like] [--threads 1]
         [--clock cpu] [--repeats 7] [--modes train_step,forward]

@@ -194,11 +194,11 @@ def test_checkpoint_states():
 
 LEGACY = {
     "train_input": {
-        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./data/demo_pretraining/train",
+        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./demo_output/data/pretraining/train",
         "batch_size": 16, "max_sequence_length": 256, "max_predictions_per_seq": 40,
     },
     "eval_input": {
-        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./data/demo_pretraining/validation",
+        "data_processor": "EBertPretrainingDataProcessor", "data_dir": "./demo_output/data/pretraining/validation",
         "batch_size": 16, "shuffle": False, "max_sequence_length": 256, "max_predictions_per_seq": 40,
     },
     "model": {
@@ -210,13 +210,13 @@ LEGACY = {
         "optimizer_type": "AdamW", "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-6,
         "max_gradient_norm": 1.0, "disable_lr_steps_reset": True,
         "learning_rate": [
-            {"scheduler": "Linear", "initial_learning_rate": 0.0, "end_learning_rate": 1e-3, "total_iters": 20},
-            {"scheduler": "Linear", "initial_learning_rate": 1e-3, "end_learning_rate": 0.0, "total_iters": 180},
+            {"scheduler": "Linear", "initial_learning_rate": 0.0, "end_learning_rate": 1e-3, "total_iters": 150},
+            {"scheduler": "Linear", "initial_learning_rate": 1e-3, "end_learning_rate": 0.0, "total_iters": 1350},
         ],
     },
     "runconfig": {
-        "max_steps": 200, "eval_frequency": 100, "checkpoint_steps": 100, "keep_checkpoint_max": 2,
-        "log_steps": 10, "model_dir": "./model_dir/ebert_tiny", "seed": 1,
+        "max_steps": 1500, "eval_frequency": 750, "checkpoint_steps": 750, "keep_checkpoint_max": 2,
+        "log_steps": 10, "model_dir": "./demo_output/runs/pretrain_dna_epigenome", "seed": 1,
     },
 }
 
@@ -227,8 +227,8 @@ def test_legacy_form_converts_to_the_equivalent_trainer_form(tmp_path):
     assert init.model.name == "ebert"  # inferred from the data processor
     assert init.optimizer.AdamW.betas == (0.9, 0.999) and init.optimizer.AdamW.eps == 1e-6
     assert init.precision.max_gradient_norm == 1.0 and init.precision.enabled is False
-    assert (init.loop.max_steps, init.loop.eval_frequency) == (200, 100)
-    assert (init.checkpoint.steps, init.checkpoint.keep_last, init.logging.log_steps) == (100, 2, 10)
+    assert (init.loop.max_steps, init.loop.eval_frequency) == (1500, 750)
+    assert (init.checkpoint.steps, init.checkpoint.keep_last, init.logging.log_steps) == (750, 2, 10)
     assert schedule_phases(init) == schedule_phases(load_params(PARAMS_DIR / "ebert_tiny.yaml").trainer.init)
     assert legacy.trainer.fit.val_dataloader == legacy.trainer.validate_.val_dataloader
     # round trip: the converted params written in trainer form load back to the same Params

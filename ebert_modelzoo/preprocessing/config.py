@@ -99,7 +99,7 @@ class TFLabelConfig(StrictConfig):
 
 class LabelsConfig(StrictConfig):
     center_bp: int = 200
-    """Width of the window's central region that decides its labels (see notes/prep.md)."""
+    """Width of the window's central region that decides its labels (see README.md, "Preprocessing")."""
     bin_labels: bool = False
     """Also write per-bin labels (bin_labels dataset), each bin deciding from its own range."""
     tfs: list[TFLabelConfig]

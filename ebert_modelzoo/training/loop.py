@@ -11,7 +11,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -250,12 +250,14 @@ class Trainer:
         return source
 
     def evaluate(self, loader_cfg: Any, eval_steps: Optional[int] = None,
-                 loader_path: str = "trainer.fit.val_dataloader") -> dict[str, Any]:
+                 loader_path: str = "trainer.fit.val_dataloader",
+                 on_batch: Optional[Callable[[Any, Batch], None]] = None) -> dict[str, Any]:
         """Metrics of the current weights over ``eval_steps`` batches (default loop.eval_steps, or
         one pass over the data). Fine-tuning data with several cell types is also evaluated per
-        cell type (ENCODE-DREAM scores each held-out cell type on its own)."""
+        cell type (ENCODE-DREAM scores each held-out cell type on its own). ``on_batch(outputs,
+        batch)`` sees every batch of the main pass, in order (per-sample predictions)."""
         source = self.data_source(loader_cfg, loader_path)
-        metrics = self._evaluate_source(source, eval_steps)
+        metrics = self._evaluate_source(source, eval_steps, on_batch)
         cell_types = loader_cfg.cell_types or list(source.processor.params.cell_types)
         if self.init.model.name == "ebert_finetune" and len(cell_types) > 1:
             metrics["per_cell_type"] = {
@@ -266,7 +268,8 @@ class Trainer:
             }
         return metrics
 
-    def _evaluate_source(self, source: DataSource, eval_steps: Optional[int]) -> dict[str, Any]:
+    def _evaluate_source(self, source: DataSource, eval_steps: Optional[int],
+                         on_batch: Optional[Callable[[Any, Batch], None]] = None) -> dict[str, Any]:
         steps = eval_steps or self.init.loop.eval_steps or source.num_batches()
         metrics = self.task.make_metrics(source)
         eval_step = make_eval_step(self.backend, self.task.outputs_fn(self.model), self.init.precision)
@@ -275,6 +278,8 @@ class Trainer:
         @self.backend.on_host
         def accumulate(outputs: Any, batch: Batch) -> None:
             metrics.update(outputs, batch)
+            if on_batch is not None:
+                on_batch(outputs, batch)
             total["loss"] += float(outputs.loss.float().item())
             total["batches"] += 1
 

@@ -1,5 +1,6 @@
-"""What a run reports: console lines, TensorBoard events (model_dir/train, model_dir/eval) and
-evaluation metrics as JSON (model_dir/eval/metrics_step_<N>.json)."""
+"""What a run reports: console lines, TensorBoard events (model_dir/train, model_dir/eval),
+evaluation metrics as JSON (model_dir/eval/metrics_step_<N>.json) and the training loss as JSON
+lines (model_dir/train_log.jsonl: one ``{"step", "loss", "lr", "samples_per_sec"}`` per log line)."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,30 @@ LOGGER = logging.getLogger("ebert_modelzoo")
 def metrics_path(model_dir: str | Path, step: int, name: str = "eval") -> Path:
     """Where the metrics of the evaluation at ``step`` are written."""
     return Path(model_dir) / name / f"metrics_step_{step}.json"
+
+
+def train_log_path(model_dir: str | Path) -> Path:
+    """The JSONL training log of a run (one object per logged step)."""
+    return Path(model_dir) / "train_log.jsonl"
+
+
+def _truncate_train_log(path: Path, step: int) -> None:
+    """Drop the lines after ``step`` (a resumed run logs those steps again), atomically."""
+    if not path.is_file():
+        return
+    def keep(line: str) -> bool:
+        try:
+            return json.loads(line).get("step", 0) <= step
+        except ValueError:  # a line cut short by a killed run
+            return False
+
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and keep(line)]
+    if len(kept) == len(lines):
+        return
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, path)
 
 
 def write_metrics(model_dir: str | Path, step: int, metrics: Mapping[str, Any], name: str = "eval") -> Path:
@@ -74,8 +99,10 @@ class RunReporter:
         return self._writers[name]
 
     def start(self, step: int) -> None:
-        """Start the throughput clock at ``step``."""
+        """Start the throughput clock at ``step``; the JSONL log keeps only the steps up to it."""
         self._last_time, self._last_step = time.perf_counter(), step
+        if self.enabled:
+            _truncate_train_log(train_log_path(self.model_dir), step)
 
     def train(self, step: int, loss: float, learning_rate: float) -> None:
         """Log one training line; throughput is measured since the previous line."""
@@ -95,6 +122,10 @@ class RunReporter:
         writer.add_scalar("lr", learning_rate, step)
         writer.add_scalar("samples_per_sec", samples_per_s, step)
         writer.add_scalar("tokens_per_sec", samples_per_s * self.tokens_per_sample, step)
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        with open(train_log_path(self.model_dir), "a") as handle:
+            record = {"step": step, "loss": loss, "lr": learning_rate, "samples_per_sec": round(samples_per_s, 3)}
+            handle.write(json.dumps(record) + "\n")
 
     def eval(self, step: int, metrics: Mapping[str, Any], name: str = "eval") -> Optional[Path]:
         """Log evaluation metrics to the console, TensorBoard (model_dir/<name>) and JSON

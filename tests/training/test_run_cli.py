@@ -182,7 +182,7 @@ def test_default_params_are_announced(tmp_path):
     done = run_py("CPU", "--model_dir", str(tmp_path / "m"), "--max_steps", "1", check=None)
     assert "params/ebert_tiny.yaml" in done.stdout
     if done.returncode:  # without the demo's data the run stops with a one-line error
-        assert done.returncode == 1 and "data/demo_pretraining/train" in done.stderr
+        assert done.returncode == 1 and "demo_output/data/pretraining/train" in done.stderr
 
 
 def test_csx_without_cerebras_is_a_clear_error(tmp_path, data):

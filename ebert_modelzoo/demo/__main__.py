@@ -1,0 +1,120 @@
+"""`python -m ebert_modelzoo.demo [--quick] [--output_dir demo_output] [--fresh]`: the embedded
+default experiment (what `make demo` runs).
+
+On the shipped demo data (data_processing/demo_data: real GRCh37 chrX DNA and JASPAR motifs,
+simulated epigenome and TF labels for six cell types) it preprocesses with the real pipeline,
+pre-trains two tiny EBERTs (DNA + epigenome, DNA only), fine-tunes four variants for
+cell-type-specific TF binding, scores the held-out cell type sim_tissue1 on the held-out stretch
+chrX:49.0-49.5 Mb, fits the motif + accessibility baseline and writes a report folder.
+Everything goes under --output_dir; a rerun reuses finished work (see stages.py), --fresh
+removes it first.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from ebert_modelzoo.config_base import ParamsError, read_yaml
+from ebert_modelzoo.demo import stages
+from ebert_modelzoo.demo.runs import plan_runs
+from ebert_modelzoo.report import EvaluationSet
+
+LOGGER = logging.getLogger("ebert_modelzoo.demo")
+OUTPUTS = ("data", "params", "runs", "report", stages.STATE_DIR)
+"""What the demo writes under --output_dir (and --fresh removes)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ebert_modelzoo.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default="demo_output", help="where everything goes (default demo_output)")
+    parser.add_argument("--quick", action="store_true", help="a minute or two: few training steps (a smoke test)")
+    parser.add_argument("--fresh", action="store_true", help="remove earlier outputs in --output_dir first")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: the tiny model is fastest on one thread)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def run(args: argparse.Namespace) -> str:
+    """Every step; returns the console summary."""
+    start = time.perf_counter()
+    output_dir = Path(args.output_dir)
+    if args.fresh:
+        for name in OUTPUTS:
+            shutil.rmtree(output_dir / name, ignore_errors=True)
+    torch.set_num_threads(args.threads)
+    split = read_yaml(stages.DEMO_DATA / "split.yaml")["split"]
+    timings: dict[str, float] = {}
+
+    def lap(name: str, began: float) -> float:
+        timings[name] = round(time.perf_counter() - began, 1)
+        return time.perf_counter()
+
+    began = time.perf_counter()
+    LOGGER.info("[1/4] preprocessing the demo data into %s", output_dir / "data")
+    data = stages.preprocess(output_dir, not args.no_progress)
+    fingerprints = {kind: stages.data_fingerprint(folder) for kind, folder in data.items()}
+    began = lap("preprocessing", began)
+
+    runs = plan_runs(output_dir, args.quick)
+    LOGGER.info("[2/4] training %d runs (%s)", len(runs), ", ".join(r.name for r in runs))
+    results: dict[str, stages.RunResult] = {}
+    code = stages.code_fingerprint()
+    for run_ in runs:
+        kind = "pretraining" if run_.stage == "pre-training" else "finetuning"
+        upstream = results.get(run_.upstream) if run_.upstream else None
+        results[run_.name] = stages.train(run_, output_dir, fingerprints[kind], code, upstream)
+        began = lap(run_.name, began)
+
+    LOGGER.info("[3/4] scoring the test split: %s on %s", ", ".join(split["test"]["cell_types"]),
+                ", ".join(split["test"]["regions"]))
+    fine_tuned = [r for r in results.values() if r.run.stage == "fine-tuning"]
+    variants = [stages.variant(r, stages.predictions(r)) for r in fine_tuned]
+    variants.insert(3, stages.baseline(data["finetuning"], split["train"]["cell_types"], split["test"]["cell_types"]))
+    began = lap("predictions_and_baseline", began)
+
+    LOGGER.info("[4/4] writing the report")
+    evaluation = EvaluationSet(tuple(split["test"]["cell_types"]), tuple(split["test"]["regions"]),
+                               note="Real GRCh37 DNA and JASPAR motifs; simulated epigenome and TF binding "
+                                    "(data_processing/demo_data/README.md).")
+    extra = {
+        "mode": "quick" if args.quick else "default",
+        "runs": {r.run.name: {"title": r.run.title, "stage": r.run.stage, "steps": r.run.max_steps,
+                              "params": stages.relative(r.params_file), "command": r.command} for r in results.values()},
+        "train_cell_types": split["train"]["cell_types"],
+        "seconds": timings,
+        "threads": args.threads,
+    }
+    files = stages.report(output_dir, variants, evaluation, stages.curves(list(results.values())), extra)
+    lap("report", began)
+    return stages.summary(files, time.perf_counter() - start)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; errors print one line and return non-zero."""
+    args = build_parser().parse_args(argv)
+    if args.threads < 1:
+        build_parser().error("--threads must be >= 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    # one "chrX -> X" line per demo file, twice: the demo data's README explains the mapping
+    logging.getLogger("ebert_modelzoo.preprocessing.genome").setLevel(logging.WARNING)
+    try:
+        print(run(args))
+    except stages.DemoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ParamsError, FileNotFoundError, ValueError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

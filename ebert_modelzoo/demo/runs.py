@@ -1,0 +1,131 @@
+"""The demo's six training runs, each a params file derived from the shipped tiny params.
+
+Pre-training: (i) DNA + epigenome = params/ebert_tiny.yaml itself (with the default output folder
+nothing changes: `python run.py CPU` is that run), (ii) DNA only (no state/signal embeddings, the
+loaders' use_* off). Fine-tuning (params/ebert_finetune_tiny.yaml): (a) DNA + epigenome from (i),
+(b) DNA only from (ii), (c) epigenome only (every DNA token [N]) from (i), (e) DNA + epigenome from
+scratch. ``--quick`` shortens every run (same peak learning rates, schedules scaled).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ebert_modelzoo.config import apply_overrides
+from ebert_modelzoo.config_base import read_yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PRETRAIN_PARAMS = REPO_ROOT / "params" / "ebert_tiny.yaml"
+FINETUNE_PARAMS = REPO_ROOT / "params" / "ebert_finetune_tiny.yaml"
+QUICK_PRETRAIN_STEPS = 40
+QUICK_FINETUNE_STEPS = 60
+LOADERS = ("fit.train_dataloader", "fit.val_dataloader", "validate.val_dataloader", "validate_all.val_dataloaders")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the demo."""
+
+    name: str
+    """Folder under runs/ and params/ (e.g. pretrain_dna_epigenome)."""
+    title: str
+    """Variant name in the report."""
+    stage: str
+    """"pre-training" or "fine-tuning"."""
+    params: dict[str, Any]
+    """Trainer-form params, ready to write."""
+    upstream: Optional[str] = None
+    """The run whose checkpoint this one starts from."""
+    description: str = ""
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.params["trainer"]["init"]["loop"]["max_steps"])
+
+
+def _split_dir(value: str, data_root: Path) -> str:
+    """``./demo_output/data/<kind>/<split>`` -> ``<data_root>/<kind>/<split>``."""
+    parts = Path(value).parts
+    return str(data_root.joinpath(*parts[-2:]))
+
+
+def _schedule(peak: float, steps: int) -> list[dict[str, Any]]:
+    """Linear warmup over 10% of ``steps`` to ``peak``, then linear decay to 0."""
+    warmup = max(1, steps // 10)
+    return [{"SequentialLR": {"schedulers": [
+        {"LinearLR": {"initial_learning_rate": 0.0, "end_learning_rate": peak, "total_iters": warmup}},
+        {"LinearLR": {"initial_learning_rate": peak, "end_learning_rate": 0.0, "total_iters": steps - warmup}},
+    ]}}]
+
+
+def peak_learning_rate(params: dict[str, Any]) -> float:
+    """The peak of a params file's warmup + decay schedule."""
+    return float(params["trainer"]["init"]["schedulers"][0]["SequentialLR"]["schedulers"][0]["LinearLR"]["end_learning_rate"])
+
+
+def _derive(base: dict[str, Any], output_dir: Path, run: str, steps: Optional[int],
+            loader_keys: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the run's folders under ``output_dir``, optionally ``steps`` steps, and
+    ``loader_keys`` set in every dataloader section."""
+    trainer = base["trainer"]
+    overrides: dict[str, Any] = {"trainer.init.model_dir": str(output_dir / "runs" / run)}
+    for section in LOADERS:
+        group, key = section.split(".")
+        loader = trainer.get(group, {}).get(key)
+        if loader is None:
+            continue
+        overrides[f"trainer.{section}.data_dir"] = _split_dir(loader["data_dir"], output_dir / "data")
+        for name, value in loader_keys.items():
+            overrides[f"trainer.{section}.{name}"] = value
+    if steps is not None:
+        overrides["trainer.init.loop.max_steps"] = steps
+        overrides["trainer.init.loop.eval_frequency"] = steps
+        overrides["trainer.init.checkpoint.steps"] = steps
+        overrides["trainer.init.schedulers"] = _schedule(peak_learning_rate(base), steps)
+    return apply_overrides(base, {**overrides, **extra})
+
+
+def plan_runs(output_dir: Path, quick: bool) -> list[Run]:
+    """The six runs, pre-training first; params written under ``output_dir``."""
+    pre_base, ft_base = read_yaml(PRETRAIN_PARAMS), read_yaml(FINETUNE_PARAMS)
+    pre_steps = QUICK_PRETRAIN_STEPS if quick else None
+    ft_steps = QUICK_FINETUNE_STEPS if quick else None
+    no_epigenome_model = {"trainer.init.model.num_chromatin_states": 0, "trainer.init.model.num_signal_tracks": 0}
+    no_epigenome_data = {"use_chromatin_states": False, "use_signal": False}
+    pre_i = _derive(pre_base, output_dir, "pretrain_dna_epigenome", pre_steps, {}, {})
+    pre_ii = _derive(pre_base, output_dir, "pretrain_dna_only", pre_steps, no_epigenome_data, no_epigenome_model)
+    last = int(pre_i["trainer"]["init"]["loop"]["max_steps"])
+
+    def checkpoint(run: str) -> dict[str, Any]:
+        return {"trainer.fit.ckpt_path": str(output_dir / "runs" / run / f"checkpoint_{last}.mdl")}
+
+    runs = [
+        Run("pretrain_dna_epigenome", "(i) DNA + epigenome", "pre-training", pre_i,
+            description="MLM on DNA with ChromHMM states and signal tracks"),
+        Run("pretrain_dna_only", "(ii) DNA only", "pre-training", pre_ii, description="MLM on DNA alone"),
+        Run("finetune_dna_epigenome", "EBERT DNA + epigenome", "fine-tuning",
+            _derive(ft_base, output_dir, "finetune_dna_epigenome", ft_steps, {}, checkpoint("pretrain_dna_epigenome")),
+            "pretrain_dna_epigenome", "(a) fine-tuned from pre-training (i), DNA + states + signal"),
+        Run("finetune_dna_only", "EBERT DNA only", "fine-tuning",
+            _derive(ft_base, output_dir, "finetune_dna_only", ft_steps, no_epigenome_data,
+                    {**no_epigenome_model, **checkpoint("pretrain_dna_only")}),
+            "pretrain_dna_only", "(b) fine-tuned from pre-training (ii), DNA alone"),
+        Run("finetune_epigenome_only", "EBERT epigenome only", "fine-tuning",
+            _derive(ft_base, output_dir, "finetune_epigenome_only", ft_steps, {"use_dna": False},
+                    checkpoint("pretrain_dna_epigenome")),
+            "pretrain_dna_epigenome", "(c) fine-tuned from (i) with every DNA token replaced by [N]"),
+        Run("finetune_scratch", "EBERT DNA + epigenome (from scratch)", "fine-tuning",
+            _derive(ft_base, output_dir, "finetune_scratch", ft_steps, {}, {"trainer.fit.ckpt_path": None}),
+            None, "(e) as (a) but from randomly initialised weights, same steps"),
+    ]
+    return runs
+
+
+def params_text(run: Run) -> str:
+    """The params file of ``run`` as written (a comment line, then YAML)."""
+    header = (f"# Written by `python -m ebert_modelzoo.demo` for run {run.name} ({run.stage}): {run.description}.\n"
+              f"# Derived from {'params/ebert_tiny.yaml' if run.stage == 'pre-training' else 'params/ebert_finetune_tiny.yaml'}.\n")
+    return header + yaml.safe_dump(run.params, sort_keys=False)

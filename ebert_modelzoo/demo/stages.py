@@ -1,0 +1,203 @@
+"""The demo's steps, each through the package's real user path: preprocessing (the CLIs'
+``main``), training (run.py's ``main``), predictions (training/predict.py), the motif +
+accessibility baseline and the report.
+
+Reruns: preprocessing skips verified finished shards (and refuses a folder built from another
+config); a training run is resumed by the trainer from its newest checkpoint (finished runs train
+nothing) as long as its fingerprint (its params file + the fingerprints of its data and of the run
+it starts from, and the model/trainer code) is unchanged; otherwise its folder is removed and it starts over, with a message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ebert_modelzoo.baselines import BaselineConfig, run_baseline
+from ebert_modelzoo.cli.run import main as run_main
+from ebert_modelzoo.config import load_params
+from ebert_modelzoo.demo.runs import REPO_ROOT, Run, params_text
+from ebert_modelzoo.motifs import load_motifs
+from ebert_modelzoo.preprocessing.cli import main as preprocess_main
+from ebert_modelzoo.report import (Comparison, EvaluationSet, ReportFiles, TrainingCurve, VariantScores,
+                                   read_training_curve, write_report)
+from ebert_modelzoo.training.checkpoint import checkpoint_path
+from ebert_modelzoo.training.predict import Predictions, predict
+from ebert_modelzoo.training.reporting import train_log_path
+
+LOGGER = logging.getLogger("ebert_modelzoo.demo")
+DEMO_DATA = REPO_ROOT / "data_processing" / "demo_data"
+CONFIGS = REPO_ROOT / "data_processing" / "configs"
+BASELINE_NAME = "motif + accessibility baseline"
+BASELINE = BaselineConfig(accessibility_track="DNase", central_bins=1, motif_region_bp=400)
+COMPARISONS = (
+    Comparison("Does the epigenome help?", "EBERT DNA + epigenome", "EBERT DNA only"),
+    Comparison("Does pre-training help?", "EBERT DNA + epigenome", "EBERT DNA + epigenome (from scratch)"),
+)
+STATE_DIR = ".demo_state"
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed (its own output says why)."""
+
+
+def relative(path: Path) -> str:
+    """``path`` relative to the working directory when below it (for printed commands)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
+    """Build the pre-training and fine-tuning datasets under output_dir/data/ with the shipped
+    demo configs (the CLIs' main); returns {kind: folder}."""
+    folders = {}
+    for kind in ("pretraining", "finetuning"):
+        config, folder = CONFIGS / f"demo_{kind}.yaml", output_dir / "data" / kind
+        argv = ["--config", str(config), "--output_dir", str(folder)] + ([] if progress else ["--no_progress"])
+        LOGGER.info("$ python data_processing/create_%s_data.py %s", kind, " ".join(
+            [argv[0], relative(config), argv[2], relative(folder)] + argv[4:]))
+        if preprocess_main(kind, argv) != 0:
+            raise DemoError(f"preprocessing ({kind}) failed")
+        folders[kind] = folder
+    return folders
+
+
+MODEL_CODE = ("batch.py", "config.py", "config_base.py", "tokenizer.py", "data", "models", "training")
+"""What decides a training run's result besides its params and data (ebert_modelzoo/...)."""
+
+
+def code_fingerprint() -> str:
+    """Fingerprint of the package code that trains and scores the models: runs made by other
+    code are not mixed with new ones."""
+    package = REPO_ROOT / "ebert_modelzoo"
+    files = sorted(f for name in MODEL_CODE
+                   for f in ([package / name] if name.endswith(".py") else (package / name).rglob("*.py")))
+    return _sha(*[f"{f.relative_to(package)}\0{f.read_text()}" for f in files])
+
+
+def data_fingerprint(folder: Path) -> str:
+    """Fingerprint of a dataset: its splits' data_params.json (which hold every shard's sha256)."""
+    return _sha(*[(folder / split / "data_params.json").read_text() for split in ("train", "validation", "test")])
+
+
+@dataclass
+class RunResult:
+    run: Run
+    params_file: Path
+    fingerprint: str
+    command: str
+
+
+def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[RunResult]) -> RunResult:
+    """Write the run's params, start it over if its fingerprint (params, ``data`` and ``code``
+    fingerprints, upstream run) changed, then train through run.py's main (resuming from the
+    newest checkpoint; a finished run trains nothing)."""
+    params_file = output_dir / "params" / f"{run.name}.yaml"
+    text = params_text(run)
+    fingerprint = _sha(text, data, code, upstream.fingerprint if upstream else "")
+    model_dir = Path(run.params["trainer"]["init"]["model_dir"])
+    state_file = output_dir / STATE_DIR / f"{run.name}.json"
+    stored = json.loads(state_file.read_text())["fingerprint"] if state_file.is_file() else None
+    if model_dir.exists() and stored != fingerprint:
+        LOGGER.info("%s: %s; starting it over", run.name,
+                    "its settings, data, code or starting checkpoint changed" if stored else "unknown earlier contents")
+        shutil.rmtree(model_dir)
+    _atomic_write(params_file, text)
+    _atomic_write(state_file, json.dumps({"fingerprint": fingerprint}) + "\n")
+    command = f"python run.py CPU -p {relative(params_file)} -m train"
+    LOGGER.info("%s %s (%s), %d steps\n$ %s", run.stage, run.title, run.description, run.max_steps, command)
+    if run_main(["CPU", "-p", str(params_file), "-m", "train"]) != 0:
+        raise DemoError(f"training run {run.name} failed")
+    return RunResult(run, params_file, fingerprint, command)
+
+
+def predictions(result: RunResult) -> Predictions:
+    """Test-split scores of a finished fine-tuning run (cached beside its checkpoints)."""
+    run = result.run
+    model_dir = Path(run.params["trainer"]["init"]["model_dir"])
+    cache = model_dir / f"predictions_test_step_{run.max_steps}.npz"
+    if cache.is_file():
+        return Predictions.load(cache)
+    LOGGER.info("scoring the test split with %s\n$ python -m ebert_modelzoo.training.predict -p %s --out %s",
+                run.name, relative(result.params_file), relative(cache))
+    found = predict(load_params(result.params_file), result.params_file,
+                    checkpoint=checkpoint_path(model_dir, run.max_steps))
+    found.save(cache)
+    return found
+
+
+def baseline(finetuning: Path, train_cells: Sequence[str], test_cells: Sequence[str]) -> VariantScores:
+    """The motif + accessibility baseline, fitted on the training split, scored on the test split."""
+    LOGGER.info("fitting the %s (DNase over the central bin x JASPAR motif score)", BASELINE_NAME)
+    fitted, scores = run_baseline(finetuning / "train", finetuning / "test", load_motifs(DEMO_DATA / "motifs.json"),
+                                  BASELINE, list(train_cells), list(test_cells))
+    coefficients = ", ".join(f"{tf}: " + " ".join(f"{k} {v:+.2f}" for k, v in c.items())
+                             for tf, c in fitted.coefficients.items())
+    return VariantScores(BASELINE_NAME, scores.label_names, scores.scores, scores.labels, scores.weights,
+                         description=f"(d) per-TF logistic regression; standardised coefficients {coefficients}")
+
+
+def variant(result: RunResult, found: Predictions) -> VariantScores:
+    """A fine-tuning run's test scores as a report variant."""
+    return VariantScores(result.run.title, found.label_names, found.scores, found.labels, found.weights,
+                         description=f"{result.run.description}; {result.run.max_steps} steps")
+
+
+def curves(results: Sequence[RunResult]) -> list[TrainingCurve]:
+    """Training loss of every run, from its JSONL log."""
+    return [read_training_curve(train_log_path(r.run.params["trainer"]["init"]["model_dir"]), r.run.title, r.run.stage)
+            for r in results]
+
+
+def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: EvaluationSet,
+           training_curves: Sequence[TrainingCurve], extra: dict[str, Any]) -> ReportFiles:
+    """Write output_dir/report (results.md, results.json, PNGs)."""
+    return write_report(output_dir / "report", variants, evaluation, training_curves, COMPARISONS, extra=extra)
+
+
+def summary(files: ReportFiles, seconds: float) -> str:
+    """The console summary: mean metrics per variant, auPRC per TF, the verdict, where the report is."""
+    results = json.loads(files.results_json.read_text())
+    tfs = [tf for tf in results["variants"][0]["metrics"] if tf != "mean"]
+    width = max(len(v["name"]) for v in results["variants"])
+
+    def cell(value: Optional[float]) -> str:
+        return "  n/a" if value is None else f"{value:5.3f}"
+
+    head = f"{'variant':<{width}}  auROC  auPRC  R@10%  R@50% | auPRC " + " ".join(f"{tf:>5}" for tf in tfs)
+    lines = ["", f"EBERT demo: test split ({results['evaluation']['samples']} windows of "
+                 f"{', '.join(results['evaluation']['cell_types'])}, {', '.join(results['evaluation']['regions'])})",
+             head, "-" * len(head)]
+    for v in results["variants"]:
+        m = v["metrics"]
+        lines.append(f"{v['name']:<{width}}  {cell(m['mean']['auroc'])}  {cell(m['mean']['auprc'])}  "
+                     f"{cell(m['mean']['recall_at_10_fdr'])}  {cell(m['mean']['recall_at_50_fdr'])} |       "
+                     + " ".join(cell(m[tf]['auprc']) for tf in tfs))
+    chance = " ".join(f"{tf} {c['bound'] / max(c['labelled'], 1):.3f}" for tf, c in results["evaluation"]["labels"].items())
+    lines += ["(means over TFs; R@x% = recall at x% FDR; auPRC of a random guess: " + chance + ")", "",
+              results["verdict"], "",
+              f"Report: {relative(files.folder)}/ (results.md, results.json, "
+              + ", ".join(p.name for p in files.plots) + f"); whole run {seconds / 60:.1f} min"]
+    return "\n".join(lines)
+

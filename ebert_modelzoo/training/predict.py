@@ -1,0 +1,182 @@
+"""Per-sample scores of a fine-tuned checkpoint on one evaluation dataloader, in (cell type,
+window) order: what a report needs to compare variants sample by sample.
+
+It runs the trainer's own evaluation (model building, checkpoint loading, eval step) and collects
+each batch's logits; the data pipeline's epoch plan says which (cell type, window) every row
+of every batch is, so the scores come back as arrays [C, W, K] (C = the dataloader's cell types
+in its order, W = every window of the split in file order, K = its labels).
+
+    python -m ebert_modelzoo.training.predict --params P --out scores.npz \\
+        [--loader trainer.validate.val_dataloader] [--checkpoint_path CKPT]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ebert_modelzoo.config import Params, load_params
+from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.data.loader import ShardDataset
+from ebert_modelzoo.training.backends import BackendOptions, select_backend
+from ebert_modelzoo.training.checkpoint import CheckpointError, latest_checkpoint
+from ebert_modelzoo.training.loop import Trainer
+from ebert_modelzoo.training.tasks import DataSource
+
+LOGGER = logging.getLogger("ebert_modelzoo")
+DEFAULT_LOADER = "trainer.validate.val_dataloader"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Scores (logits), 0/1 labels and label weights, each [C, W, K]."""
+
+    label_names: tuple[str, ...]
+    cell_types: tuple[str, ...]
+    scores: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    step: int
+    """Training step of the checkpoint that made the scores."""
+    metrics: dict[str, Any]
+    """The trainer's evaluation metrics of the same pass."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write an .npz atomically (tmp name, fsync, rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp"
+        with open(tmp, "wb") as handle:
+            np.savez(handle, scores=self.scores, labels=self.labels, weights=self.weights, step=self.step,
+                     label_names=np.array(self.label_names), cell_types=np.array(self.cell_types))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Predictions":
+        """Read a file written by ``save`` (metrics are not stored)."""
+        with np.load(path) as data:
+            return cls(tuple(str(x) for x in data["label_names"]), tuple(str(x) for x in data["cell_types"]),
+                       data["scores"], data["labels"], data["weights"], int(data["step"]), {})
+
+
+def sample_order(source: DataSource) -> tuple[np.ndarray, np.ndarray]:
+    """(cell-type index in data_params, window index in the split) of every row of the first
+    epoch of ``source``, batch after batch.
+
+    Follows the dataset's EpochPlan exactly as its iterator does: the chunk and batch each
+    position reads, the chunk's contiguous pieces and its row permutation.
+    """
+    dataset: ShardDataset = source.loader.dataset
+    plan = dataset.plan(0, source.config.num_workers)
+    offsets = np.concatenate(([0], np.cumsum(source.processor.params.shard_windows)))
+    cells, windows = [], []
+    chunk_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for position in range(plan.num_batches):
+        chunk, batch = plan.locate(position)
+        if chunk not in chunk_rows:
+            pieces = plan.pieces(chunk)
+            cell = np.concatenate([np.full(p.stop - p.start, p.cell) for p in pieces])
+            window = np.concatenate([offsets[p.shard] + np.arange(p.start, p.stop) for p in pieces])
+            order = plan.chunk_permutation(chunk)
+            chunk_rows[chunk] = (cell[order], window[order])
+        cell, window = chunk_rows[chunk]
+        rows = slice(batch * plan.batch_size, (batch + 1) * plan.batch_size)
+        cells.append(cell[rows])
+        windows.append(window[rows])
+    return np.concatenate(cells), np.concatenate(windows)
+
+
+def _loader(params: Params, loader_path: str) -> Any:
+    for path, loader in params.dataloaders():
+        if path == loader_path:
+            return loader
+    raise ParamsError(f"{loader_path}: no such dataloader in the params")
+
+
+def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_LOADER,
+            checkpoint: Optional[Path] = None) -> Predictions:
+    """Score every sample of ``loader_path``'s data with ``checkpoint`` (default: the newest in
+    the params' model_dir), read in order (no shuffle, no dropped last batch).
+
+    Raises:
+        ParamsError: not a fine-tuning model, or no such dataloader.
+        FileNotFoundError: no checkpoint.
+    """
+    if params.trainer.init.model.name != "ebert_finetune":
+        raise ParamsError(f"{params_file}: predictions need a fine-tuning model (ebert_finetune)")
+    model_dir = Path(params.trainer.init.model_dir)
+    checkpoint = checkpoint or latest_checkpoint(model_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"{model_dir}: no checkpoint to predict with")
+    loader_cfg = _loader(params, loader_path).model_copy(update={"shuffle": False, "drop_last": False})
+    backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
+    try:
+        trainer = Trainer(params, backend, params_file, model_dir)
+        trainer.load(Path(checkpoint), ("model", "step"), strict=True)
+        order_source = DataSource(loader_cfg)
+        cell_index, window_index = sample_order(order_source)
+        collected: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "weights": []}
+
+        def collect(outputs: Any, batch: dict[str, Any]) -> None:
+            collected["scores"].append(outputs.logits.detach().float().cpu().numpy())
+            collected["labels"].append(batch["seq_labels"].cpu().numpy())
+            collected["weights"].append(batch["seq_label_weights"].cpu().numpy())
+
+        metrics = trainer.evaluate(loader_cfg, order_source.num_batches(), loader_path, on_batch=collect)
+    finally:
+        backend.close()
+    data = order_source.processor
+    num_windows, cells = sum(data.params.shard_windows), list(data.cells)
+    arrays = {key: np.concatenate(parts) for key, parts in collected.items()}
+    if arrays["scores"].ndim != 2 or arrays["scores"].shape[0] != cell_index.size:
+        raise ValueError(f"{params_file}: {loader_path}: expected [samples, K] scores for {cell_index.size} samples, "
+                         f"got {arrays['scores'].shape} (predictions need head: sequence)")
+    position = np.full(len(data.params.cell_types), -1)
+    position[cells] = np.arange(len(cells))
+    position = position[cell_index]
+    out = {key: np.full((len(cells), num_windows, value.shape[1]), np.nan, dtype=np.float32)
+           for key, value in arrays.items()}
+    for key, value in arrays.items():
+        out[key][position, window_index] = value
+    if np.isnan(out["scores"]).any():
+        raise ValueError(f"{loader_path}: some (cell type, window) samples were never scored")
+    names = data.params.cell_types
+    return Predictions(tuple(data.label_names), tuple(names[c] for c in cells), out["scores"],
+                       out["labels"], out["weights"], trainer.step, metrics)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line: write a fine-tuned checkpoint's per-sample scores to an .npz."""
+    parser = argparse.ArgumentParser(prog="python -m ebert_modelzoo.training.predict",
+                                     description="Per-sample scores [C, W, K] of a fine-tuned EBERT checkpoint.")
+    parser.add_argument("-p", "--params", required=True, help="fine-tuning params YAML")
+    parser.add_argument("--out", required=True, help="output .npz (scores, labels, weights, names)")
+    parser.add_argument("--loader", default=DEFAULT_LOADER, help=f"dataloader to score (default {DEFAULT_LOADER})")
+    parser.add_argument("--checkpoint_path", help="checkpoint (default: the newest in model_dir)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    try:
+        params = load_params(args.params)
+        ckpt = Path(args.checkpoint_path) if args.checkpoint_path else None
+        path = predict(params, args.params, args.loader, ckpt).save(args.out)
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, CheckpointError, ValueError, RuntimeError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    LOGGER.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

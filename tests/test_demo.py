@@ -1,0 +1,211 @@
+"""The README's main command, `python -m ebert_modelzoo.demo`, run for real (``--quick``) as a
+subprocess once; then its outputs, its console summary and a rerun that reuses finished work."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from ebert_modelzoo.config import load_params
+from ebert_modelzoo.config_base import read_yaml
+from ebert_modelzoo.data import schema
+from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, PRETRAIN_PARAMS, plan_runs
+from ebert_modelzoo.report import METRICS, VariantScores, variant_metrics
+from ebert_modelzoo.training.predict import Predictions, predict
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("EBERT DNA + epigenome", "EBERT DNA only", "EBERT epigenome only", "motif + accessibility baseline",
+            "EBERT DNA + epigenome (from scratch)")
+TFS = ("CTCF", "NRF1", "JUND", "REST")
+RUNS = ("pretrain_dna_epigenome", "pretrain_dna_only", "finetune_dna_epigenome", "finetune_dna_only",
+        "finetune_epigenome_only", "finetune_scratch")
+
+
+def run_demo(output_dir: Path) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "ebert_modelzoo.demo", "--quick", "--no_progress",
+                           "--output_dir", str(output_dir)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+    return done, time.perf_counter() - began
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    done, seconds = run_demo(out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done, seconds
+
+
+def results(out: Path) -> dict:
+    return json.loads((out / "report" / "results.json").read_text())
+
+
+def test_datasets_are_built_by_the_pipeline(demo):
+    out, _, _ = demo
+    for kind in ("pretraining", "finetuning"):
+        for split in ("train", "validation", "test"):
+            params = json.loads((out / "data" / kind / split / "data_params.json").read_text())
+            assert params["kind"] == kind and params["split"] == split
+            assert params["cell_types"][3] == "sim_tissue1" and params["tokens_per_bin"] == 50
+            assert all((out / "data" / kind / split / s["file"]).is_file() for s in params["shards"])
+    assert json.loads((out / "data" / "finetuning" / "test" / "data_params.json").read_text())["labels"]
+
+
+def test_every_run_finished_with_a_checkpoint_params_and_log(demo):
+    out, _, _ = demo
+    for name in RUNS:
+        params = load_params(out / "params" / f"{name}.yaml")
+        steps = params.trainer.init.loop.max_steps
+        assert Path(params.trainer.init.model_dir) == out / "runs" / name
+        state = torch.load(out / "runs" / name / f"checkpoint_{steps}.mdl", weights_only=True)
+        assert state["step"] == steps
+        log = [json.loads(line) for line in (out / "runs" / name / "train_log.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in log][-1] == steps and all(np.isfinite(r["loss"]) for r in log)
+    dna_only = load_params(out / "params" / "finetune_dna_only.yaml").trainer
+    assert dna_only.init.model.num_signal_tracks == 0 and not dna_only.fit.train_dataloader.use_signal
+    assert not load_params(out / "params" / "finetune_epigenome_only.yaml").trainer.fit.train_dataloader.use_dna
+    assert load_params(out / "params" / "finetune_scratch.yaml").trainer.fit.ckpt_path is None
+
+
+def test_predictions_are_in_the_baselines_sample_order(demo):
+    out, _, _ = demo
+    test_windows = json.loads((out / "data" / "finetuning" / "test" / "data_params.json").read_text())["num_windows"]
+    labels = None
+    for name in RUNS[2:]:
+        found = Predictions.load(next((out / "runs" / name).glob("predictions_test_step_*.npz")))
+        assert found.cell_types == ("sim_tissue1",) and found.label_names == TFS
+        assert found.scores.shape == (1, test_windows, 4) and np.isfinite(found.scores).all()
+        if labels is not None:
+            assert np.array_equal(found.labels, labels)
+        labels = found.labels
+    assert 0 < labels.mean() < 0.05  # rare binding, as the simulator says
+
+
+def test_predictions_follow_the_shards_and_match_the_trainers_metrics(demo):
+    """Scores land on the right (cell type, window): labels equal the shards' own, read with h5py,
+    and metrics recomputed from the arrays equal those of the trainer's evaluation pass."""
+    out, _, _ = demo
+    params_file = out / "params" / "finetune_dna_epigenome.yaml"
+    found = predict(load_params(params_file), params_file)
+    split = out / "data" / "finetuning" / "test"
+    data_params = json.loads((split / "data_params.json").read_text())
+    cell = data_params["cell_types"].index("sim_tissue1")
+    raw = []
+    for shard in data_params["shards"]:
+        with h5py.File(split / shard["file"], "r") as handle:
+            raw.append(handle[schema.DATASET_LABELS][cell])
+    raw = np.concatenate(raw)
+    assert np.array_equal(found.labels[0], (raw == schema.LABEL_BOUND).astype(np.float32))
+    assert np.array_equal(found.weights[0], (raw != schema.LABEL_AMBIGUOUS).astype(np.float32))
+    recomputed = variant_metrics(VariantScores("a", found.label_names, found.scores, found.labels, found.weights))
+    for tf in TFS:
+        assert recomputed[tf]["auprc"] == pytest.approx(found.metrics[f"auprc/{tf}"], abs=1e-6)
+        assert recomputed[tf]["auroc"] == pytest.approx(found.metrics[f"auroc/{tf}"], abs=1e-6)
+    cached = Predictions.load(out / "runs" / "finetune_dna_epigenome" / f"predictions_test_step_{found.step}.npz")
+    assert np.allclose(cached.scores, found.scores, atol=1e-5)  # other thread count: other summation order
+
+
+def test_report_schema_and_files(demo):
+    out, _, _ = demo
+    data = results(out)
+    assert [v["name"] for v in data["variants"]] == list(VARIANTS)
+    for variant in data["variants"]:
+        assert set(variant["metrics"]) == set(TFS) | {"mean"}
+        for values in variant["metrics"].values():
+            assert set(values) == set(METRICS)
+            assert all(v is None or 0.0 <= v <= 1.0 for v in values.values())
+    assert data["evaluation"]["cell_types"] == ["sim_tissue1"]
+    assert data["evaluation"]["regions"] == ["chrX:49000000-49500000"]
+    assert [c["question"] for c in data["comparisons"]] == ["Does the epigenome help?", "Does pre-training help?"]
+    assert all(c["answer"] in ("yes", "no", "unclear") for c in data["comparisons"])
+    assert set(data["extra"]["runs"]) == set(RUNS) and data["extra"]["mode"] == "quick"
+    table = (out / "report" / "results.md").read_text()
+    for tf in TFS:
+        for name in VARIANTS:
+            assert f"| {tf} | {name} |" in table
+    for plot in ("pr_curves.png", "auprc.png", "training_curves.png"):
+        raw = (out / "report" / plot).read_bytes()
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 10_000
+        width, height = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+        assert width >= 400 and height >= 300
+
+
+def test_epigenome_model_beats_chance(demo):
+    out, _, _ = demo
+    metrics = {v["name"]: v["metrics"] for v in results(out)["variants"]}
+    assert metrics["EBERT DNA + epigenome"]["mean"]["auroc"] > 0.6
+    assert metrics["motif + accessibility baseline"]["mean"]["auroc"] > 0.9
+
+
+def test_console_summary(demo):
+    out, done, _ = demo
+    summary = done.stdout[done.stdout.index("EBERT demo: test split"):]
+    for name in VARIANTS:
+        assert name in summary
+    assert "Does the epigenome help?" in summary and "Does pre-training help?" in summary
+    assert f"Report: {out / 'report'}/" in summary
+    assert "$ python run.py CPU -p " in done.stdout  # every run's command is printed
+    assert "$ python data_processing/create_pretraining_data.py --config" in done.stdout
+
+
+def test_rerun_reuses_finished_work_and_restarts_a_changed_run(demo):
+    out, first, seconds = demo
+    before = results(out)
+    state = out / ".demo_state" / "finetune_scratch.json"
+    state.write_text(json.dumps({"fingerprint": "an older run"}))
+    done, again = run_demo(out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skipping" in done.stdout and "finished shards" in done.stdout
+    assert done.stdout.count("nothing to train") == len(RUNS) - 1
+    assert "finetune_scratch: its settings, data, code or starting checkpoint changed; starting it over" in done.stdout
+    assert done.stdout.count("scoring the test split with") == 1
+    assert again < seconds
+    after = results(out)
+    assert after["variants"][:4] == before["variants"][:4]
+
+
+def test_default_pretraining_run_is_the_shipped_default_params():
+    """`python run.py CPU` (params/ebert_tiny.yaml) is the demo's run (i), so `-m eval` works after make demo."""
+    runs = {r.name: r for r in plan_runs(Path("demo_output"), quick=False)}
+
+    def normalised(data: dict) -> dict:
+        def walk(value, key=""):
+            if isinstance(value, dict):
+                return {k: walk(v, k) for k, v in value.items()}
+            return str(Path(value)) if key in ("data_dir", "model_dir", "ckpt_path") and value else value
+        return walk(data)
+
+    assert normalised(runs["pretrain_dna_epigenome"].params) == normalised(read_yaml(PRETRAIN_PARAMS))
+    assert normalised(runs["finetune_dna_epigenome"].params) == normalised(read_yaml(FINETUNE_PARAMS))
+    assert runs["finetune_scratch"].params["trainer"]["init"]["loop"] == read_yaml(FINETUNE_PARAMS)["trainer"]["init"]["loop"]
+
+
+@pytest.mark.parametrize("config, kind, params", [
+    ("roadmap_hg38_pretraining.yaml", "pretraining", "ebert_base.yaml"),
+    ("encode_dream_finetuning.yaml", "finetuning", "ebert_finetune_base.yaml"),
+])
+def test_real_scale_configs_fit_the_base_params(config, kind, params):
+    """The shipped real-scale preprocessing configs are valid and make the data ebert_base expects."""
+    from ebert_modelzoo.preprocessing.config import load_config
+    from ebert_modelzoo.tokenizer import DNATokenizer
+
+    data = load_config(REPO / "data_processing" / "configs" / config, kind)
+    base = load_params(REPO / "params" / params).trainer
+    model, loader = base.init.model, base.fit.train_dataloader
+    k, windows = data.tokenizer.k, data.windows
+    assert DNATokenizer(k).vocab_size == model.vocab_size
+    assert windows.bin_size // k == model.tokens_per_bin
+    assert windows.window_length // k + 2 <= loader.max_sequence_length <= model.max_position_embeddings
+    assert data.chromatin_states.num_states == model.num_chromatin_states
+    assert len(data.signal.tracks or []) >= model.num_signal_tracks
+    assert Path(loader.data_dir).parent == Path(data.output.output_dir).relative_to(REPO)
