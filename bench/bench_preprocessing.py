@@ -105,8 +105,8 @@ def throughput(tmp: Path, mbp: float, cells: int, repeats: int) -> dict[str, Any
     cell_bp_per_s = length * cells / pipeline_s
     return {
         "region_mbp": mbp, "cell_types": cells, "tracks_per_cell": len(ASSAYS), "windows": windows,
-        "rounds": repeats, "pipeline_s": round(pipeline_s, 3), "pipeline_mbp_per_s": round(length / 1e6 / pipeline_s, 3),
-        "reference_s": round(reference_s, 3), "reference_mbp_per_s": round(length / 1e6 / reference_s, 3),
+        "rounds": repeats, "pipeline_s": round(pipeline_s, 6), "pipeline_mbp_per_s": round(length / 1e6 / pipeline_s, 3),
+        "reference_s": round(reference_s, 6), "reference_mbp_per_s": round(length / 1e6 / reference_s, 3),
         "speedup": round(reference_s / pipeline_s, 2),
         "bytes_per_window_dna": round(dna_per_window, 1),
         "bytes_per_window_per_cell_epigenome": round(epi_per_cell_window, 1),
