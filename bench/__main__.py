@@ -1,9 +1,9 @@
 """One command for every benchmark: ``python -m bench [--quick] [--only training ...]``.
 
 Runs bench/bench_training.py in this process and every other bench/bench_*.py as its own
-subprocess with its defaults (they write their own results/*.json), then renders
-bench/results/SUMMARY.md from all results. ``--quick`` runs only the training benchmark at a
-micro shape (seconds; what the tests run); the others have no quick setting.
+subprocess (each writes its results/<name>.json), then renders bench/results/SUMMARY.md from all
+results. ``--quick`` runs each at a small size (seconds; what the tests run; the Cerebras lowering
+records that it was not run) and judges no target.
 """
 from __future__ import annotations
 
@@ -28,15 +28,15 @@ def available() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     names = available()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="training benchmark only, micro shape")
+    parser.add_argument("--quick", action="store_true", help="every benchmark at a small size, seconds")
     parser.add_argument("--only", action="append", choices=names, help="run only this benchmark (repeatable)")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results",
-                        help="where training.json and SUMMARY.md go (others write to bench/results)")
-    parser.add_argument("--threads", type=int, default=None, help="training benchmark: torch threads")
+                        help="where the results JSONs and SUMMARY.md go")
+    parser.add_argument("--threads", type=int, default=None, help="training (and data_processor model steps): torch threads")
     parser.add_argument("--clock", choices=sorted(bench_training.CLOCKS), default="wall",
                         help="training benchmark: wall time or process CPU seconds")
     args = parser.parse_args(argv)
-    selected = ["training"] if args.quick else (args.only or names)
+    selected = args.only or names
     failed = []
     for name in selected:
         print(f"== {name}", flush=True)
@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
                                threads=args.threads, clock=args.clock)
             continue
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        code = subprocess.run([sys.executable, str(BENCH_DIR / f"bench_{name}.py")], cwd=ROOT, env=env).returncode
+        command = [sys.executable, str(BENCH_DIR / f"bench_{name}.py"), "--out", str(args.results_dir / f"{name}.json")]
+        if name == "data_processor" and args.threads:
+            command += ["--threads", str(args.threads)]
+        code = subprocess.run(command + ["--quick"] * args.quick, cwd=ROOT, env=env).returncode
         if code:
             failed.append(name)
     summary = write_summary(args.results_dir)

@@ -10,6 +10,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -115,3 +117,38 @@ def write_atomic(path: Path, text: str) -> None:
 def write_json(path: Path, data: Any) -> None:
     """Crash-safe JSON dump (indent 1, trailing newline)."""
     write_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+# Runs the command and prints its exit code and peak RSS: a fresh small interpreter, because a
+# child's ru_maxrss starts from the RSS of the process it was forked from (kept across exec), and
+# this process may hold torch.
+_MEASURE = (
+    "import json, os, subprocess, sys\n"
+    "proc = subprocess.Popen(sys.argv[1:], stdout=sys.stderr)\n"
+    "_, status, usage = os.wait4(proc.pid, 0)\n"
+    "print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss]))\n"
+)
+
+
+def run_measured(command: list[str], env: Mapping[str, str] | None = None,
+                 cwd: Path | None = None) -> dict[str, Any]:
+    """Run ``command`` and return its wall seconds, exit code, output (stdout and stderr) and
+    peak RSS in MB.
+
+    The peak comes from wait4: the largest resident set of the process and of every descendant it
+    waited for (pool workers included), not their sum.
+    """
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *command], env=None if env is None else dict(env),
+                          cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError(f"measuring {command[:2]} failed: {proc.stderr[-2000:]}")
+    code, maxrss_kb = json.loads(proc.stdout.splitlines()[-1])
+    return {"seconds": seconds, "returncode": code, "output": proc.stderr,
+            "peak_rss_mb": maxrss_kb / 1024}
+
+
+def target(wanted: str, measured: Any, met: bool | None) -> dict[str, Any]:
+    """One target row of a results JSON (``met`` None: not measured or no target stated)."""
+    return {"target": wanted, "measured": measured, "met": met}

@@ -42,10 +42,12 @@ def kmer_size(vocab_size: int) -> int:
     return k
 
 
-def data_for(params_file: str, root: Path, learnable: bool = False) -> dict[str, Path]:
+def data_for(params_file: str, root: Path, learnable: bool = False,
+             shard_windows: Sequence[int] | None = None) -> dict[str, Path]:
     """Train and validation splits shaped like what ``params/<params_file>`` expects (k-mer size,
     tokens per bin, bins per window, states, signal tracks, cell types, labels), with enough
-    samples for at least one batch of each dataloader."""
+    samples for at least one batch of each dataloader; ``shard_windows`` sets the train split's
+    shards (default: two shards of about 24 windows)."""
     params = yaml.safe_load((PARAMS / params_file).read_text())["trainer"]
     model, fit = params["init"]["model"], params["fit"]
     finetuning = model["name"] == "ebert_finetune"
@@ -56,7 +58,10 @@ def data_for(params_file: str, root: Path, learnable: bool = False) -> dict[str,
         labels = (loader.get("labels") or [f"TF{i}" for i in range(model["num_labels"])]) if finetuning else ()
         windows = max(48, -(-loader["batch_size"] * 5 // 4 // len(cells)))
         path = root / params_file.removesuffix(".yaml") / split
-        build_split(path, shard_windows=(windows - windows // 2, windows // 2), cell_types=cells,
+        shards = (windows - windows // 2, windows // 2)
+        if split == "train" and shard_windows is not None:
+            shards = tuple(shard_windows)
+        build_split(path, shard_windows=shards, cell_types=cells,
                     k=kmer_size(model["vocab_size"]), tokens_per_bin=model["tokens_per_bin"],
                     num_bins=(loader["max_sequence_length"] - 2) // model["tokens_per_bin"],
                     num_states=model.get("num_chromatin_states", 0),

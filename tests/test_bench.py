@@ -1,5 +1,6 @@
 """Benchmark code: the analytic FLOP counter against a hand count, the benchmark batches against
-the batch contract, the GPU peak table, and the runner's JSON/summary from a --quick run.
+the batch contract, the GPU peak table, and the runner's JSON/summary from a --quick run (every
+benchmark, run once), peak-RSS measuring, missing inputs said so, targets rendered.
 Nothing here measures or asserts speed."""
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench.bench_training import QUICK_SHAPES, SHAPES, ebert_config, make_batches, model_flops
+from bench.common import run_measured, target, write_json
 from bench.flops import step_flops
 from bench.gemm import gpu_peak_bf16
+from bench.summary import write_summary
 from ebert_modelzoo.batch import check_batch
 from ebert_modelzoo.models.ebert import input_dims
 
@@ -65,13 +69,24 @@ def test_gpu_peak_table():
     assert gpu_peak_bf16("Some Unknown GPU") is None
 
 
-def test_quick_run_writes_json_and_summary(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    """``python -m bench --quick`` run once: every benchmark at its small size."""
+    out = tmp_path_factory.mktemp("quick")
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(out)],
+        cwd=ROOT, env=bench_env(), capture_output=True, text=True, timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return out
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+def test_quick_run_writes_json_and_summary(quick_results):
+    tmp_path = quick_results
     data = json.loads((tmp_path / "training.json").read_text())
     assert data["benchmark"] == "training" and data["quick"] is True
     assert data["gemm"]["flop_per_s"] > 0
@@ -89,6 +104,13 @@ def test_quick_run_writes_json_and_summary(tmp_path):
         assert data["gpu"]["available"] is False and data["gpu"]["reason"]
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "EBERT vs transformers BertForMaskedLM" in summary and "### micro" in summary
+    # the other benchmarks ran at their quick sizes into the same folder and judged nothing
+    for name in ("preprocessing", "data_processor", "cerebras_lowering"):
+        other = json.loads((tmp_path / f"{name}.json").read_text())
+        assert other["benchmark"] == name and other["quick"] is True
+        assert other["targets"] and all(t["met"] is None for t in other["targets"].values())
+        assert f"## {name} ({name}.json)" in summary
+    assert "## Targets" in summary
 
 
 def test_gpu_code_path_runs_under_bf16_autocast_on_cpu():
@@ -103,3 +125,81 @@ def test_gpu_code_path_runs_under_bf16_autocast_on_cpu():
     if not torch.cuda.is_available():
         section = gpu_section(1)
         assert section["available"] is False and "CUDA" in section["reason"] and "train_step" not in section
+
+
+def test_quick_preprocessing_figures_are_consistent(quick_results):
+    data = json.loads((quick_results / "preprocessing.json").read_text())
+    if not data["available"]:
+        assert "smalt-examples" in data["reason"] and "throughput" not in data
+        return
+    tp = data["throughput"]
+    assert tp["windows"] > 0 and tp["pipeline_mbp_per_s"] > 0 and tp["reference_mbp_per_s"] > 0
+    assert abs(tp["speedup"] - tp["reference_s"] / tp["pipeline_s"]) < 0.01 * tp["speedup"] + 0.01
+    memory = data["memory"]
+    small, whole = memory["runs"]["0.5_mb"], memory["runs"]["whole_chromosome"]
+    assert small["region_mbp"] == 0.5 and whole["region_mbp"] == memory["chromosome_mb"] == 2.0
+    assert small["peak_rss_mb"] > 0 and whole["peak_rss_mb"] > 0
+    assert data["targets"]["peak_rss_whole_chrX_mb"]["measured"] == whole["peak_rss_mb"]
+
+
+def test_quick_data_processor_figures_are_consistent(quick_results):
+    data = json.loads((quick_results / "data_processor.json").read_text())
+    if not data["available"]:
+        assert "smalt-examples" in data["reason"] and "models" not in data
+        return
+    assert "preprocessing pipeline" in data["setup"]["data"]
+    one_worker = data["samples_per_s_one_worker_dataloader"]
+    assert one_worker > 0 and data["samples_per_s_in_process"] > 0
+    assert set(data["models"]) == {"ebert_tiny_class", "base_like"}
+    for name, model in data["models"].items():
+        consumed = model["batch"] / model["step"]["median_s"]
+        assert abs(model["samples_per_s"] - consumed) <= 0.01 + 1e-3 * consumed
+        assert abs(model["ratio_one_worker_over_model"] - one_worker / consumed) <= 0.1 + 1e-3 * one_worker / consumed
+        assert data["targets"][f"one_worker_over_{name}"]["measured"] == model["ratio_one_worker_over_model"]
+
+
+@pytest.mark.parametrize("script", ["bench_preprocessing.py", "bench_data_processor.py"])
+def test_without_the_chrx_source_the_bench_says_so(script, tmp_path):
+    out = tmp_path / "out.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--source", str(tmp_path / "absent.fa.gz"),
+                           "--out", str(out)], cwd=ROOT, env=bench_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["available"] is False and "absent.fa.gz" in data["reason"] and "smalt-examples" in data["reason"]
+    assert all(t["measured"] is None and t["met"] is None for t in data["targets"].values())
+
+
+def test_without_the_cerebras_venv_the_bench_says_so(tmp_path):
+    out = tmp_path / "out.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_cerebras_lowering.py"), "--out", str(out)],
+                          cwd=ROOT, env=bench_env(EBERT_CEREBRAS_VENV=str(tmp_path / "no_venv")),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["available"] is False and str(tmp_path / "no_venv") in data["reason"]
+    assert data["targets"]["validate_only_wall_s"]["measured"] is None and "lowering" not in data
+
+
+def test_run_measured_reports_the_childs_own_peak_rss():
+    # This process holds torch (hundreds of MB); a bare interpreter's peak must not inherit that.
+    bare = run_measured([sys.executable, "-c", "pass"])
+    big = run_measured([sys.executable, "-c", "b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096])"])
+    assert bare["returncode"] == 0 and big["returncode"] == 0
+    assert bare["peak_rss_mb"] < 100 and big["peak_rss_mb"] >= 200
+    failed = run_measured([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"])
+    assert failed["returncode"] == 3 and failed["output"] == "boom\n"
+
+
+def test_summary_shows_each_target_met_or_not(tmp_path):
+    write_json(tmp_path / "a.json", {"benchmark": "a", "conditions": {"cpu": "X", "cores": 2, "model_threads": 1,
+                                                                      "load_average_1min_at_start": 3.0},
+                                     "targets": {"fast": target(">= 5x", 6.0, True), "slow": target("<= 1", 2.0, False),
+                                                 "info": target("none stated", 1.5, None)},
+                                     "figures": {"x": 1}})
+    write_json(tmp_path / "b.json", {"benchmark": "b", "conditions": {}, "available": False, "reason": "no venv",
+                                     "targets": {"t": target("n", None, None)}})
+    text = write_summary(tmp_path).read_text()
+    assert "| a.json | fast | >= 5x | 6.000 | **met** | X, 2 cores; load 3.0 at start; model threads 1 |" in text
+    assert "| a.json | slow | <= 1 | 2.000 | **not met** |" in text and "| a.json | info | none stated | 1.500 | n/a |" in text
+    assert "| b.json | t | n | not measured | n/a |" in text and "Not measured: no venv" in text
+    assert "- figures.x: 1" in text

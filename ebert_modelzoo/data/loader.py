@@ -56,6 +56,11 @@ class ShardDataset(IterableDataset):
         self._streams, self._chunk_batches = streams, chunk_batches
         self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
 
+    @property
+    def seed(self) -> int:
+        """The seed of the data order and masks."""
+        return self._seed
+
     def __len__(self) -> int:
         return num_batches(self._blocks.num_samples, self._batch_size, self._drop_last)
 
@@ -116,7 +121,12 @@ class ResumableDataLoader(DataLoader):
     """
 
     def __init__(self, dataset: ShardDataset, **kwargs: Any) -> None:
-        super().__init__(dataset, batch_size=None, **kwargs)
+        # Every iteration draws a base seed for its workers from ``generator``, by default the
+        # global torch RNG. A private one keeps starting an epoch from moving the global stream
+        # (dropout): otherwise a run resumed at an epoch's end, whose next epoch starts before
+        # the checkpoint's RNG state is restored, would drift from an uninterrupted run.
+        generator = torch.Generator().manual_seed(dataset.seed % 2**63)
+        super().__init__(dataset, batch_size=None, generator=generator, **kwargs)
         self._epoch = 0
         self._batch = 0
 

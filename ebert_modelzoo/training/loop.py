@@ -234,8 +234,16 @@ class Trainer:
         rng = capture_rng()
         metrics = self.evaluate(fit.val_dataloader)
         restore_rng(rng)
-        reporter.eval(self.step, metrics)
+        self._report_eval(reporter, metrics, "eval")
         return metrics
+
+    def _report_eval(self, reporter: RunReporter, metrics: dict[str, Any], name: str) -> None:
+        """Write the metrics, unless the backend only lowered the eval step (nothing computed,
+        so every value would be a meaningless NaN)."""
+        if self.backend.runs_steps:
+            reporter.eval(self.step, metrics, name)
+        else:
+            LOGGER.info("%s step lowered, not run: no metrics for step %d", name, self.step)
 
     def data_source(self, loader_cfg: Any, loader_path: str) -> DataSource:
         """The processor of a dataloader section, checked against the model."""
@@ -289,7 +297,7 @@ class Trainer:
                                loader_cfg.max_sequence_length)
         try:
             metrics = self.evaluate(loader_cfg, eval_steps, loader_path)
-            reporter.eval(self.step, metrics, name)
+            self._report_eval(reporter, metrics, name)
         finally:
             reporter.close()
         return metrics

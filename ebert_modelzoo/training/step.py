@@ -17,7 +17,8 @@ def make_train_step(
     grad_scaler: Any,
     precision: PrecisionConfig,
 ) -> Callable[[Batch], torch.Tensor]:
-    """One optimizer step: forward -> loss, backward (scaled when a grad scaler is given), unscale
+    """One optimizer step: forward -> loss, backward (scaled when a grad scaler is given), gradients
+    averaged over data-parallel processes where the backend does that, unscale
     and clip to ``precision.max_gradient_norm``, optimizer and scheduler steps, zero_grad.
 
     Returns the backend-wrapped function ``step(batch) -> loss`` (a scalar tensor, not synced).
@@ -28,9 +29,11 @@ def make_train_step(
             loss = model(batch)
         if grad_scaler is not None:
             grad_scaler.scale(loss).backward()
+            backend.reduce_gradients(model)
             grad_scaler.unscale_(optimizer)
         else:
             loss.backward()
+            backend.reduce_gradients(model)
         if precision.max_gradient_norm is not None:
             torch.nn.utils.clip_grad_norm_(list(model.parameters()), precision.max_gradient_norm)
         if grad_scaler is not None:

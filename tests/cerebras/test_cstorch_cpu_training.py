@@ -17,7 +17,8 @@ SETTINGS = {"logging": {"log_steps": 5}, "checkpoint": {"steps": 20}}
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return data_for("ebert_tiny.yaml", tmp_path_factory.mktemp("tiny"), learnable=True)
+    # Two shards of 16 windows: 10 batches an epoch, so the resumed run starts at an epoch's end.
+    return data_for("ebert_tiny.yaml", tmp_path_factory.mktemp("tiny"), learnable=True, shard_windows=(16, 16))
 
 
 def train(params, cwd, max_steps):

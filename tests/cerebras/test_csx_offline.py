@@ -58,6 +58,9 @@ def test_cszoo_fit_validate_only_lowers_the_train_and_the_eval_step(tiny_params,
     result = cszoo(["fit", tiny_params, "--target_device", "CSX", "--validate_only"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert len(mlir_files(tmp_path / "md", "cirh.mlir")) == 2
+    # The eval step was lowered, not run: no metrics (they would be NaN).
+    assert not list((tmp_path / "md").glob("**/metrics_step_*.json"))
+    assert "eval step lowered, not run: no metrics" in result.stdout
 
 
 @pytest.mark.parametrize("flags", [["--compile_only"], []], ids=["compile_only", "run"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from ebert_modelzoo.data.sampler import EpochPlan, make_blocks, streams_for_workers
 
@@ -124,3 +125,56 @@ def test_persistent_workers_follow_epochs_and_resume(split):
     assert_same_batches(list(loader) + list(loader), expected)
     loader.load_state_dict({"epoch": 1, "batch": 5})
     assert_same_batches(list(loader), expected[len(expected) // 2 + 5 :])
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+    """Shards of uneven sizes, all smaller than a block: epochs of a few batches."""
+    return build_split(tmp_path_factory.mktemp("small"), shard_windows=(9, 6, 4), cell_types=("GM12878", "K562"))
+
+
+def _stream(loader, count):
+    """``count`` batches over epoch ends, pulled as the trainer does: iterate the loader again
+    whenever a pass ends, stop right after the last batch wanted."""
+    out = []
+    while len(out) < count:
+        for batch in loader:
+            out.append(batch)
+            if len(out) == count:
+                break
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize("workers,drop_last", [(0, True), (0, False), (2, False)])
+def test_resume_at_every_batch_across_epochs(small_split, workers, drop_last):
+    """A state saved after any k batches (epoch ends included) continues with batches k, k+1, ..."""
+    config = dict(use_cell_type=True, num_workers=workers, drop_last=drop_last, batch_size=5,
+                  state_mask_rate=0.3, max_state_predictions=2, persistent_workers=workers > 0)
+    straight = _stream(_loader(small_split, False, **config), 3 * len(_loader(small_split, False, **config)))
+    assert len({tuple(map(tuple, sample_keys(small_split, b))) for b in straight}) == len(straight)
+    states, stepped = [], _loader(small_split, False, **config)
+    for _ in straight:  # the trainer's way: one batch, then the state after it
+        states.append(stepped.state_dict())
+        _stream(stepped, 1)
+    n = len(stepped)  # right after an epoch's last batch the state still points at its end
+    assert states[n - 1 : n + 2] == [{"epoch": 0, "batch": n - 1}, {"epoch": 0, "batch": n}, {"epoch": 1, "batch": 1}]
+    reused = _loader(small_split, False, **config)  # persistent workers follow every new state
+    for k, state in enumerate(states):
+        resumed = reused if workers else _loader(small_split, False, **config)
+        resumed.load_state_dict(state)
+        assert_same_batches(_stream(resumed, len(straight) - k), straight[k:])
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize("workers", [0, 2])
+def test_epochs_leave_the_global_torch_rng_alone(small_split, workers):
+    """Starting an epoch must not draw from torch's global RNG (dropout's): a resumed run starts
+    its next epoch before the checkpoint's RNG state is restored, an uninterrupted one after."""
+    loader = _loader(small_split, False, num_workers=workers)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    _stream(loader, 2 * len(loader) + 1)
+    loader.load_state_dict({"epoch": 1, "batch": len(loader)})
+    _stream(loader, 2)
+    assert torch.equal(torch.get_rng_state(), before)

@@ -4,6 +4,7 @@ evaluation modes, and one-line errors."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 import torch
 
 from ebert_modelzoo.training.checkpoint import list_checkpoints
+from tests.run_cases import data_for
+from tests.run_cases import write_params as write_shipped_params
 
 from .fixtures import (
     REPO,
@@ -197,17 +200,47 @@ def test_csx_flags_are_rejected_elsewhere(tmp_path, data):
     assert "not allowed with argument" in done.stderr
 
 
-def test_torchrun_data_parallel_on_cpu(tmp_path, data):
-    """Two processes (gloo DDP): each takes half of every global batch; rank 0 alone reports and
-    writes checkpoints."""
-    path = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model", loop={"max_steps": 4}))
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 ARGS`` in the repository root, one thread a rank."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(REPO / "run.py"), "CPU", "--params", str(path)],
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
     )
+
+
+def test_gloo_data_parallel_matches_one_process():
+    """Without DDP on gloo, ranks start from rank 0's weights and average their gradients after
+    backward: two ranks on half a batch each train like one process on the whole batch."""
+    done = torchrun("-m", "tests.training.gloo_ranks")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    # the two ranks share one stdout pipe, so their lines may interleave
+    assert sorted(re.findall(r"rank (\d) ok", done.stdout)) == ["0", "1"]
+
+
+def test_torchrun_data_parallel_on_cpu(tmp_path, data):
+    """Two processes (gloo): each takes half of every global batch; rank 0 alone reports and
+    writes checkpoints."""
+    path = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model", loop={"max_steps": 4}))
+    done = torchrun(str(REPO / "run.py"), "CPU", "--params", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("training steps 1..4") == 1
     assert [s for s, _ in list_checkpoints(tmp_path / "model")] == [4]
     assert sorted(logged_losses(tmp_path / "model")) == [1, 2, 3, 4]
+
+
+def test_resume_at_an_epoch_end_matches_the_straight_run(tmp_path):
+    """The shipped tiny config on two shards of 16 windows: 10 batches an epoch, so the resumed
+    run starts exactly at an epoch's end (its next epoch begins before the RNG state is restored)."""
+    data = data_for("ebert_tiny.yaml", tmp_path / "data", learnable=True, shard_windows=(16, 16))
+    init = {"logging": {"log_steps": 1}, "checkpoint": {"steps": N}}
+    runs = {}
+    for name in ("straight", "resumed"):
+        runs[name] = tmp_path / name
+        params = write_shipped_params("ebert_tiny.yaml", tmp_path / f"{name}.yaml", data, runs[name], init)
+        if name == "resumed":
+            run_py("CPU", "--params", str(params), "--max_steps", str(2 * N), "--num_steps", str(N))
+            state = torch.load(runs[name] / f"checkpoint_{N}.mdl", weights_only=True)
+            assert state["data_state"] == {"epoch": 0, "batch": N}
+        run_py("CPU", "--params", str(params), "--max_steps", str(2 * N))
+    assert_same_run(runs["straight"], runs["resumed"], range(N + 1, 2 * N + 1))

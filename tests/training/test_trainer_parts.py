@@ -178,3 +178,17 @@ def test_mixed_precision_trains_and_checkpoints_the_scaler(tmp_path, data, preci
     assert state["step"] == 3 and all(torch.isfinite(v).all() for v in state["model"].values())
     assert (state["grad_scaler"] is not None) == (precision["fp16_type"] == "float16")
     assert state["data_state"] == {"epoch": 0, "batch": 3}
+
+
+@pytest.mark.parametrize("runs_steps", [True, False])
+def test_evaluation_metrics_only_from_steps_that_ran(tmp_path, data, runs_steps):
+    """A backend that only lowers its steps (CSX validate_only/compile_only) computes no metrics:
+    the loop must not write them (they would be NaN)."""
+    params = params_from_dict(pretrain_params(data, tmp_path, max_steps=6, loop={"max_steps": 2, "eval_steps": 1}))
+    backend = TorchBackend(BackendOptions())
+    backend.runs_steps = runs_steps
+    trainer = Trainer(params, backend, "test", tmp_path)
+    trainer.fit(evaluate_during=True)
+    trainer.validate(params.trainer.validate_.val_dataloader, name="validate")
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*/metrics_step_*.json"))
+    assert written == (["eval/metrics_step_2.json", "validate/metrics_step_2.json"] if runs_steps else [])

@@ -67,6 +67,9 @@ class Backend(Protocol):
     """This process's rank (0 without distribution)."""
     world_size: int
     """Number of data-parallel processes."""
+    runs_steps: bool
+    """False when steps are only traced and lowered, never computed (CSX compile_only or
+    validate_only): there are no losses, metrics or weights to report or save."""
 
     def setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move/compile/wrap the model; returns the module the step functions call."""
@@ -82,6 +85,10 @@ class Backend(Protocol):
 
     def autocast(self, precision: PrecisionConfig) -> AbstractContextManager:
         """Context under which the forward runs (mixed precision or a no-op)."""
+
+    def reduce_gradients(self, model: torch.nn.Module) -> None:
+        """Average the gradients over data-parallel processes after backward (a no-op where the
+        model from setup_model does it itself, or with one process)."""
 
     def wrap_train_step(self, fn: F) -> F:
         """Wrap the train step (identity, or cstorch.trace)."""

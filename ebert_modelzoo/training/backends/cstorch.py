@@ -231,6 +231,9 @@ class CstorchBackend:
 
     # ------------------------------------------------------------------ steps and data
 
+    def reduce_gradients(self, model: torch.nn.Module) -> None:
+        """One process: nothing to average."""
+
     def wrap_train_step(self, fn: F) -> F:
         return cstorch.trace(fn)
 

@@ -22,6 +22,7 @@ class TorchBackend:
     """Identity wrappers around the step functions; tensors moved with ``.to(device)``."""
 
     name = "torch"
+    runs_steps = True
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options
@@ -38,6 +39,8 @@ class TorchBackend:
         if self.world_size > 1:
             self._init_process_group()
         self.is_main = self.rank == 0
+        self._gloo_model: torch.nn.Module | None = None
+        """The model whose gradients reduce_gradients averages (gloo data parallelism)."""
 
     def _init_process_group(self) -> None:
         if self.options.dist_addr:
@@ -51,10 +54,34 @@ class TorchBackend:
 
     def setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
         model.to(self.device)
-        if self.world_size > 1:
+        if self.world_size == 1:
+            return model
+        if dist.get_backend() != "gloo":
             ids = [self.device.index] if self.device.type == "cuda" else None
             return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # gloo: no DDP. DDP all-reduces from autograd hooks, so gloo's worker threads hold work
+        # objects that carry Python state (autograd's context) and free them when they get to
+        # it, and DDP keeps the process group alive past destroy_process_group: a worker that
+        # frees one while the interpreter shuts down aborts the process ("terminate called
+        # without an active exception"). reduce_gradients averages after backward instead, and
+        # close() then really ends the group (its threads joined). Ranks start from rank 0's state.
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                dist.broadcast(tensor, src=0)
+        self._gloo_model = model
         return model
+
+    def reduce_gradients(self, model: torch.nn.Module) -> None:
+        if self._gloo_model is None:
+            return  # one process, or DDP reduced during backward
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
 
     def make_optimizer(self, param_groups: list[dict[str, Any]], config: AdamWConfig) -> torch.optim.Optimizer:
         if not config.correct_bias:
@@ -128,4 +155,5 @@ class TorchBackend:
 
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():
+            self._gloo_model = None
             dist.destroy_process_group()
