@@ -26,7 +26,7 @@ cerebras-venv:
 
 test: setup
 	$(PY) -m pytest -q
-	$(CEREBRAS_VENV) run python -m pytest -q -m cerebras tests/cerebras
+	EBERT_DEV_PYTHON=$(abspath $(PY)) $(CEREBRAS_VENV) run python -m pytest -q -m cerebras tests/cerebras
 
 # Every benchmark in bench/ -> bench/results/*.json and bench/results/SUMMARY.md (see bench/README.md).
 bench: setup

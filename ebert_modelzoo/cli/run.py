@@ -137,7 +137,9 @@ def run(args: argparse.Namespace) -> None:
             initial = Path(validate.ckpt_path) if validate is not None and validate.ckpt_path else None
             if explicit is None and initial is None and not list_checkpoints(model_dir):
                 raise FileNotFoundError(f"{model_dir}: no checkpoint to evaluate (give --checkpoint_path)")
-            trainer.restore(LoadSettings(explicit or initial, args.load_checkpoint_states))
+            # Evaluation uses the weights and the step only (a checkpoint of the other backend has
+            # optimizer/scheduler states this backend cannot restore).
+            trainer.restore(LoadSettings(explicit or initial, args.load_checkpoint_states or "model,step"))
             trainer.validate(_loader(params, loaders[0]), args.num_steps, loader_path=loaders[0])
         else:
             validate_all = params.trainer.validate_all

@@ -1,7 +1,8 @@
 """Checkpoint files: names, atomic writes, listing/pruning, RNG capture, and loading a model's
 weights with a clear report of what does not match.
 
-A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads back on either backend::
+A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads back on either backend
+(the cstorch backend writes it with ``cstorch.save``, HDF5, which ``read_checkpoint`` also reads)::
 
     {"format_version": 1, "step": int, "model": state_dict, "optimizer": state_dict,
      "schedulers": [state_dict], "grad_scaler": state_dict | None, "rng": {...},
@@ -97,6 +98,15 @@ def torch_load(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an EBERT checkpoint (no 'model' entry)")
     return state
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint of either backend without Cerebras packages: ``cstorch.save`` files (HDF5
+    signature) through training/cstorch_checkpoint.py, anything else through ``torch_load``."""
+    # Imported here: cstorch_checkpoint imports CheckpointError from this module.
+    from ebert_modelzoo.training.cstorch_checkpoint import is_cstorch_checkpoint, read_cstorch_checkpoint
+
+    return read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -126,6 +126,7 @@ class Trainer:
                 LOGGER.info("%s is a %r checkpoint: loading its weights only into %r",
                             path, other, self.init.model.name)
                 states = ("model",)
+        self._check_backend_states(path, state, states)
         missing, unexpected = load_model_weights(self.raw_model, state["model"], strict, path) if "model" in states else ([], [])
         if missing or unexpected:
             LOGGER.info("loaded %s non-strictly: %d weights newly initialised, %d checkpoint weights unused",
@@ -150,6 +151,27 @@ class Trainer:
         if "rng" in states and "rng" in state:
             self._pending_rng = state["rng"]
         LOGGER.info("loaded %s (checkpoint of step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
+
+    def _check_backend_states(self, path: Path, state: dict[str, Any], states: tuple[str, ...]) -> None:
+        """Optimizer, scheduler and grad-scaler states are the backend's own classes' state dicts
+        (cstorch's AdamW keeps beta powers where torch's keeps a step count): a checkpoint of the
+        other backend restores the weights, step, data position and RNGs, never these.
+
+        Raises:
+            CheckpointError: such a state was asked for, rather than silently starting it anew.
+        """
+        written_by = state.get("backend")
+        if written_by is None or written_by == self.backend.name:
+            return
+        present = {"optimizer": state.get("optimizer") is not None, "schedulers": bool(state.get("schedulers")),
+                   "grad_scaler": state.get("grad_scaler") is not None}
+        foreign = [name for name in ("optimizer", "schedulers", "grad_scaler") if name in states and present[name]]
+        if foreign:
+            keep = ",".join(name for name in states if name not in ("optimizer", "schedulers", "grad_scaler"))
+            raise CheckpointError(
+                f"{path}: a {written_by} checkpoint's {', '.join(foreign)} state cannot be restored on the "
+                f"{self.backend.name} backend; load the rest with --load_checkpoint_states {keep or 'model'}"
+            )
 
     def restore(self, settings: LoadSettings) -> None:
         """Load the explicit checkpoint, else the newest in model_dir (if the params'

@@ -12,7 +12,7 @@ import torch.distributed as dist
 
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, F
-from ebert_modelzoo.training.checkpoint import atomic_torch_save, torch_load
+from ebert_modelzoo.training.checkpoint import atomic_torch_save, read_checkpoint
 from ebert_modelzoo.training.schedules import PhasedLinearLR, schedule_phases
 
 _HALF = {"bfloat16": torch.bfloat16, "cbfloat16": torch.bfloat16, "float16": torch.float16}
@@ -147,7 +147,7 @@ class TorchBackend:
         atomic_torch_save(state, path)
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
-        return torch_load(path)
+        return read_checkpoint(path)
 
     def barrier(self) -> None:
         if self.world_size > 1:
