@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_atomic
+from ebert_modelzoo.atomic import atomic_write_text
 
 
 def _ms(seconds: float) -> str:
@@ -182,5 +182,5 @@ def write_summary(results_dir: Path) -> Path:
         else:
             lines += [f"## {Path(name).stem}", "", *_flat(data), ""]
     out = results_dir / "SUMMARY.md"
-    write_atomic(out, "\n".join(lines))
+    atomic_write_text(out, "\n".join(lines))
     return out

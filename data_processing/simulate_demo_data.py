@@ -24,7 +24,6 @@ import argparse
 import gzip
 import io
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import pyBigWig
 import yaml
 
 from ebert_modelzoo import motifs
+from ebert_modelzoo.atomic import atomic_path, atomic_write_bytes
 
 # The stretch: GRCh37 chrX 46.5-49.5 Mb (Xp11.3-p11.23, gene dense, with a 50 kb assembly gap).
 CONTIG_FASTA = "X"  # record name of the source FASTA (GRCh37 / 1000 Genomes naming)
@@ -535,17 +535,6 @@ def simulate_signal(rng: np.random.Generator, epi: Epigenome, assay: str, c: int
 
 # --------------------------------------------------------------------------------------- writers
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes under a temporary name, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def gzip_bytes(text: str) -> bytes:
     """Gzip with no file name and mtime 0, so equal text gives equal bytes."""
     raw = io.BytesIO()
@@ -570,19 +559,15 @@ def segmentation_bed(states: np.ndarray, cell: str) -> str:
 
 def write_bigwig(path: Path, values: np.ndarray) -> None:
     """Write a track as fixed-step bigWig sections over its non-NaN runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    bw = pyBigWig.open(str(tmp), "w")
-    bw.addHeader([(CONTIG_TRACKS, REGION_END)], maxZooms=0)
     ok = ~np.isnan(values)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
-    for a, b in zip(edges[::2], edges[1::2]):
-        bw.addEntries(CONTIG_TRACKS, REGION_START + int(a) * STEP,
-                      values=values[a:b].astype(np.float64).tolist(), span=STEP, step=STEP)
-    bw.close()
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        bw = pyBigWig.open(str(tmp), "w")
+        bw.addHeader([(CONTIG_TRACKS, REGION_END)], maxZooms=0)
+        for a, b in zip(edges[::2], edges[1::2]):
+            bw.addEntries(CONTIG_TRACKS, REGION_START + int(a) * STEP,
+                          values=values[a:b].astype(np.float64).tolist(), span=STEP, step=STEP)
+        bw.close()
 
 
 def labels_tsv(codes: np.ndarray) -> str:
@@ -650,19 +635,19 @@ def simulate(data_dir: Path, out: Path, seed: int) -> None:
         tf = entry["tf"]
         core, relaxed = simulate_binding(rng, epi, strong[tf], weak[tf], lengths[tf], elements)
         codes = np.stack([window_labels(core[c], relaxed[c], epi.gap_slots) for c in range(NUM_CELLS)])
-        write_atomic(out / f"labels/{tf}.labels.tsv.gz", gzip_bytes(labels_tsv(codes)))
+        atomic_write_bytes(out / f"labels/{tf}.labels.tsv.gz", gzip_bytes(labels_tsv(codes)))
         for c in range(NUM_CELLS):
             all_bound[c].append(relaxed[c])
     for c, cell in enumerate(CELL_TYPES):
-        write_atomic(out / f"segmentation/{cell}_15_coreMarks_dense.bed.gz",
+        atomic_write_bytes(out / f"segmentation/{cell}_15_coreMarks_dense.bed.gz",
                      gzip_bytes(segmentation_bed(epi.states[c], cell)))
         bound = np.concatenate(all_bound[c])
         for assay in ASSAYS:
             values = simulate_signal(rng, epi, assay, c, bound)  # drawn even when not written
             if (cell, assay) not in MISSING_ASSAYS:
                 write_bigwig(out / f"signal/{cell}-{assay}.fc.signal.bigWig", values)
-    write_atomic(out / "manifest.tsv", manifest_tsv().encode())
-    write_atomic(out / "split.yaml", split_yaml().encode())
+    atomic_write_bytes(out / "manifest.tsv", manifest_tsv().encode())
+    atomic_write_bytes(out / "split.yaml", split_yaml().encode())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.baselines import BaselineConfig, run_baseline
 from ebert_modelzoo.cli.run import main as run_main
 from ebert_modelzoo.config import load_params
@@ -58,14 +58,6 @@ def _sha(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
@@ -123,8 +115,8 @@ def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[R
         LOGGER.info("%s: %s; starting it over", run.name,
                     "its settings, data, code or starting checkpoint changed" if stored else "unknown earlier contents")
         shutil.rmtree(model_dir)
-    _atomic_write(params_file, text)
-    _atomic_write(state_file, json.dumps({"fingerprint": fingerprint}) + "\n")
+    atomic_write_text(params_file, text)
+    atomic_write_text(state_file, json.dumps({"fingerprint": fingerprint}) + "\n")
     command = f"python run.py CPU -p {relative(params_file)} -m train"
     LOGGER.info("%s %s (%s), %d steps\n$ %s", run.stage, run.title, run.description, run.max_steps, command)
     if run_main(["CPU", "-p", str(params_file), "-m", "train"]) != 0:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import h5py
 import numpy as np
 
-from ebert_modelzoo.data.schema import SHARD_PATTERN, tmp_name
+from ebert_modelzoo.atomic import atomic_path, atomic_write_text
+from ebert_modelzoo.data.schema import SHARD_PATTERN
 
 SIDECAR_PATTERN = ".shard-{index:05d}.json"
 
@@ -29,25 +29,6 @@ def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
         while chunk := fh.read(block):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a hidden tmp file, fsync and rename."""
-    tmp = path.with_name(tmp_name(path.name))
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -67,24 +48,20 @@ def write_shard(split_dir: Path, index: int, arrays: Mapping[str, np.ndarray], w
     """Write one shard (datasets in ``arrays``, window axis per dataset in ``window_axis``) and
     return its sha256. Chunks span ``chunk_windows`` windows and one cell type."""
     final = split_dir / SHARD_PATTERN.format(index=index)
-    tmp = split_dir / tmp_name(final.name)
     filters = _filter_args(compression)
-    with h5py.File(tmp, "w", libver="earliest") as f:
-        for name, data in arrays.items():
-            axis = window_axis[name]
-            chunks = tuple(
-                max(1, min(chunk_windows, n)) if d == axis else (1 if d < axis else max(n, 1))
-                for d, n in enumerate(data.shape)
-            )
-            if data.shape[axis] == 0:
-                f.create_dataset(name, data=data, track_times=False)
-            else:
-                f.create_dataset(name, data=data, chunks=chunks, track_times=False, **filters)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    checksum = sha256_file(tmp)
-    os.replace(tmp, final)
-    fsync_dir(split_dir)
+    with atomic_path(final) as tmp:
+        with h5py.File(tmp, "w", libver="earliest") as f:
+            for name, data in arrays.items():
+                axis = window_axis[name]
+                chunks = tuple(
+                    max(1, min(chunk_windows, n)) if d == axis else (1 if d < axis else max(n, 1))
+                    for d, n in enumerate(data.shape)
+                )
+                if data.shape[axis] == 0:
+                    f.create_dataset(name, data=data, track_times=False)
+                else:
+                    f.create_dataset(name, data=data, chunks=chunks, track_times=False, **filters)
+        checksum = sha256_file(tmp)
     return checksum
 
 

@@ -10,7 +10,6 @@ A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads back o
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from ebert_modelzoo.atomic import atomic_path
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
@@ -71,19 +72,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     A crash at any point leaves either the previous file or none, never a partial one under the
     final name.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def torch_load(path: str | Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.data.loader import ShardDataset
@@ -50,14 +50,9 @@ class Predictions:
     def save(self, path: str | Path) -> Path:
         """Write an .npz atomically (tmp name, fsync, rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp"
-        with open(tmp, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, scores=self.scores, labels=self.labels, weights=self.weights, step=self.step,
                      label_names=np.array(self.label_names), cell_types=np.array(self.cell_types))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
         return path
 
     @classmethod

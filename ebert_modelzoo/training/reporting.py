@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from torch.utils.tensorboard import SummaryWriter
+
+from ebert_modelzoo.atomic import atomic_write_text
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 
@@ -40,9 +41,7 @@ def _truncate_train_log(path: Path, step: int) -> None:
     kept = [line for line in lines if line.strip() and keep(line)]
     if len(kept) == len(lines):
         return
-    tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 def write_metrics(model_dir: str | Path, step: int, metrics: Mapping[str, Any], name: str = "eval") -> Path:
@@ -59,13 +58,7 @@ def write_metrics(model_dir: str | Path, step: int, metrics: Mapping[str, Any], 
             return [clean(v) for v in value]
         return value
 
-    tmp = path.parent / f".{path.name}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump({"step": step, **clean(dict(metrics))}, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"step": step, **clean(dict(metrics))}, indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -29,6 +29,7 @@ import torch
 
 import cerebras.pytorch as cstorch
 from cerebras.appliance.cluster.config import ClusterConfigError
+from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, F
 from ebert_modelzoo.training.checkpoint import CheckpointError
@@ -264,19 +265,8 @@ class CstorchBackend:
         """
         if not self.runs_steps:
             return
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp"
-        tmp.unlink(missing_ok=True)
-        cstorch.save(state, str(tmp))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        with atomic_path(path) as tmp:
+            cstorch.save(state, str(tmp))
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         """Read a checkpoint of either backend (cstorch HDF5 or torch.save) as plain CPU values."""
