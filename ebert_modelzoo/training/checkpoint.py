@@ -72,8 +72,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     A crash at any point leaves either the previous file or none, never a partial one under the
     final name.
     """
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def torch_load(path: str | Path) -> dict[str, Any]:
