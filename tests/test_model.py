@@ -489,3 +489,20 @@ def test_sparse_final_layer_returns_the_rows_asked_for():
     assert rows.shape == (B, 3, 32)
     torch.testing.assert_close(rows, torch.stack([full[b, positions[b]] for b in range(B)]),
                                rtol=0, atol=1e-5)
+
+
+def test_cpu_keep_mask_rate_is_p_rounded_to_16_bits_and_unbiased():
+    from ebert_modelzoo.models.dropout import LEVELS, keep_mask
+
+    like = torch.empty(1_000_003)  # not a multiple of 4: the last 64-bit draw is partly used
+    for p in (0.1, 0.5, 0.9):
+        torch.manual_seed(1)
+        keep, scale = keep_mask(like, p)
+        rate = round(p * LEVELS) / LEVELS
+        assert keep.dtype == like.dtype and keep.shape == like.shape
+        assert set(keep.unique().tolist()) == {0.0, 1.0}
+        assert abs(1 - keep.float().mean().item() - rate) < 0.002, p
+        assert scale * (1 - rate) == pytest.approx(1.0, abs=1e-12)
+        # no bias between the four 16-bit slots of one draw (a sign bit left 0 would show here)
+        slots = keep[:1_000_000].view(-1, 4).float().mean(0)
+        assert (slots - slots.mean()).abs().max() < 0.005, slots

@@ -110,7 +110,7 @@ class SelfAttention(nn.Module):
     ) -> torch.Tensor:
         """softmax(q k^T / sqrt(d) + mask), dropped out, times v: (B, h, L, d).
 
-        The 1/sqrt(d) scale goes on q and the dropout's 1/(1 - p) on the context, both (B, h, L, d),
+        The 1/sqrt(d) scale goes on q and the dropout's scale on the context, both (B, h, L, d),
         rather than on the (B, h, L, L) scores; the mask is added in place (matmul's backward
         does not need its output).
         """
@@ -120,7 +120,8 @@ class SelfAttention(nn.Module):
             return torch.matmul(probs, v)
         if q.device.type != "cpu":
             return torch.matmul(F.dropout(probs, p=dropout_p), v)
-        return torch.matmul(probs * keep_mask(probs, dropout_p), v) * (1.0 / (1.0 - dropout_p))
+        keep, scale = keep_mask(probs, dropout_p)
+        return torch.matmul(probs * keep, v) * scale
 
 
 class FeedForward(nn.Module):
