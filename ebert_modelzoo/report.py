@@ -27,6 +27,7 @@ import numpy as np
 from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.metrics import DREAM_FDRS, BinaryLabelMetrics, auprc
 from ebert_modelzoo.report_plots import colour_map, plot_metric_bars, plot_pr_curves, plot_training_curves
+from ebert_modelzoo.sample_scores import SampleScores
 
 REPORT_SCHEMA_VERSION = 1
 METRICS = ("auroc", "auprc") + tuple(f"recall_at_{round(f * 100)}_fdr" for f in DREAM_FDRS)
@@ -67,6 +68,11 @@ class VariantScores:
         object.__setattr__(self, "scores", scores.reshape(-1, num))
         object.__setattr__(self, "labels", np.where(weights > 0, labels, 0.0).reshape(-1, num))
         object.__setattr__(self, "weights", weights.reshape(-1, num))
+
+    @classmethod
+    def of(cls, name: str, samples: SampleScores, description: str = "") -> "VariantScores":
+        """The variant ``name`` scored by ``samples`` (a model's predictions or a baseline's scores)."""
+        return cls(name, samples.label_names, samples.scores, samples.labels, samples.weights, description)
 
 
 @dataclass(frozen=True)
