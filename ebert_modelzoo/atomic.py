@@ -20,6 +20,12 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def tmp_name(name: str) -> str:
+    """The hidden name a file called ``name`` is written under until it is complete (a glob
+    pattern gives the pattern of its temporaries)."""
+    return f".{name}.tmp"
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield the temporary path to write ``path``'s content to; when the block ends normally the
@@ -27,7 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     after a kill: readers never look at it and the next write of ``path`` replaces it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(tmp_name(path.name))
     tmp.unlink(missing_ok=True)
     yield tmp
     fd = os.open(tmp, os.O_RDONLY)

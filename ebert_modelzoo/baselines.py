@@ -26,6 +26,7 @@ import numpy as np
 from ebert_modelzoo.data import schema
 from ebert_modelzoo.data.shards import DatasetError, ShardReader, check_shard_shapes, load_split
 from ebert_modelzoo.motifs import MotifSet, codes_from_tokens, max_score, min_score
+from ebert_modelzoo.sample_scores import SampleScores
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 FEATURES = ("motif", "accessibility", "motif_x_accessibility")
@@ -261,18 +262,6 @@ def design_matrix(
 
 
 @dataclass(frozen=True)
-class BaselineScores:
-    """Baseline probabilities on a split with its labels; arrays [C, W, K]."""
-
-    label_names: tuple[str, ...]
-    cell_types: tuple[str, ...]
-    scores: np.ndarray
-    labels: np.ndarray
-    """0/1 labels, 0 where ambiguous (weight 0)."""
-    weights: np.ndarray
-
-
-@dataclass(frozen=True)
 class MotifAccessibilityBaseline:
     """Per-TF logistic regressions on FEATURES, fitted by ``fit_baseline``."""
 
@@ -288,7 +277,7 @@ class MotifAccessibilityBaseline:
     coefficients: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per TF, the standardised coefficient of each feature (for reports)."""
 
-    def score(self, features: SplitFeatures) -> BaselineScores:
+    def score(self, features: SplitFeatures) -> SampleScores:
         """Probabilities [C, W, K] for every sample of ``features``.
 
         Raises:
@@ -309,7 +298,7 @@ class MotifAccessibilityBaseline:
             axis=-1,
         )
         weights = (features.labels >= 0).astype(np.float32)
-        return BaselineScores(
+        return SampleScores(
             label_names=features.label_names,
             cell_types=features.cell_types,
             scores=scores.astype(np.float32),
@@ -370,7 +359,7 @@ def run_baseline(
     config: BaselineConfig = BaselineConfig(),
     train_cell_types: Optional[Sequence[str]] = None,
     eval_cell_types: Optional[Sequence[str]] = None,
-) -> tuple[MotifAccessibilityBaseline, BaselineScores]:
+) -> tuple[MotifAccessibilityBaseline, SampleScores]:
     """Fit on split folder ``train_dir`` (its ``train_cell_types``) and score ``eval_dir`` (its
     ``eval_cell_types``); None = every cell type of the split.
 

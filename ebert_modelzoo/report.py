@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -25,8 +24,10 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.metrics import DREAM_FDRS, BinaryLabelMetrics, auprc
 from ebert_modelzoo.report_plots import colour_map, plot_metric_bars, plot_pr_curves, plot_training_curves
+from ebert_modelzoo.sample_scores import SampleScores
 
 REPORT_SCHEMA_VERSION = 1
 METRICS = ("auroc", "auprc") + tuple(f"recall_at_{round(f * 100)}_fdr" for f in DREAM_FDRS)
@@ -67,6 +68,11 @@ class VariantScores:
         object.__setattr__(self, "scores", scores.reshape(-1, num))
         object.__setattr__(self, "labels", np.where(weights > 0, labels, 0.0).reshape(-1, num))
         object.__setattr__(self, "weights", weights.reshape(-1, num))
+
+    @classmethod
+    def of(cls, name: str, samples: SampleScores, description: str = "") -> "VariantScores":
+        """The variant ``name`` scored by ``samples`` (a model's predictions or a baseline's scores)."""
+        return cls(name, samples.label_names, samples.scores, samples.labels, samples.weights, description)
 
 
 @dataclass(frozen=True)
@@ -304,13 +310,6 @@ def _markdown(evaluation: EvaluationSet, variants: Sequence[VariantScores], tabl
     return "\n".join(lines)
 
 
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def write_report(
     out_dir: str | Path,
     variants: Sequence[VariantScores],
@@ -389,8 +388,8 @@ def write_report(
             "plots": plots,
             "extra": dict(extra or {}),
         }
-        _write_text(staging / "results.md", _markdown(evaluation, variants, table, counts, results, verdict, plots))
-        _write_text(staging / "results.json", json.dumps(_json_safe(results_json), indent=1, allow_nan=False) + "\n")
+        atomic_write_text(staging / "results.md", _markdown(evaluation, variants, table, counts, results, verdict, plots))
+        atomic_write_text(staging / "results.json", json.dumps(_json_safe(results_json), indent=1, allow_nan=False) + "\n")
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)

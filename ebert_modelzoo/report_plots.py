@@ -13,19 +13,17 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.metrics import precision_recall_curve
 
 DPI = 120
 
 
 def _save(figure: Figure, path: Path) -> None:
-    """Render with Agg to a hidden temporary name, then rename (no half-written PNG)."""
+    """Render with Agg and write the PNG atomically (no half-written PNG)."""
     FigureCanvasAgg(figure)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         figure.savefig(handle, format="png", dpi=DPI)
-        handle.flush()
-    tmp.replace(path)
 
 
 def _running_mean(values: np.ndarray, window: int) -> np.ndarray:

@@ -99,3 +99,10 @@ class FinetuningDataProcessorConfig(DataLoaderConfig):
     """Use only these labels (e.g. TFs) of the data, in this order (default: all)."""
     label_level: Literal["sequence", "bin"] = "sequence"
     """Targets per window (seq_labels) or per bin (bin_labels)."""
+
+
+PROCESSOR_OF_MODEL = {
+    "ebert": "EBertPretrainingDataProcessor",
+    "ebert_finetune": "EBertFinetuningDataProcessor",
+}
+"""Which data processor (``data_processor``) feeds which model (``trainer.init.model.name``)."""

@@ -52,8 +52,3 @@ DATASET_BIN_LABELS = "bin_labels"
 LABEL_BOUND = 1
 LABEL_UNBOUND = 0
 LABEL_AMBIGUOUS = -1
-
-
-def tmp_name(final_name: str) -> str:
-    """Name a shard is written under until it is complete (hidden, so globs never match it)."""
-    return f".{final_name}.tmp"

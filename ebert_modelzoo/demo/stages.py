@@ -146,14 +146,13 @@ def baseline(finetuning: Path, train_cells: Sequence[str], test_cells: Sequence[
                                   BASELINE, list(train_cells), list(test_cells))
     coefficients = ", ".join(f"{tf}: " + " ".join(f"{k} {v:+.2f}" for k, v in c.items())
                              for tf, c in fitted.coefficients.items())
-    return VariantScores(BASELINE_NAME, scores.label_names, scores.scores, scores.labels, scores.weights,
-                         description=f"(d) per-TF logistic regression; standardised coefficients {coefficients}")
+    return VariantScores.of(BASELINE_NAME, scores,
+                            f"(d) per-TF logistic regression; standardised coefficients {coefficients}")
 
 
 def variant(result: RunResult, found: Predictions) -> VariantScores:
     """A fine-tuning run's test scores as a report variant."""
-    return VariantScores(result.run.title, found.label_names, found.scores, found.labels, found.weights,
-                         description=f"{result.run.description}; {result.run.max_steps} steps")
+    return VariantScores.of(result.run.title, found, f"{result.run.description}; {result.run.max_steps} steps")
 
 
 def curves(results: Sequence[RunResult]) -> list[TrainingCurve]:

@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 from tqdm import tqdm
 
+from ebert_modelzoo.atomic import tmp_name
 from ebert_modelzoo.data import schema
 from ebert_modelzoo.preprocessing.config import PreprocessingConfig
 from ebert_modelzoo.preprocessing.errors import InputError
@@ -330,6 +331,11 @@ def _check_output_dir(plan: Plan) -> None:
                                  "use a new output_dir or delete it")
 
 
+def _shard_tmp(plan: Plan, task: ShardTask) -> Path:
+    """Where ``task``'s shard is written until it is complete."""
+    return plan.output_dir / task.split / tmp_name(schema.SHARD_PATTERN.format(index=task.index))
+
+
 def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress: bool = True) -> bool:
     """Build this machine's shards, then data_params.json if every shard exists.
 
@@ -344,7 +350,7 @@ def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress:
     for split in schema.SPLITS:
         (plan.output_dir / split).mkdir(parents=True, exist_ok=True)
     for t in mine:  # leftovers of a killed run of this machine
-        (plan.output_dir / t.split / schema.tmp_name(schema.SHARD_PATTERN.format(index=t.index))).unlink(missing_ok=True)
+        _shard_tmp(plan, t).unlink(missing_ok=True)
     todo = [t for t in mine if finished_sidecar(plan.output_dir / t.split, t.index, plan.fingerprint) is None]
     if len(todo) < len(mine):
         log.info("skipping %d finished shards", len(mine) - len(todo))
@@ -362,7 +368,7 @@ def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress:
     finally:
         bar.close()
         for t in todo:
-            (plan.output_dir / t.split / schema.tmp_name(schema.SHARD_PATTERN.format(index=t.index))).unlink(missing_ok=True)
+            _shard_tmp(plan, t).unlink(missing_ok=True)
     return _finish(plan, tasks)
 
 

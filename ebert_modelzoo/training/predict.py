@@ -16,14 +16,14 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.data.loader import ShardDataset
+from ebert_modelzoo.sample_scores import SampleScores
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.checkpoint import CheckpointError, latest_checkpoint
 from ebert_modelzoo.training.loop import Trainer
@@ -34,33 +34,20 @@ DEFAULT_LOADER = "trainer.validate.val_dataloader"
 
 
 @dataclass(frozen=True)
-class Predictions:
-    """Scores (logits), 0/1 labels and label weights, each [C, W, K]."""
+class Predictions(SampleScores):
+    """A checkpoint's scores (logits) with labels and weights, each [C, W, K]."""
 
-    label_names: tuple[str, ...]
-    cell_types: tuple[str, ...]
-    scores: np.ndarray
-    labels: np.ndarray
-    weights: np.ndarray
     step: int
     """Training step of the checkpoint that made the scores."""
     metrics: dict[str, Any]
-    """The trainer's evaluation metrics of the same pass."""
+    """The trainer's evaluation metrics of the same pass (not stored by ``save``)."""
 
-    def save(self, path: str | Path) -> Path:
-        """Write an .npz atomically (tmp name, fsync, rename)."""
-        path = Path(path)
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, scores=self.scores, labels=self.labels, weights=self.weights, step=self.step,
-                     label_names=np.array(self.label_names), cell_types=np.array(self.cell_types))
-        return path
+    def _stored(self) -> dict[str, np.ndarray]:
+        return {**super()._stored(), "step": np.asarray(self.step)}
 
     @classmethod
-    def load(cls, path: str | Path) -> "Predictions":
-        """Read a file written by ``save`` (metrics are not stored)."""
-        with np.load(path) as data:
-            return cls(tuple(str(x) for x in data["label_names"]), tuple(str(x) for x in data["cell_types"]),
-                       data["scores"], data["labels"], data["weights"], int(data["step"]), {})
+    def _restored(cls, data: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return {**super()._restored(data), "step": int(data["step"]), "metrics": {}}
 
 
 def sample_order(source: DataSource) -> tuple[np.ndarray, np.ndarray]:
