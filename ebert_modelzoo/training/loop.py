@@ -102,7 +102,11 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write the checkpoint of the current step (main process), then prune old ones."""
+        """Write the checkpoint of the current step (main process), then prune old ones.
+
+        Where the backend fetches weights from a device only at checkpoint steps, call this
+        through ``backend.on_checkpoint`` at one of the steps announced to ``backend.batches``.
+        """
         path = checkpoint_path(self.model_dir, self.step)
         if self.backend.is_main:
             self.backend.save_checkpoint(self.state(), path)
@@ -212,6 +216,14 @@ class Trainer:
         train_step = make_train_step(self.backend, self.model, self.optimizer, self.schedulers,
                                      self.grad_scaler, self.init.precision)
 
+        every = self.init.checkpoint.steps
+        save_steps = {step for step in range(self.step + 1, end + 1) if (every and step % every == 0) or step == end}
+
+        @self.backend.on_checkpoint
+        def checkpoint() -> None:
+            self.data_state = self.backend.data_position(source)
+            self.save()
+
         @self.backend.on_host
         def report(step: int, loss: torch.Tensor, learning_rate: float) -> None:
             value = float(loss.detach().float().item())
@@ -225,19 +237,18 @@ class Trainer:
         self.model.train()
         reporter.start(self.step)
         try:
-            for batch in self.backend.batches(source.next_epoch, end - self.step):
+            first = self.step
+            for batch in self.backend.batches(source, end - first, checkpoint_steps=sorted(s - first for s in save_steps)):
                 if self._pending_rng is not None:
                     restore_rng(self._pending_rng)
                     self._pending_rng = None
                 learning_rate = float(self.optimizer.param_groups[0]["lr"])  # the one this step uses
                 loss = train_step(batch)
                 self.step += 1
-                self.data_state = source.state_dict()
                 if self.step % logging_cfg.log_steps == 0 or self.step == end:
                     report(self.step, loss, learning_rate)
-                every = self.init.checkpoint.steps
-                if (every and self.step % every == 0) or self.step == end:
-                    self.save()
+                if self.step in save_steps:
+                    checkpoint()
                 if evaluate_during and loop.eval_frequency and self.step % loop.eval_frequency == 0 and self.step != end:
                     self._evaluate_and_report(reporter)
                     self.model.train()
@@ -308,7 +319,7 @@ class Trainer:
             total["batches"] += 1
 
         self.model.eval()
-        for batch in self.backend.batches(source.next_epoch, steps, split=False):
+        for batch in self.backend.batches(source, steps, split=False):
             accumulate(eval_step(batch), batch)
         return {"loss": total["loss"] / max(total["batches"], 1), **metrics.compute()}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -154,10 +155,10 @@ def test_weight_loading_reports_mismatches():
 def test_batch_stream_spans_epochs_and_a_loader_resumed_at_an_epoch_end():
     backend = TorchBackend(BackendOptions())
     epochs = iter([[], [{"a": torch.tensor([1])}, {"a": torch.tensor([2])}], [{"a": torch.tensor([3])}]])
-    got = [int(b["a"]) for b in backend.batches(lambda: next(epochs), 3)]
+    got = [int(b["a"]) for b in backend.batches(SimpleNamespace(next_epoch=lambda: next(epochs)), 3)]
     assert got == [1, 2, 3]
     with pytest.raises(ValueError, match="produced no batch"):
-        list(backend.batches(lambda: [], 1))
+        list(backend.batches(SimpleNamespace(next_epoch=lambda: []), 1))
 
 
 @pytest.fixture(scope="module")

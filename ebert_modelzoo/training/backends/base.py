@@ -3,14 +3,14 @@ are written once against it; a backend decides where tensors live and how a step
 
 Plain torch: identity wrappers, ``.to(device)``, torch.optim.AdamW, torch.amp, atomic torch.save.
 cerebras.pytorch: ``cstorch.compile``, ``cstorch.trace`` / ``cstorch.step_closure``,
-cstorch.optim.AdamW, DataExecutor, ``cstorch.save`` / ``cstorch.load``.
+cstorch.optim.AdamW, DataExecutor, ``cstorch.checkpoint_closure``, ``cstorch.save`` / ``cstorch.load``.
 """
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, Sequence, TypeVar
 
 import torch
 
@@ -52,6 +52,19 @@ class BackendOptions:
     """CSX: compile artifact folder on the cluster."""
     job_labels: list[str] = field(default_factory=list)
     """CSX: name=value labels for the job."""
+
+
+class DataFeed(Protocol):
+    """One dataloader section as the backends read it (training/tasks.py's DataSource)."""
+
+    config: Any
+    """The validated dataloader section."""
+
+    def next_epoch(self) -> Iterable[Batch]:
+        """The batches from the current position to the end of its epoch."""
+
+    def state_dict(self) -> dict[str, int]:
+        """The current position (epoch, batch)."""
 
 
 class Backend(Protocol):
@@ -99,11 +112,22 @@ class Backend(Protocol):
     def on_host(self, fn: F) -> F:
         """Wrap a function that reads step results on the host (identity, or cstorch.step_closure)."""
 
-    def batches(self, make_dataloader: Callable[[], Iterable[Batch]], num_steps: int,
-                split: bool = True) -> Iterator[Batch]:
-        """Exactly ``num_steps`` batches on the device. ``make_dataloader()`` is called again each
-        time an epoch ends. With ``split``, each data-parallel process gets its share of the rows
-        of every global batch; without it, every process gets whole batches (evaluation)."""
+    def batches(self, source: DataFeed, num_steps: int, split: bool = True,
+                checkpoint_steps: Sequence[int] = ()) -> Iterator[Batch]:
+        """Exactly ``num_steps`` batches of ``source`` from its current position, epoch after
+        epoch. With ``split``, each data-parallel process gets its share of the rows of every
+        global batch; without it, every process gets whole batches (evaluation).
+        ``checkpoint_steps``: the positions (1 = the first of these batches) after which the
+        loop saves through an ``on_checkpoint`` function."""
+
+    def on_checkpoint(self, fn: F) -> F:
+        """Wrap the function that saves a checkpoint: identity, or ``cstorch.checkpoint_closure``
+        (it runs at the end of the step, and only at the ``checkpoint_steps`` given to
+        ``batches``, the only steps whose weights and data position a CSX run can fetch)."""
+
+    def data_position(self, source: DataFeed) -> dict[str, int]:
+        """Where ``source``'s data stands after the current step; call it inside an
+        ``on_checkpoint`` function (on CSX it is read from the cluster's input workers)."""
 
     def save_checkpoint(self, state: dict[str, Any], path: Path) -> None:
         """Write ``state`` to ``path`` so that no partial file is ever visible under ``path``."""

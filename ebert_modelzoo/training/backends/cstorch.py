@@ -3,8 +3,10 @@
 cstorch's programming model: the model is ``cstorch.compile``d, the step is ``cstorch.trace``d
 (on CSX it is traced once, lowered, compiled and run on the wafer), host-side reads of step
 results happen in ``cstorch.step_closure``s, data flows through ``cstorch.utils.data.DataLoader``
-and a ``DataExecutor`` that fixes the number of steps, and checkpoints are ``cstorch.save`` /
-``cstorch.load`` files (HDF5; ``cstorch.load`` also reads ``torch.save`` files).
+(built from cstorch_input.input_fn, which CSX input workers import and call) and a
+``DataExecutor`` that fixes the number of steps and the checkpoint steps, and checkpoints are
+``cstorch.save`` / ``cstorch.load`` files (HDF5; ``cstorch.load`` also reads ``torch.save``
+files) written in ``cstorch.checkpoint_closure``s, which run only at those checkpoint steps.
 
 CSX without a cluster: ``validate_only`` traces one step and lowers it locally to Cerebras IR
 (``<model_dir>/cerebras_logs/executors/<n>/cirh.mlir``); it needs the venv's ``bin/`` on PATH
@@ -16,14 +18,13 @@ only when ``cerebras.pytorch`` is installed.
 """
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import sys
 import warnings
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import torch
 
@@ -31,7 +32,8 @@ import cerebras.pytorch as cstorch
 from cerebras.appliance.cluster.config import ClusterConfigError
 from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
-from ebert_modelzoo.training.backends.base import Batch, BackendOptions, F
+from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
+from ebert_modelzoo.training.backends.cstorch_input import input_fn, worker_config
 from ebert_modelzoo.training.checkpoint import CheckpointError
 from ebert_modelzoo.training.schedules import schedule_phases
 
@@ -100,21 +102,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _epochs(make_dataloader: Callable[[], Iterable[Batch]]) -> Iterator[Batch]:
-    """Epoch after epoch of ``make_dataloader()`` (a new call per epoch, as the loop's resumable
-    data sources expect); the DataExecutor decides when to stop."""
-    empty_passes = 0
-    while True:
-        produced = False
-        for batch in make_dataloader():
-            produced = True
-            yield batch
-        # One empty pass is a loader resumed exactly at the end of its epoch; two are no data.
-        empty_passes = 0 if produced else empty_passes + 1
-        if empty_passes == 2:
-            raise ValueError("the dataloader produced no batch (fewer samples than batch_size with drop_last?)")
-
-
 class CstorchBackend:
     """cerebras.pytorch on CPU, GPU or CSX (one process; cstorch spreads CSX work itself)."""
 
@@ -155,6 +142,8 @@ class CstorchBackend:
             raise ValueError(f"unknown target {options.target!r}; choose CPU, GPU or CSX")
         self.device = self._backend.torch_device
         self._precision: Optional[PrecisionConfig] = None
+        self._loaders: dict[int, Any] = {}
+        """The cstorch DataLoader of each source being iterated (by id), for data_position."""
 
     @property
     def runs_steps(self) -> bool:
@@ -244,16 +233,31 @@ class CstorchBackend:
     def on_host(self, fn: F) -> F:
         return cstorch.step_closure(fn)
 
-    def batches(self, make_dataloader: Callable[[], Iterable[Batch]], num_steps: int,
-                split: bool = True) -> Iterator[Batch]:
-        """``num_steps`` batches through a DataExecutor (one batch on CSX compile/validate-only).
-        One process feeds every batch whole, so ``split`` changes nothing here."""
-        loader = cstorch.utils.data.DataLoader(functools.partial(_epochs, make_dataloader))
-        executor = cstorch.utils.data.DataExecutor(loader, num_steps=num_steps)
+    def batches(self, source: DataFeed, num_steps: int, split: bool = True,
+                checkpoint_steps: Sequence[int] = ()) -> Iterator[Batch]:
+        """``num_steps`` batches through a DataExecutor (one batch on CSX compile/validate-only)
+        whose checkpoint schedule holds ``checkpoint_steps``. One process feeds every batch
+        whole, so ``split`` changes nothing here."""
+        loader = cstorch.utils.data.DataLoader(input_fn, worker_config(source.config), source.state_dict())
+        schedule = cstorch.utils.data.Schedule(
+            [cstorch.utils.data.Schedule.Range(start=step - 1, end=step, step=1, include_last=False)
+             for step in sorted(set(checkpoint_steps))])
+        executor = cstorch.utils.data.DataExecutor(loader, num_steps=num_steps, checkpoint_steps=schedule)
+        self._loaders[id(source)] = loader
         try:
             yield from executor
         except ClusterConfigError as err:
             raise _cluster_error(err) from None
+        finally:
+            del self._loaders[id(source)]
+
+    def on_checkpoint(self, fn: F) -> F:
+        return cstorch.checkpoint_closure(fn)
+
+    def data_position(self, source: DataFeed) -> dict[str, int]:
+        """The cstorch DataLoader's state: the local loader's on CPU/GPU, the input workers'
+        on CSX (cstorch refuses it outside checkpoint steps)."""
+        return dict(self._loaders[id(source)].state_dict())
 
     # ------------------------------------------------------------------ checkpoints
 

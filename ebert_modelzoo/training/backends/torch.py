@@ -5,13 +5,13 @@ import contextlib
 import os
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
 
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
-from ebert_modelzoo.training.backends.base import Batch, BackendOptions, F
+from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.training.checkpoint import atomic_torch_save, read_checkpoint
 from ebert_modelzoo.training.schedules import PhasedLinearLR, schedule_phases
 
@@ -118,12 +118,19 @@ class TorchBackend:
     def on_host(self, fn: F) -> F:
         return fn
 
-    def batches(self, make_dataloader: Callable[[], Iterable[Batch]], num_steps: int,
-                split: bool = True) -> Iterator[Batch]:
+    def on_checkpoint(self, fn: F) -> F:
+        return fn
+
+    def data_position(self, source: DataFeed) -> dict[str, int]:
+        return source.state_dict()
+
+    def batches(self, source: DataFeed, num_steps: int, split: bool = True,
+                checkpoint_steps: Sequence[int] = ()) -> Iterator[Batch]:
+        """Every step can save here, so ``checkpoint_steps`` changes nothing."""
         produced = empty_passes = 0
         while produced < num_steps:
             before = produced
-            for batch in make_dataloader():
+            for batch in source.next_epoch():
                 if split and self.world_size > 1:
                     batch = self._rows_of_rank(batch)
                 yield {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
