@@ -116,6 +116,12 @@ class CstorchBackend:
         if options.target == "CSX":
             if options.compile_only and options.validate_only:
                 raise ValueError("--compile_only and --validate_only are mutually exclusive")
+            runs = not (options.compile_only or options.validate_only)
+            if runs and options.num_csx > 1:
+                # Each system's input worker must stream its own share of the global batch
+                # (cstorch.distributed.get_streaming_batch_size); input_fn yields whole batches.
+                raise ValueError(f"--num_csx {options.num_csx}: training on more than one CS system is not "
+                                 f"supported yet (the input function streams whole global batches); use --num_csx 1")
             if not options.validate_only:
                 check_cluster_access(options)
             _find_lowering_tool()
