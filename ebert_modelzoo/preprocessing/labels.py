@@ -59,7 +59,7 @@ def read_dream_tsv(path: str | Path, genome_lengths: dict[str, int], contigs: se
         if len(header) < 4 or [h.lower() for h in header[:3]] != ["chr", "start", "stop"]:
             raise InputError(f"{path}:1: expected the header 'chr start stop CELL...' (ENCODE-DREAM labels)")
         labels.cell_types = header[3:]
-        mapped: dict[str, str | None] = {}
+        contig_map = ContigMap(str(path), genome_lengths)
         prev, seen = None, set()
         for line_no, line in enumerate(fh, start=2):
             fields = line.rstrip("\n").split("\t")
@@ -75,9 +75,7 @@ def read_dream_tsv(path: str | Path, genome_lengths: dict[str, int], contigs: se
             if prev is not None and prev[0] == fields[0] and end < prev[2]:
                 raise InputError(f"{path}:{line_no}: label windows must all have the same length")
             prev = (fields[0], start, end)
-            if fields[0] not in mapped:
-                mapped[fields[0]] = ContigMap(str(path), [fields[0]], genome_lengths).to_genome.get(fields[0])
-            contig = mapped[fields[0]]
+            contig = contig_map.get(fields[0])
             if contig not in contigs:
                 continue
             codes = "".join(fields[3:])
@@ -87,6 +85,7 @@ def read_dream_tsv(path: str | Path, genome_lengths: dict[str, int], contigs: se
             row[0].append(start)
             row[1].append(end)
             row[2].append(codes)
+    contig_map.announce()
     for contig, (starts, ends, codes) in rows.items():
         labels.starts[contig] = np.asarray(starts, dtype=np.int64)
         labels.ends[contig] = np.asarray(ends, dtype=np.int64)
@@ -123,11 +122,11 @@ def read_peaks(path: str | Path, genome_lengths: dict[str, int]) -> PeakLabels:
     """Read a narrowPeak (summit offset in column 10) or plain BED of peaks, in any order."""
     path = Path(path)
     raw: dict[str, list[tuple[int, int, int]]] = {}
-    mapped: dict[str, str | None] = {}
+    contig_map = ContigMap(str(path), genome_lengths)
+    empty = True
     for line_no, fields, start, end in read_records(path):
-        if fields[0] not in mapped:
-            mapped[fields[0]] = ContigMap(str(path), [fields[0]], genome_lengths).to_genome.get(fields[0])
-        contig = mapped[fields[0]]
+        empty = False
+        contig = contig_map.get(fields[0])
         if contig is None:
             continue
         summit = (start + end) // 2
@@ -139,8 +138,9 @@ def read_peaks(path: str | Path, genome_lengths: dict[str, int]) -> PeakLabels:
             if not start <= summit < end:
                 raise InputError(f"{path}:{line_no}: summit offset {fields[9]} lies outside the peak")
         raw.setdefault(contig, []).append((start, end, summit))
-    if not mapped:
+    if empty:
         raise InputError(f"{path}: no peaks (empty file)")
+    contig_map.announce()
     peaks = PeakLabels()
     for contig, rows in raw.items():
         arr = np.asarray(rows, dtype=np.int64)
