@@ -145,7 +145,9 @@ class Genome:
                                      f"{chr(raw[bad[0]])!r} (not a base or IUPAC code; or a stale .fai index)")
 
     def _check_layout(self) -> None:
-        stale = "re-index it (samtools faidx), the FASTA changed after its .fai was made"
+        """Every record's header right before the offset the .fai gives, its first and last line
+        ending where the index's line width says, and nothing after the last record."""
+        stale = "re-index it (samtools faidx): the FASTA changed after its .fai was made, or its lines differ in length"
         size = self.path.stat().st_size
         pos = 0
         with open(self.path, "rb") as fh:
@@ -157,14 +159,22 @@ class Genome:
                 words = line[1:].split()
                 if not line.startswith(b">") or not words or words[0].decode(errors="replace") != name \
                         or fh.tell() != rec.offset:
-                    raise InputError(f"{self.path}: the .fai index puts {name} at byte {rec.offset} but the file "
-                                     f"does not have it there; {stale}")
-                full, rest = divmod(rec.rlen, rec.lenc) if rec.lenc else (0, 0)
-                newline = rec.lenb - rec.lenc
-                pos = rec.offset + full * rec.lenb + (rest + newline if rest else 0)
-                if size < pos - newline:  # the last line's newline may be missing at the end of the file
-                    raise InputError(f"{self.path}: {name} should hold {rec.rlen} bases (ending at byte "
-                                     f"{pos - newline}) but the file ends at byte {size}: truncated FASTA or stale .fai")
+                    raise InputError(f"{self.path}: {name}: the header is not where the .fai index puts it; {stale}")
+                if not rec.rlen:
+                    pos = rec.offset
+                    continue
+                lines = -(-rec.rlen // rec.lenc)
+                last = rec.offset + (lines - 1) * rec.lenb + (rec.rlen - (lines - 1) * rec.lenc) - 1  # last base's byte
+                if size <= last:
+                    raise InputError(f"{self.path}: {name} should hold {rec.rlen} bases (to byte {last + 1}) but the "
+                                     f"file has {size} bytes: truncated FASTA (or a stale .fai)")
+                for at in {rec.offset + min(rec.rlen, rec.lenc) - 1, last}:  # ends of the first and last line
+                    fh.seek(at)
+                    tail = fh.read(1 + rec.lenb - rec.lenc)
+                    if not _SEQUENCE_BYTE[tail[0]] or tail[1:].strip(b"\r\n"):
+                        raise InputError(f"{self.path}: {name}: a line does not end where the .fai index says "
+                                         f"(byte {at + 1}); {stale}")
+                pos = last + 1 + rec.lenb - rec.lenc
             fh.seek(pos)
             if fh.read(1 << 16).strip():
                 raise InputError(f"{self.path}: bytes follow the last contig the .fai index knows; {stale}")
