@@ -5,7 +5,10 @@ interleaved (bench.common.interleaved), medians reported; ratio = peer time / EB
 EBERT faster). EBERT has its epigenetic inputs ON (15 chromatin states + 4 signal tracks).
 
 Cases:
-  ebert          EBertForPreTrainingModel: MLM logits only at the P masked positions (its design).
+  ebert          EBertForPreTrainingModel as shipped: MLM logits only at the P masked positions, and
+                 the last block computed only at those rows (sparse_final_layer, the default).
+  ebert_dense    the same model with sparse_final_layer off: every block on all L rows, the FLOPs
+                 of peer_gathered (the implementation compared at equal work).
   peer           BertForMaskedLM, its standard use: labels (B, L) with -100 at unmasked tokens, so
                  the head computes logits at all L tokens and the loss keeps the masked ones.
   peer_gathered  apples to apples: BertForMaskedLM's own encoder and head, the head applied only
@@ -74,9 +77,9 @@ QUICK_SHAPES = {"micro": Shape("micro", 32, 2, 4, 64, 32, 2, 5, 5, 4)}
 GPU_SHAPE = Shape("ebert_base_seq1024", 768, 12, 12, 3072, 1024, 8, 50, 20, 160)
 
 
-def ebert_config(shape: Shape) -> EBertPretrainConfig:
+def ebert_config(shape: Shape, sparse_final_layer: bool = True) -> EBertPretrainConfig:
     """EBERT with chromatin states and signal tracks on; BERT defaults (dropout 0.1, erf GELU)."""
-    return EBertPretrainConfig(
+    return EBertPretrainConfig(sparse_final_layer=sparse_final_layer,
         name="ebert", vocab_size=shape.vocab, hidden_size=shape.hidden,
         num_hidden_layers=shape.layers, num_heads=shape.heads, filter_size=shape.filter_size,
         max_position_embeddings=max(512, shape.seq_len), tokens_per_bin=shape.tokens_per_bin,
@@ -158,10 +161,13 @@ def _cases(shape: Shape, device: torch.device, autocast: Optional[torch.dtype]) 
     torch.manual_seed(0)
     ebert = EBertForPreTrainingModel(ebert_config(shape)).to(device)
     torch.manual_seed(0)
+    dense = EBertForPreTrainingModel(ebert_config(shape, sparse_final_layer=False)).to(device)
+    torch.manual_seed(0)
     peer = peer_model(shape).to(device)
     ebert_batch, peer_inputs = _to(ebert_batch, device), _to(peer_inputs, device)
     return {
         "ebert": (ebert, lambda: ebert(ebert_batch)),
+        "ebert_dense": (dense, lambda: dense(ebert_batch)),
         "peer": (peer, lambda: peer_loss(peer, peer_inputs)),
         "peer_gathered": (peer, lambda: peer_gathered_loss(peer, peer_inputs)),
     }
@@ -197,9 +203,10 @@ def model_flops(shape: Shape) -> dict[str, dict[str, float]]:
     common = dict(hidden=shape.hidden, layers=shape.layers, filter_size=shape.filter_size,
                   vocab=shape.vocab, batch=shape.batch, seq_len=shape.seq_len)
     gathered = shape.batch * shape.predictions
+    epigenome = dict(signal_tracks=shape.tracks, num_bins=shape.num_bins)
     return {
-        "ebert": step_flops(**common, head_tokens=gathered, signal_tracks=shape.tracks,
-                            num_bins=shape.num_bins),
+        "ebert": step_flops(**common, head_tokens=gathered, final_layer_rows=gathered, **epigenome),
+        "ebert_dense": step_flops(**common, head_tokens=gathered, **epigenome),
         "peer": step_flops(**common, head_tokens=shape.tokens),
         "peer_gathered": step_flops(**common, head_tokens=gathered),
     }
@@ -253,6 +260,8 @@ def run_shape(
             "gemm_interleaved": gemm_stats,
             "ratio_peer_over_ebert": stats["peer"]["median_s"] / ebert_time,
             "ratio_peer_gathered_over_ebert": stats["peer_gathered"]["median_s"] / ebert_time,
+            "ratio_peer_gathered_over_ebert_dense":
+                stats["peer_gathered"]["median_s"] / stats["ebert_dense"]["median_s"],
         }
     return result
 
@@ -325,7 +334,8 @@ def run(
         "settings": {
             "dtype": "float32 (CPU)", "threads": torch.get_num_threads(), "repeats": repeats,
             "clock": clock,
-            "order": "interleaved; each round runs ebert, peer, peer_gathered, the next reversed",
+            "order": "interleaved; each round runs ebert, ebert_dense, peer, peer_gathered, "
+                     "the next reversed",
             "optimizer": "torch.optim.AdamW(lr=1e-4, weight_decay=0.01, eps=1e-6, fused=True) "
                          "for every case",
             "dropout": 0.1, "ebert_epigenetic_inputs": "15 chromatin states + 4 signal tracks",
@@ -362,7 +372,8 @@ def main() -> None:
             print(f"{name:10s} {mode:10s} ebert {entry['cases']['ebert']['median_s']*1e3:8.1f} ms  "
                   f"peer {entry['cases']['peer']['median_s']*1e3:8.1f} ms  "
                   f"ratio {entry['ratio_peer_over_ebert']:.3f}  "
-                  f"(gathered peer {entry['ratio_peer_gathered_over_ebert']:.3f})  "
+                  f"(gathered peer {entry['ratio_peer_gathered_over_ebert']:.3f}; "
+                  f"equal work {entry['ratio_peer_gathered_over_ebert_dense']:.3f})  "
                   f"ebert roofline {fraction:.1%}")
     print(f"GEMM {data['gemm']['flop_per_s']/1e9:.1f} GFLOP/s; GPU: {data['gpu'].get('reason', 'measured')}")
 

@@ -9,6 +9,9 @@ step costs 3x its forward. Counted per step, with B batch, L tokens, H hidden, F
   MLM head          2 * (H^2 + H V) * head_tokens               (transform dense + tied decoder)
   signal input      2 * (2 T H) * B N                           (EBERT's projection of T tracks)
 
+EBERT's sparse final layer (models/encoder.py) computes the last block only at R = ``final_layer_rows``
+rows: there K and V still cost 2 * 2 H^2 * B L, but Q, output and the feed-forward cost
+2 * (2 H^2 + 2 H F) * R and attention 2 * 2 * R L H; the counts below are of the FLOPs done.
 ``head_tokens`` is B * P for EBERT (logits only at the P masked positions) and B * L for
 transformers' BertForMaskedLM (logits at every token, loss at the masked ones). Biases,
 LayerNorm, softmax, GELU, embedding look-ups and the optimizer are not matmuls and are left out.
@@ -27,12 +30,17 @@ def step_flops(
     head_tokens: int,
     signal_tracks: int = 0,
     num_bins: int = 0,
+    final_layer_rows: int | None = None,
 ) -> dict[str, float]:
-    """Forward FLOPs per component, their sum, and the training-step total (3x forward)."""
+    """Forward FLOPs per component, their sum, and the training-step total (3x forward).
+    ``final_layer_rows`` None: the last block computes all B * L rows."""
     tokens = batch * seq_len
+    rows = tokens if final_layer_rows is None else final_layer_rows
+    every_row = 4 * hidden**2 + 2 * hidden * filter_size
     forward = {
-        "encoder_matmuls": 2.0 * layers * (4 * hidden**2 + 2 * hidden * filter_size) * tokens,
-        "attention": 2.0 * layers * 2 * batch * seq_len**2 * hidden,
+        "encoder_matmuls": 2.0 * ((layers - 1) * every_row * tokens + 2 * hidden**2 * tokens
+                                  + (2 * hidden**2 + 2 * hidden * filter_size) * rows),
+        "attention": 2.0 * 2 * seq_len * hidden * ((layers - 1) * tokens + rows),
         "mlm_head": 2.0 * (hidden**2 + hidden * vocab) * head_tokens,
         "signal_projection": 2.0 * (2 * signal_tracks * hidden) * batch * num_bins,
     }

@@ -31,18 +31,24 @@ def _shape_line(shape: dict) -> str:
 
 def _comparison(name: str, entry: dict) -> list[str]:
     lines = [f"### {name}", "", _shape_line(entry["shape"]), "",
-             "| mode | EBERT ms | peer ms | peer (gathered) ms | peer / EBERT | gathered peer / EBERT "
-             "| EBERT tokens/s | roofline GFLOP/s | EBERT of roofline | peer of roofline |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "EBERT dense: the same model with `sparse_final_layer: false` (every block on all rows), "
+             "the work of the gathered peer.", "",
+             "| mode | EBERT ms | EBERT dense ms | peer ms | peer (gathered) ms | peer / EBERT "
+             "| gathered peer / EBERT | equal work: gathered peer / EBERT dense | EBERT tokens/s "
+             "| roofline GFLOP/s | EBERT of roofline | EBERT dense of roofline | peer of roofline |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mode in ("forward", "train_step"):
         cases = entry[mode]["cases"]
         lines.append(
-            f"| {mode} | {_ms(cases['ebert']['median_s'])} | {_ms(cases['peer']['median_s'])} "
+            f"| {mode} | {_ms(cases['ebert']['median_s'])} | {_ms(cases['ebert_dense']['median_s'])} "
+            f"| {_ms(cases['peer']['median_s'])} "
             f"| {_ms(cases['peer_gathered']['median_s'])} | {entry[mode]['ratio_peer_over_ebert']:.3f} "
             f"| {entry[mode]['ratio_peer_gathered_over_ebert']:.3f} "
+            f"| {entry[mode]['ratio_peer_gathered_over_ebert_dense']:.3f} "
             f"| {cases['ebert']['tokens_per_s']:,.0f} "
             f"| {_gflops(entry[mode]['roofline_flop_per_s'])} "
             f"| {_pct(cases['ebert'].get('fraction_of_roofline'))} "
+            f"| {_pct(cases['ebert_dense'].get('fraction_of_roofline'))} "
             f"| {_pct(cases['peer'].get('fraction_of_roofline'))} |")
     return lines + [""]
 

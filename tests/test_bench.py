@@ -42,7 +42,21 @@ def test_peer_head_sees_every_token_ebert_only_masked_ones():
     assert flops["peer"]["forward_mlm_head"] == head * shape.batch * shape.seq_len
     assert flops["ebert"]["forward_mlm_head"] == head * shape.batch * shape.predictions
     assert flops["peer_gathered"]["forward_mlm_head"] == flops["ebert"]["forward_mlm_head"]
-    assert flops["ebert"]["forward_encoder_matmuls"] == flops["peer"]["forward_encoder_matmuls"]
+    assert flops["ebert_dense"]["forward_encoder_matmuls"] == flops["peer"]["forward_encoder_matmuls"]
+    assert flops["ebert_dense"]["forward_attention"] == flops["peer"]["forward_attention"]
+    assert flops["ebert"]["forward_encoder_matmuls"] < flops["ebert_dense"]["forward_encoder_matmuls"]
+
+
+def test_sparse_final_layer_flops_hand_count():
+    # hidden 4, 2 layers, filter 8, batch 2 x seq 3; the last block computes 2 of the 6 rows.
+    flops = step_flops(hidden=4, layers=2, filter_size=8, vocab=10, batch=2, seq_len=3,
+                       head_tokens=2, final_layer_rows=2)
+    first = 2 * (4 * 16 + 2 * 4 * 8) * 6  # every weight on all 6 rows: 1536
+    last = 2 * (2 * 16) * 6 + 2 * (2 * 16 + 2 * 4 * 8) * 2  # K, V on 6 rows; Q, out, FFN on 2
+    assert flops["forward_encoder_matmuls"] == first + last
+    assert flops["forward_attention"] == 2 * 2 * 3 * 4 * 6 + 2 * 2 * 3 * 4 * 2  # 2 rows x 3 keys
+    dense = step_flops(hidden=4, layers=2, filter_size=8, vocab=10, batch=2, seq_len=3, head_tokens=2)
+    assert dense["forward_encoder_matmuls"] == 2 * first
 
 
 def test_bench_batches_follow_the_contract_and_agree():
@@ -93,7 +107,7 @@ def test_quick_run_writes_json_and_summary(quick_results):
     entry = data["shapes"]["micro"]
     for mode in ("forward", "train_step"):
         cases = entry[mode]["cases"]
-        assert set(cases) == {"ebert", "peer", "peer_gathered"}
+        assert set(cases) == {"ebert", "ebert_dense", "peer", "peer_gathered"}
         for case in cases.values():
             assert case["repeats"] == 2 and 0 < case["min_s"] <= case["median_s"] <= case["max_s"]
             assert case["fraction_of_roofline"] > 0

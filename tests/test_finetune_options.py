@@ -52,15 +52,16 @@ def test_positive_weight_loss_matches_hand_formula(head):
     assert "positive_weight" not in model.state_dict()  # fixed by the config, not a checkpoint entry
 
 
-def test_center_bins_pooling_averages_exactly_the_central_bins_tokens():
+def test_center_bins_pooling_reads_exactly_the_central_bins_tokens():
     config = EBertFinetuneConfig(name="ebert_finetune", num_labels=2, pooling="center_bins", num_bins=5,
                                  pooled_bins=3, **tiny(max_position_embeddings=40))
     head = SequenceClassificationHead(config)
-    seq_len = 1 + 5 * TPB + 1 + 3
-    hidden = torch.arange(seq_len, dtype=torch.float32).view(1, seq_len, 1).expand(2, seq_len, 32)
     # bins 1, 2, 3 of 0..4 = tokens 1 + 1*TPB .. 1 + 4*TPB - 1
-    expected = torch.arange(1 + TPB, 1 + 4 * TPB, dtype=torch.float32).mean()
-    torch.testing.assert_close(head.pool(hidden), torch.full((2, 32), expected.item()))
+    expected = torch.arange(1 + TPB, 1 + 4 * TPB)
+    torch.testing.assert_close(head.token_positions(2), expected.expand(2, -1))
+    cls_config = EBertFinetuneConfig(name="ebert_finetune", num_labels=2, **tiny())
+    torch.testing.assert_close(SequenceClassificationHead(cls_config).token_positions(3),
+                               torch.zeros(3, 1, dtype=torch.long))
 
 
 def test_center_bins_logits_use_only_the_central_tokens():

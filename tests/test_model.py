@@ -451,3 +451,58 @@ def test_attention_dropout_is_unbiased_on_the_cpu_training_path():
         mean = torch.stack([attention(hidden, mask) for _ in range(4000)]).mean(0)
     assert torch.allclose(mean, expected, atol=0.02)
     assert not torch.allclose(attention(hidden, mask), expected, atol=1e-3)  # dropout is on
+
+
+@pytest.mark.parametrize("norm_first,kernel", [(False, "sdpa"), (True, "sdpa"), (False, "explicit")])
+@pytest.mark.parametrize("task", ["pretrain", "pretrain_states", "finetune_cls", "finetune_center"])
+def test_sparse_final_layer_matches_dense_loss_and_every_gradient(task, norm_first, kernel):
+    """The last block computed only at the rows the heads read gives the loss and gradients of
+    computing every row (eval mode: dropout off, so both draw nothing)."""
+    keys = dict(norm_first=norm_first, attention_kernel=kernel)
+    if task.startswith("pretrain"):
+        make = lambda sparse: pretrain_config(task == "pretrain_states", sparse_final_layer=sparse, **keys)
+        cls = EBertForPreTrainingModel
+    else:
+        pooling = dict(pooling="center_bins", num_bins=BINS, pooled_bins=2) if task == "finetune_center" else {}
+        make = lambda sparse: finetune_config(sparse_final_layer=sparse, **pooling, **keys)
+        cls = EBertForFineTuningModel
+    sparse, dense = build(cls, make(True)).eval(), build(cls, make(False)).eval()
+    dense.load_state_dict(sparse.state_dict())
+    batch = make_batch(pad_from=(SEQ - 2, SEQ - 4, SEQ))
+    losses = [model(batch) for model in (sparse, dense)]
+    for loss in losses:
+        loss.backward()
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=1e-6)
+    for (name, a), (_, b) in zip(sparse.named_parameters(), dense.named_parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_sparse_final_layer_returns_the_rows_asked_for():
+    model = build(EBertForPreTrainingModel, pretrain_config()).eval()
+    batch = make_batch()
+    positions = torch.tensor([[0, 5, 5], [1, 2, 3], [SEQ - 1, 0, 7]])
+    with torch.no_grad():
+        full = model.ebert(batch)
+        rows = model.ebert(batch, positions)
+    assert rows.shape == (B, 3, 32)
+    torch.testing.assert_close(rows, torch.stack([full[b, positions[b]] for b in range(B)]),
+                               rtol=0, atol=1e-5)
+
+
+def test_cpu_keep_mask_rate_is_p_rounded_to_16_bits_and_unbiased():
+    from ebert_modelzoo.models.dropout import LEVELS, keep_mask
+
+    like = torch.empty(1_000_003)  # not a multiple of 4: the last 64-bit draw is partly used
+    for p in (0.1, 0.5, 0.9):
+        torch.manual_seed(1)
+        keep, scale = keep_mask(like, p)
+        rate = round(p * LEVELS) / LEVELS
+        assert keep.dtype == like.dtype and keep.shape == like.shape
+        assert set(keep.unique().tolist()) == {0.0, 1.0}
+        assert abs(1 - keep.float().mean().item() - rate) < 0.002, p
+        assert scale * (1 - rate) == pytest.approx(1.0, abs=1e-12)
+        # no bias between the four 16-bit slots of one draw (a sign bit left 0 would show here)
+        slots = keep[:1_000_000].view(-1, 4).float().mean(0)
+        assert (slots - slots.mean()).abs().max() < 0.005, slots

@@ -38,6 +38,9 @@ class EBertEncoderConfig(StrictConfig):
     """False: post-LN as in BERT. True: pre-LN (more stable for deep or low-precision runs)."""
     attention_kernel: Literal["sdpa", "explicit"] = "sdpa"
     """torch scaled_dot_product_attention, or explicit matmul-softmax for backends without it."""
+    sparse_final_layer: bool = True
+    """Compute the last block only at the token rows the heads read (masked tokens, pooled bins,
+    [CLS]): same loss and gradients as computing every row, fewer FLOPs. False computes all rows."""
     initializer_range: float = 0.02
     """Std of the truncated-normal init of weights."""
     tokens_per_bin: int = 200

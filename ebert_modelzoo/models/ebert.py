@@ -26,6 +26,7 @@ from ebert_modelzoo.models.heads import (
     MaskedLMHead,
     MaskedStateHead,
     SequenceClassificationHead,
+    bin_token_positions,
 )
 
 
@@ -115,19 +116,21 @@ class EBertForPreTrainingModel(nn.Module):
     def outputs(self, batch: Mapping[str, torch.Tensor]) -> PretrainOutput:
         """Losses and masked-position logits for one batch dict."""
         check_batch(batch, self.batch_groups, input_dims(self.config))
-        hidden = self.ebert(batch)
-        logits = self.mlm_head(
-            hidden, batch["masked_lm_positions"], self.ebert.embeddings.word_embeddings.weight
-        )
+        mlm_positions = batch["masked_lm_positions"].long()
+        if self.state_head is None:
+            mlm_rows = self.ebert(batch, mlm_positions)
+        else:
+            state_tokens = bin_token_positions(batch["masked_state_positions"], self.config.tokens_per_bin)
+            rows = self.ebert(batch, torch.cat([mlm_positions, state_tokens], dim=1))
+            mlm_rows, state_rows = rows.split([mlm_positions.shape[1], state_tokens.shape[1]], dim=1)
+        logits = self.mlm_head(mlm_rows, self.ebert.embeddings.word_embeddings.weight)
         mlm_loss = masked_lm_loss(
             logits, batch["labels"], batch["masked_lm_mask"], self.config.label_smoothing
         )
         loss = self.config.mlm_loss_weight * mlm_loss
         if self.state_head is None:
             return PretrainOutput(loss=loss, mlm_loss=mlm_loss, mlm_logits=logits)
-        state_logits = self.state_head(
-            hidden, batch["masked_state_positions"], batch["chromatin_states"].shape[1]
-        )
+        state_logits = self.state_head(state_rows)
         labels = batch["masked_state_labels"]
         # Logit j is state j + 1; an unknown (0) label cannot be a target, so it gets weight 0.
         weights = batch["masked_state_mask"] * (labels > 0).float()
@@ -171,12 +174,12 @@ class EBertForFineTuningModel(nn.Module):
         """Loss and label logits for one batch dict."""
         dims = {**input_dims(self.config), "K": self.config.num_labels}
         check_batch(batch, self.batch_groups, dims)
-        hidden = self.ebert(batch)
         labels = batch[self.label_key]
         if self.config.head == "sequence":
-            logits = self.head(hidden)
+            positions = self.head.token_positions(labels.shape[0])
+            logits = self.head(self.ebert(batch, positions))
         else:
-            logits = self.head(hidden, labels.shape[1])
+            logits = self.head(self.ebert(batch), labels.shape[1])
         loss = weighted_mean(
             binary_cross_entropy(logits, labels, self.positive_weight), batch[self.weight_key]
         )

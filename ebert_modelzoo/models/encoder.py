@@ -1,13 +1,14 @@
 """BERT transformer encoder and the EBertModel (embeddings + encoder), with one weight initialiser.
 
 Shapes: B batch, L tokens, H hidden, h heads, d = H / h head width.
+With token ``positions`` (B, M) the last block is computed only at those rows (see EBertModel).
 Attention uses an additive float mask (0 for real keys, the dtype's minimum for [PAD] keys) built
 from ``attention_mask`` with arithmetic only, so no boolean indexing reaches the traced graph.
 """
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +47,16 @@ def init_weights(module: nn.Module, initializer_range: float) -> None:
         nn.init.zeros_(module.bias)
 
 
+def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values (B, M, H), index (B, P) int -> (B, P, H): values[b, index[b, p]] with torch.gather."""
+    batch, num, hidden = index.shape[0], index.shape[1], values.shape[-1]
+    return torch.gather(values, 1, index.long().unsqueeze(-1).expand(batch, num, hidden))
+
+
+def _rows(hidden: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+    return hidden if positions is None else gather_rows(hidden, positions)
+
+
 def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, L) 1/0 mask -> (B, 1, 1, L) float mask added to attention scores."""
     keep = attention_mask.to(dtype)[:, None, None, :]
@@ -67,11 +78,21 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """hidden (B, L, H), additive mask (B, 1, 1, L) -> (B, L, H)."""
+    def forward(
+        self, hidden: torch.Tensor, mask: torch.Tensor, positions: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """hidden (B, L, H), additive mask (B, 1, 1, L) -> (B, L, H); with query ``positions``
+        (B, M): only those rows attend (keys and values from every token) -> (B, M, H)."""
         batch, seq_len, width = hidden.shape
-        qkv = self.qkv(hidden).view(batch, seq_len, 3, self.num_heads, self.head_size)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, d)
+        if positions is None:
+            qkv = self.qkv(hidden).view(batch, seq_len, 3, self.num_heads, self.head_size)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, d)
+        else:
+            queries = gather_rows(hidden, positions)
+            q = F.linear(queries, self.qkv.weight[:width], self.qkv.bias[:width])
+            q = q.view(batch, -1, self.num_heads, self.head_size).transpose(1, 2)  # (B, h, M, d)
+            kv = F.linear(hidden, self.qkv.weight[width:], self.qkv.bias[width:])
+            k, v = kv.view(batch, seq_len, 2, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
         mask = mask.to(q.dtype)  # under autocast q may be narrower than the residual stream
         dropout_p = self.dropout_p if self.training else 0.0
         # SDPA has no fused CPU kernel with dropout (it falls back to unfused maths with a slow
@@ -81,16 +102,15 @@ class SelfAttention(nn.Module):
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         else:
             context = self._explicit(q, k, v, mask, dropout_p)
-        context = context.transpose(1, 2).reshape(batch, seq_len, width)
+        context = context.transpose(1, 2).reshape(batch, q.shape[2], width)
         return self.output(context)
-
 
     def _explicit(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, dropout_p: float
     ) -> torch.Tensor:
         """softmax(q k^T / sqrt(d) + mask), dropped out, times v: (B, h, L, d).
 
-        The 1/sqrt(d) scale goes on q and the dropout's 1/(1 - p) on the context, both (B, h, L, d),
+        The 1/sqrt(d) scale goes on q and the dropout's scale on the context, both (B, h, L, d),
         rather than on the (B, h, L, L) scores; the mask is added in place (matmul's backward
         does not need its output).
         """
@@ -100,7 +120,8 @@ class SelfAttention(nn.Module):
             return torch.matmul(probs, v)
         if q.device.type != "cpu":
             return torch.matmul(F.dropout(probs, p=dropout_p), v)
-        return torch.matmul(probs * keep_mask(probs, dropout_p), v) * (1.0 / (1.0 - dropout_p))
+        keep, scale = keep_mask(probs, dropout_p)
+        return torch.matmul(probs * keep, v) * scale
 
 
 class FeedForward(nn.Module):
@@ -128,11 +149,18 @@ class EncoderLayer(nn.Module):
         self.feed_forward_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.dropout = Dropout(config.dropout_rate)
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden: torch.Tensor, mask: torch.Tensor, positions: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """hidden (B, L, H) -> (B, L, H), or with ``positions`` (B, M) the block's output at those
+        rows only (B, M, H): every row-wise part (queries, attention output, feed-forward,
+        LayerNorms, dropout) runs on M rows, keys and values on all L."""
         if self.norm_first:
-            hidden = hidden + self.dropout(self.attention(self.attention_norm(hidden), mask))
+            normed = self.attention_norm(hidden)
+            hidden = _rows(hidden, positions) + self.dropout(self.attention(normed, mask, positions))
             return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
-        hidden = self.attention_norm(hidden + self.dropout(self.attention(hidden, mask)))
+        attended = self.attention(hidden, mask, positions)
+        hidden = self.attention_norm(_rows(hidden, positions) + self.dropout(attended))
         return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
 
 
@@ -154,12 +182,25 @@ class EBertModel(nn.Module):
         )
         self.apply(lambda module: init_weights(module, config.initializer_range))
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Hidden states (B, L, H) for a batch dict (only the inputs the config turned on are read)."""
+    def forward(
+        self, batch: Mapping[str, torch.Tensor], positions: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Hidden states (B, L, H) for a batch dict (only the inputs the config turned on are read),
+        or with token ``positions`` (B, M) int the final states at those rows, (B, M, H).
+
+        The heads read few rows (masked tokens, pooled bins, [CLS]); with ``sparse_final_layer`` the
+        last block computes only those rows, the same values and gradients as computing all L
+        rows and gathering (a row's output depends on the other rows only through keys and
+        values), at a fraction of the block's FLOPs.
+        """
         hidden = self.embeddings(batch)
         mask = additive_attention_mask(batch["attention_mask"], hidden.dtype)
-        for layer in self.layers:
-            hidden = layer(hidden, mask)
+        sparse = positions is not None and self.config.sparse_final_layer
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            hidden = layer(hidden, mask, positions if sparse and index == last else None)
+        if positions is not None and not sparse:
+            hidden = gather_rows(hidden, positions)
         if self.final_norm is not None:
             hidden = self.final_norm(hidden)
         return hidden

@@ -15,10 +15,12 @@ from ebert_modelzoo.models.embeddings import check_bins_fit
 from ebert_modelzoo.models.encoder import make_activation
 
 
-def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values (B, M, H), index (B, P) int -> (B, P, H): values[b, index[b, p]] with torch.gather."""
-    batch, num, hidden = index.shape[0], index.shape[1], values.shape[-1]
-    return torch.gather(values, 1, index.long().unsqueeze(-1).expand(batch, num, hidden))
+def bin_token_positions(bins: torch.Tensor, tokens_per_bin: int) -> torch.Tensor:
+    """Bin indices (B, Q) -> the token positions of those bins, (B, Q * tokens_per_bin), bin by bin
+    (bin n covers tokens 1 + n * tokens_per_bin ... (n + 1) * tokens_per_bin)."""
+    offsets = torch.arange(tokens_per_bin, device=bins.device)
+    first = bins.long() * tokens_per_bin + 1
+    return (first.unsqueeze(-1) + offsets).flatten(1)
 
 
 def pool_bins(hidden: torch.Tensor, num_bins: int, tokens_per_bin: int) -> torch.Tensor:
@@ -57,17 +59,16 @@ class MaskedLMHead(nn.Module):
         )
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def forward(
-        self, hidden: torch.Tensor, positions: torch.Tensor, word_embeddings: torch.Tensor
-    ) -> torch.Tensor:
-        """hidden (B, L, H), positions (B, P), word_embeddings (V, H) -> logits (B, P, V)."""
-        selected = self.transform(gather_rows(hidden, positions))
+    def forward(self, selected: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        """selected (B, P, H) hidden states at the masked positions, word_embeddings (V, H)
+        -> logits (B, P, V)."""
         weight = word_embeddings if self.decoder is None else self.decoder.weight
-        return nn.functional.linear(selected, weight, self.bias)
+        return nn.functional.linear(self.transform(selected), weight, self.bias)
 
 
 class MaskedStateHead(nn.Module):
-    """Masked chromatin-state head: pooled bin vectors -> S logits (logit j is state j + 1)."""
+    """Masked chromatin-state head: the mean of each masked bin's tokens -> S logits (logit j is
+    state j + 1). It reads the tokens at ``bin_token_positions(masked_state_positions)``."""
 
     def __init__(self, config: EBertEncoderConfig) -> None:
         super().__init__()
@@ -75,38 +76,40 @@ class MaskedStateHead(nn.Module):
         self.transform = PredictionTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.num_chromatin_states)
 
-    def forward(self, hidden: torch.Tensor, positions: torch.Tensor, num_bins: int) -> torch.Tensor:
-        """hidden (B, L, H), positions (B, Q) bin indices -> logits (B, Q, S)."""
-        bins = pool_bins(hidden, num_bins, self.tokens_per_bin)
-        return self.decoder(self.transform(gather_rows(bins, positions)))
+    def forward(self, bin_tokens: torch.Tensor) -> torch.Tensor:
+        """bin_tokens (B, Q * tokens_per_bin, H), bin by bin -> logits (B, Q, S)."""
+        batch, rows, width = bin_tokens.shape
+        bins = bin_tokens.view(batch, rows // self.tokens_per_bin, self.tokens_per_bin, width).mean(dim=2)
+        return self.decoder(self.transform(bins))
 
 
 class SequenceClassificationHead(nn.Module):
     """Window-level multi-label head: a pooled vector -> BERT pooler (dense + tanh) -> dropout -> K logits.
 
     The pooled vector is [CLS] (``pooling: cls``) or the mean of the tokens of the ``pooled_bins``
-    central bins of ``num_bins`` (``pooling: center_bins``): a fixed slice, no data-dependent shape.
+    central bins of ``num_bins`` (``pooling: center_bins``): fixed rows (``token_positions``), no
+    data-dependent shape.
     """
 
     def __init__(self, config: EBertFinetuneConfig) -> None:
         super().__init__()
-        self.pooling = config.pooling
-        if config.pooling == "center_bins":
+        if config.pooling == "cls":
+            first, count = 0, 1
+        else:
             first = 1 + (config.num_bins - config.pooled_bins) // 2 * config.tokens_per_bin
-            self.token_slice = slice(first, first + config.pooled_bins * config.tokens_per_bin)
+            count = config.pooled_bins * config.tokens_per_bin
+        self.register_buffer("pooled_tokens", torch.arange(first, first + count), persistent=False)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
-    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (B, L, H) -> (B, H): [CLS], or the mean over the central bins' tokens."""
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        return hidden[:, self.token_slice].mean(dim=1)
+    def token_positions(self, batch_size: int) -> torch.Tensor:
+        """(B, M) positions of the tokens the head pools: [CLS], or the central bins' tokens."""
+        return self.pooled_tokens.expand(batch_size, -1)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (B, L, H) -> logits (B, K)."""
-        pooled = torch.tanh(self.pooler(self.pool(hidden)))
+    def forward(self, selected: torch.Tensor) -> torch.Tensor:
+        """selected (B, M, H) hidden states at ``token_positions`` -> logits (B, K)."""
+        pooled = torch.tanh(self.pooler(selected.mean(dim=1)))
         return self.classifier(self.dropout(pooled))
 
 
