@@ -121,10 +121,11 @@ class Genome:
         self.lengths: dict[str, int] = {name: len(rec) for name, rec in self._fasta.records.items()}
         self.names: list[str] = list(self.lengths)
 
-    def check(self, contigs: Iterable[str]) -> None:
+    def check(self, spans: Iterable[tuple[str, int, int]]) -> None:
         """Check that the .fai index describes the file (plain FASTA: every header where the index
-        puts it, nothing missing at the end) and that every base of ``contigs`` is a base or an
-        IUPAC code, so a bad FASTA stops a run before anything is written.
+        puts it, nothing missing at the end) and that every base of the (contig, start, end) spans
+        a run reads is a base or an IUPAC code, so a bad FASTA stops a run before anything is
+        written. Bases outside the spans are not read (a run on a small region stays cheap).
 
         Raises:
             InputError: naming the FASTA and the contig: a truncated file, a stale index, a
@@ -134,10 +135,9 @@ class Genome:
             compressed = fh.read(2) == b"\x1f\x8b"
         if not compressed:  # bgzip: pyfaidx reads through the .gzi; only the bases are checked
             self._check_layout()
-        for contig in contigs:
-            length = self.lengths[contig]
-            for start in range(0, length, _CHECK_CHUNK):
-                end = min(start + _CHECK_CHUNK, length)
+        for contig, first, last in spans:
+            for start in range(first, last, _CHECK_CHUNK):
+                end = min(start + _CHECK_CHUNK, last)
                 raw = np.frombuffer(self._read(contig, start, end), dtype=np.uint8)
                 bad = np.flatnonzero(~_SEQUENCE_BYTE[raw])
                 if bad.size:

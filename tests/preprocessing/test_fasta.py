@@ -54,7 +54,7 @@ def contig_appended(fasta, lines):
 
 
 def invalid_character(fasta, lines):
-    line = 30_000 // 60 + 1  # base 30,000 opens this line: outside the split's regions, still checked
+    line = 9_000 // 60 + 1  # base 9,000 opens this line: in the test split, written after train's shards
     lines[line] = "*" + lines[line][1:]
     rewrite(fasta, lines)
 
@@ -65,7 +65,7 @@ def invalid_character(fasta, lines):
     (line_lengthened, ["genome.fa", "X: a line does not end where the .fai index says", "re-index"]),
     (contig_prepended, ["genome.fa", "X: the header is not where the .fai index puts it", "re-index"]),
     (contig_appended, ["genome.fa", "bytes follow the last contig", "re-index"]),
-    (invalid_character, ["genome.fa", "X:30000: invalid character '*'"]),
+    (invalid_character, ["genome.fa", "X:9000: invalid character '*'"]),
 ])
 def test_bad_fasta_stops_the_run(tmp_path, make_config, run_cli, mutate, needles):
     fasta, lines = fasta_copy(tmp_path)
