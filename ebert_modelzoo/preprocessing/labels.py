@@ -15,12 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ebert_modelzoo.data.schema import LABEL_AMBIGUOUS, LABEL_BOUND, LABEL_UNBOUND
-from ebert_modelzoo.preprocessing.bed import check_order, open_text, read_records
+from ebert_modelzoo.preprocessing.bed import open_text, read_records
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
-
-_CODES = {"U": 0, "A": 1, "B": 2}
-
 
 @dataclass
 class DreamLabels:
@@ -45,56 +42,143 @@ class DreamLabels:
         return out
 
 
-def read_dream_tsv(path: str | Path, genome_lengths: dict[str, int], contigs: set[str]) -> DreamLabels:
+def read_dream_tsv(path: str | Path, genome_lengths: dict[str, int], contigs: set[str],
+                   chunk_bytes: int = 1 << 24) -> DreamLabels:
     """Read an ENCODE-DREAM label TSV (header ``chr start stop CELL...``), keeping ``contigs``.
+
+    The file is read ``chunk_bytes`` of whole lines at a time and each chunk is checked and parsed
+    column-wise; the first bad line is reported as a line-by-line reader would report it.
 
     Raises:
         InputError: naming file and line of a bad header, code, record or order.
     """
     path = Path(path)
     labels = DreamLabels()
-    rows: dict[str, tuple[list[int], list[int], list[str]]] = {}
+    parts: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
     with open_text(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
         if len(header) < 4 or [h.lower() for h in header[:3]] != ["chr", "start", "stop"]:
             raise InputError(f"{path}:1: expected the header 'chr start stop CELL...' (ENCODE-DREAM labels)")
         labels.cell_types = header[3:]
-        mapped: dict[str, str | None] = {}
-        prev, seen = None, set()
-        for line_no, line in enumerate(fh, start=2):
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != len(header):
-                raise InputError(f"{path}:{line_no}: {len(fields)} columns, the header has {len(header)}")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise InputError(f"{path}:{line_no}: start/stop are not integers") from None
-            if end <= start:
-                raise InputError(f"{path}:{line_no}: empty record")
-            check_order(path, line_no, fields[0], start, prev, seen, allow_overlap=True)
-            if prev is not None and prev[0] == fields[0] and end < prev[2]:
-                raise InputError(f"{path}:{line_no}: label windows must all have the same length")
-            prev = (fields[0], start, end)
-            if fields[0] not in mapped:
-                mapped[fields[0]] = ContigMap(str(path), [fields[0]], genome_lengths).to_genome.get(fields[0])
-            contig = mapped[fields[0]]
-            if contig not in contigs:
-                continue
-            codes = "".join(fields[3:])
-            if codes.strip("UAB"):
-                raise InputError(f"{path}:{line_no}: labels must be U, A or B, found {fields[3:]!r}")
-            row = rows.setdefault(contig, ([], [], []))
-            row[0].append(start)
-            row[1].append(end)
-            row[2].append(codes)
-    for contig, (starts, ends, codes) in rows.items():
-        labels.starts[contig] = np.asarray(starts, dtype=np.int64)
-        labels.ends[contig] = np.asarray(ends, dtype=np.int64)
-        table = np.frombuffer("".join(codes).encode(), dtype=np.uint8).reshape(len(codes), -1)  # (rows, cells)
+        reader = _DreamChunks(path, len(header), ContigMap(str(path), genome_lengths), contigs)
+        first_line = 2
+        while text := fh.read(chunk_bytes):
+            text += fh.readline()  # whole lines only
+            n_lines, parsed = reader.parse(text, first_line)
+            for contig, starts, ends, table in parsed:
+                row = parts.setdefault(contig, ([], [], []))
+                row[0].append(starts)
+                row[1].append(ends)
+                row[2].append(table)
+            first_line += n_lines
+        reader.contig_map.announce()
+    for contig, (starts, ends, tables) in parts.items():
+        labels.starts[contig] = np.concatenate(starts)
+        labels.ends[contig] = np.concatenate(ends)
+        table = np.concatenate(tables)  # (rows, cells) of U/A/B bytes
         for c, cell in enumerate(labels.cell_types):
             onehot = np.stack([table[:, c] == ord(x) for x in "UAB"], axis=1).astype(np.int64)
             labels.cumcounts[(cell, contig)] = np.vstack([np.zeros((1, 3), np.int64), np.cumsum(onehot, axis=0)])
     return labels
+
+
+class _DreamChunks:
+    """Column-wise checks and parsing of a DREAM TSV's lines, chunk by chunk, keeping the order
+    state (previous record, contigs seen) across chunks."""
+
+    def __init__(self, path: Path, n_columns: int, contig_map: ContigMap, keep: set[str]) -> None:
+        self.path, self.n_columns, self.contig_map, self.keep = path, n_columns, contig_map, keep
+        self.prev: tuple[str, int, int] | None = None
+        self.seen: set[str] = set()
+
+    def parse(self, text: str, first_line: int) -> tuple[int, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]]:
+        """The number of lines of ``text`` (whole lines) and, per run of kept rows, (genome contig,
+        starts, ends, codes [rows, cells] uint8).
+
+        Each check runs on the rows before the first error found so far, in the order a line-by-line
+        reader checks one line, so the error raised is the one of the first bad line."""
+        path, n_col = self.path, self.n_columns
+        raw = np.frombuffer((text if text.endswith("\n") else text + "\n").encode(), dtype=np.uint8)
+        line_ends = np.flatnonzero(raw == ord("\n"))
+        n_lines = n = len(line_ends)
+        error = ""
+
+        def fail(row: int, message: str) -> None:
+            nonlocal n, error
+            if row < n:
+                n, error = row, message
+
+        tabs = np.diff(np.searchsorted(np.flatnonzero(raw == ord("\t")), line_ends), prepend=0)
+        bad = np.flatnonzero(tabs != n_col - 1)
+        if bad.size:
+            fail(int(bad[0]), f"{path}:{first_line + bad[0]}: {tabs[bad[0]] + 1} columns, the header has {n_col}")
+        if n < n_lines:
+            text = raw[: line_ends[n - 1] + 1].tobytes().decode() if n else ""
+        cols = np.array(text.replace("\n", "\t").split("\t")[: n * n_col], dtype=object).reshape(n, n_col)
+        try:
+            starts, ends = (np.fromiter(map(int, cols[:, c]), dtype=np.int64, count=n) for c in (1, 2))
+        except ValueError:
+            r = next(i for i in range(n) if not (_is_int(cols[i, 1]) and _is_int(cols[i, 2])))
+            fail(r, f"{path}:{first_line + r}: start/stop are not integers")
+            starts, ends = (np.fromiter(map(int, cols[:n, c]), dtype=np.int64, count=n) for c in (1, 2))
+        bad = np.flatnonzero(ends <= starts)
+        if bad.size:
+            fail(int(bad[0]), f"{path}:{first_line + bad[0]}: empty record")
+        chrom = cols[:n, 0]
+        prev = self.prev or (None, 0, 0)
+        prev_start = np.concatenate([[prev[1]], starts[:-1]])
+        prev_end = np.concatenate([[prev[2]], ends[:-1]])
+        same = chrom == np.concatenate([np.array([prev[0]], dtype=object), chrom[:-1]])
+        seen = set(self.seen)
+        for row in np.flatnonzero(~same).tolist():
+            if chrom[row] in seen:
+                fail(row, f"{path}:{first_line + row}: {chrom[row]} records are not contiguous (unsorted BED)")
+                break
+            seen.add(chrom[row])
+        bad = np.flatnonzero(same[:n] & (starts[:n] < prev_start[:n]))
+        if bad.size:
+            r = int(bad[0])
+            fail(r, f"{path}:{first_line + r}: start {starts[r]} is before the previous start {prev_start[r]} (unsorted BED)")
+        bad = np.flatnonzero(same[:n] & (ends[:n] < prev_end[:n]))
+        if bad.size:
+            fail(int(bad[0]), f"{path}:{first_line + bad[0]}: label windows must all have the same length")
+        runs = [0] + [r for r in np.flatnonzero(~same[:n]).tolist() if r > 0] if n else []
+        targets = []
+        for r in runs:
+            try:
+                targets.append(self.contig_map.get(chrom[r]))
+            except InputError as err:
+                fail(r, str(err))
+                break
+        runs = [r for r in runs if r < n][:len(targets)]
+        bounds = runs + [n]
+        codes = cols[:n, 3:]
+        valid = np.isin(codes, _CODE_STRINGS).all(axis=1)
+        for lo, hi, target in zip(bounds[:-1], bounds[1:], targets):
+            bad = np.flatnonzero(~valid[lo:hi]) if target in self.keep else ()
+            if len(bad):
+                r = lo + int(bad[0])
+                fail(r, f"{path}:{first_line + r}: labels must be U, A or B, found {list(cols[r, 3:])!r}")
+                break
+        if error:
+            raise InputError(error)
+        self.seen = seen
+        if n:
+            self.prev = (chrom[n - 1], int(starts[n - 1]), int(ends[n - 1]))
+        return n_lines, [(target, starts[lo:hi], ends[lo:hi],
+                          np.frombuffer("".join(codes[lo:hi].ravel()).encode(), dtype=np.uint8).reshape(hi - lo, -1))
+                         for lo, hi, target in zip(bounds[:-1], bounds[1:], targets) if target in self.keep]
+
+
+_CODE_STRINGS = np.array(["U", "A", "B"], dtype=object)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -123,11 +207,11 @@ def read_peaks(path: str | Path, genome_lengths: dict[str, int]) -> PeakLabels:
     """Read a narrowPeak (summit offset in column 10) or plain BED of peaks, in any order."""
     path = Path(path)
     raw: dict[str, list[tuple[int, int, int]]] = {}
-    mapped: dict[str, str | None] = {}
+    contig_map = ContigMap(str(path), genome_lengths)
+    empty = True
     for line_no, fields, start, end in read_records(path):
-        if fields[0] not in mapped:
-            mapped[fields[0]] = ContigMap(str(path), [fields[0]], genome_lengths).to_genome.get(fields[0])
-        contig = mapped[fields[0]]
+        empty = False
+        contig = contig_map.get(fields[0])
         if contig is None:
             continue
         summit = (start + end) // 2
@@ -139,8 +223,9 @@ def read_peaks(path: str | Path, genome_lengths: dict[str, int]) -> PeakLabels:
             if not start <= summit < end:
                 raise InputError(f"{path}:{line_no}: summit offset {fields[9]} lies outside the peak")
         raw.setdefault(contig, []).append((start, end, summit))
-    if not mapped:
+    if empty:
         raise InputError(f"{path}: no peaks (empty file)")
+    contig_map.announce()
     peaks = PeakLabels()
     for contig, rows in raw.items():
         arr = np.asarray(rows, dtype=np.int64)

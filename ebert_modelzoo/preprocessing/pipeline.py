@@ -116,6 +116,8 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
     )
     used = {r.contig for rs in regions.values() for r in rs}
     contigs = [c for c in genome.names if c in used]
+    # index layout and every base the splits read, before anything is written
+    genome.check((r.contig, r.start, r.end) for rs in regions.values() for r in rs)
     cell_types = [c.name for c in config.cell_types]
     track_names = config.signal.tracks or sorted({a for c in config.cell_types for a in c.tracks})
     for cell in config.cell_types:

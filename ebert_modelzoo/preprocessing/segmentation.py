@@ -61,15 +61,12 @@ def read_segmentation(path: str | Path, genome_lengths: dict[str, int]) -> Segme
     seg = Segmentation(path)
     columns: dict[str, tuple[list[int], list[int], list[int]]] = {}
     prev, seen = None, set()
-    names_seen: dict[str, str | None] = {}
+    contigs = ContigMap(str(path), genome_lengths)
     for line_no, fields, start, end in read_records(path, min_columns=4):
         contig = fields[0]
         check_order(path, line_no, contig, start, prev, seen, allow_overlap=False)
         prev = (contig, start, end)
-        if contig not in names_seen:
-            cmap = ContigMap(str(path), [contig], genome_lengths)
-            names_seen[contig] = cmap.to_genome.get(contig)
-        target = names_seen[contig]
+        target = contigs.get(contig)
         if target is None:
             continue
         if end > genome_lengths[target]:
@@ -83,10 +80,11 @@ def read_segmentation(path: str | Path, genome_lengths: dict[str, int]) -> Segme
         cols[0].append(start)
         cols[1].append(end)
         cols[2].append(state)
-    if not names_seen:
+    if prev is None:
         raise InputError(f"{path}: no segments (empty segmentation BED)")
     if not columns:
-        raise InputError(f"{path}: no contig name matches the genome FASTA's (e.g. {next(iter(names_seen))!r})")
+        raise InputError(f"{path}: no contig name matches the genome FASTA's (e.g. {contigs.skipped[0]!r})")
+    contigs.announce()
     seg.segments = {
         c: (np.asarray(s, dtype=np.int64), np.asarray(e, dtype=np.int64), np.asarray(st, dtype=np.uint8))
         for c, (s, e, st) in columns.items()

@@ -36,7 +36,9 @@ class BigWigTrack:
         if self._bw is None or not self._bw.isBigWig():
             raise InputError(f"{self.path}: not a readable bigWig (corrupt, truncated or another format)")
         chroms = self._bw.chroms()
-        self.contigs = ContigMap(str(self.path), chroms, genome_lengths, announce)
+        self.contigs = ContigMap(str(self.path), genome_lengths, chroms)
+        if announce:
+            self.contigs.announce()
         if not self.contigs.to_genome:
             raise InputError(f"{self.path}: no contig name matches the genome FASTA's (e.g. {next(iter(chroms), None)!r})")
         for name, genome_name in self.contigs.to_genome.items():

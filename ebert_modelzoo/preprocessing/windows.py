@@ -43,7 +43,7 @@ def parse_region(text: str, genome_lengths: dict[str, int], where: str) -> Regio
     if not match:
         raise InputError(f"{where}: cannot parse region {text!r} (expected chrom or chrom:start-end)")
     name = match.group(1)
-    contig = ContigMap(where, [name], genome_lengths).to_genome.get(name)
+    contig = ContigMap(where, genome_lengths).get(name)
     if contig is None:
         raise InputError(f"{where}: contig {name!r} is not in the genome FASTA")
     length = genome_lengths[contig]
@@ -102,12 +102,12 @@ class Blacklist:
         if path is None:
             return
         raw: dict[str, list[tuple[int, int]]] = {}
-        mapped: dict[str, str | None] = {}
+        contigs = ContigMap(str(path), genome_lengths)
         for _, fields, start, end in read_records(path):
-            if fields[0] not in mapped:
-                mapped[fields[0]] = ContigMap(str(path), [fields[0]], genome_lengths).to_genome.get(fields[0])
-            if mapped[fields[0]] is not None:
-                raw.setdefault(mapped[fields[0]], []).append((start, end))
+            contig = contigs.get(fields[0])
+            if contig is not None:
+                raw.setdefault(contig, []).append((start, end))
+        contigs.announce()
         for contig, ivs in raw.items():
             ivs.sort()
             starts, ends = [ivs[0][0]], [ivs[0][1]]

@@ -9,24 +9,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pyBigWig
 import pytest
 
 from ebert_modelzoo.data import schema
+from tests.preprocessing.helpers import DATA, assert_clean_failure, write_bw
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 SEG = DATA / "E003_15_coreMarks_segments.bed"
-
-
-def assert_clean_failure(proc, *needles: str, out: Path) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ")
-    for needle in needles:
-        assert needle in last, last
-    leftovers = [p for p in out.rglob("*") if p.is_file() and ".cache" not in p.parts] if out.exists() else []
-    assert not leftovers, leftovers
 
 
 def cells_with(segmentation: Path | None = None, dnase: Path | None = None) -> list[dict]:
@@ -56,16 +44,6 @@ def test_missing_fai(tmp_path, make_config, run_cli):
 def test_contig_absent_from_fasta(tmp_path, make_config, run_cli):
     config = make_config(tmp_path, split={"train": ["chr7"]})
     assert_clean_failure(run_cli("pretraining", config, check=False), "'chr7'", "not in the genome", out=tmp_path / "out")
-
-
-def write_bw(path: Path, chroms: list[tuple[str, int]], values: list[float]) -> Path:
-    bw = pyBigWig.open(str(path), "w")
-    bw.addHeader(chroms)
-    name = chroms[0][0]
-    starts = list(range(0, 100 * len(values), 100))
-    bw.addEntries([name] * len(values), starts, ends=[s + 100 for s in starts], values=values)
-    bw.close()
-    return path
 
 
 @pytest.mark.parametrize("chroms, needle", [

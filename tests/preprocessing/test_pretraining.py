@@ -3,34 +3,16 @@ tokens against the FASTA text, signal against pyBigWig's own stats, states again
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import h5py
 import numpy as np
 import pyBigWig
 import pytest
 
 from ebert_modelzoo.data import schema
 from ebert_modelzoo.tokenizer import DNATokenizer
+from tests.preprocessing.helpers import DATA, fixture_dna, load_split
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 SPLIT_REGIONS = {"train": (0, 70_000), "validation": (70_000, 85_000), "test": (85_000, 100_000)}
-
-
-def fasta_text() -> str:
-    lines = (DATA / "genome.fa").read_text().splitlines()
-    return "".join(lines[1:])
-
-
-def load_split(split_dir: Path) -> dict[str, np.ndarray]:
-    params = json.loads((split_dir / schema.DATA_PARAMS_FILE).read_text())
-    parts: dict[str, list[np.ndarray]] = {}
-    for shard in params["shards"]:
-        with h5py.File(split_dir / shard["file"], "r") as f:
-            for name in f:
-                axis = 0 if name in (schema.DATASET_WINDOW_CHROM, schema.DATASET_WINDOW_START, schema.DATASET_TOKENS) else 1
-                parts.setdefault(name, []).append((axis, f[name][...]))
-    return {name: np.concatenate([a for _, a in arrs], axis=arrs[0][0]) for name, arrs in parts.items()}
 
 
 @pytest.mark.parametrize("split", schema.SPLITS)
@@ -62,7 +44,7 @@ def test_layout_and_params(pretraining_dir, split):
 @pytest.mark.parametrize("split", schema.SPLITS)
 def test_windows_are_the_filtered_tiling(pretraining_dir, split):
     """Every window inside the split's region at stride 500, minus N-rich and blacklisted ones."""
-    seq = fasta_text()
+    seq = fixture_dna()
     lo, hi = SPLIT_REGIONS[split]
     expected = [s for s in range(lo, hi - 1000 + 1, 500)
                 if sum(c not in "ACGT" for c in seq[s:s + 1000].upper()) <= 300 and not (s < 5600 and s + 1000 > 5000)]
@@ -73,7 +55,7 @@ def test_windows_are_the_filtered_tiling(pretraining_dir, split):
 
 @pytest.mark.parametrize("split", schema.SPLITS)
 def test_tokens_decode_to_the_fasta(pretraining_dir, split):
-    seq = fasta_text()
+    seq = fixture_dna()
     tok = DNATokenizer(4)
     arrays = load_split(pretraining_dir / split)
     saw_n = False
