@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
+from ebert_modelzoo.training.backends.torch import end_process
 from ebert_modelzoo.training.checkpoint import CheckpointError, list_checkpoints
 from ebert_modelzoo.training.loop import LoadSettings, Trainer
 
@@ -152,7 +153,14 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of run.py; returns the exit status."""
+    """Entry point of run.py; returns the exit status (after a gloo data-parallel run it ends
+    the process with it instead: see training/backends/torch.py, end_process)."""
+    status = _main(argv)
+    end_process(status)
+    return status
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_flags(args, parser)

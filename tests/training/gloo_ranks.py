@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from ebert_modelzoo.config import PrecisionConfig
 from ebert_modelzoo.training.backends import BackendOptions
-from ebert_modelzoo.training.backends.torch import TorchBackend
+from ebert_modelzoo.training.backends.torch import TorchBackend, end_process
 from ebert_modelzoo.training.step import make_train_step
 
 
@@ -53,4 +53,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    end_process(status)  # as run.py does after a gloo run
+    sys.exit(status)

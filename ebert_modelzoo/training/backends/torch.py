@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -16,6 +18,27 @@ from ebert_modelzoo.training.checkpoint import atomic_torch_save, read_checkpoin
 from ebert_modelzoo.training.schedules import PhasedLinearLR, schedule_phases
 
 _HALF = {"bfloat16": torch.bfloat16, "cbfloat16": torch.bfloat16, "float16": torch.float16}
+_gloo_started = False  # this process ran a gloo process group (see end_process)
+
+
+def end_process(status: int) -> None:
+    """After a gloo process group, end the process now with ``status``, skipping interpreter
+    finalization; otherwise return (the caller exits normally).
+
+    Why: in torch 2.13, importing torch.distributed.fsdp (torch._dynamo does, and the optimizer
+    step imports that) keeps references to the default process group, so
+    ``destroy_process_group()`` cannot free it and its gloo worker threads outlive ``main``. A
+    worker that releases a finished collective's tensors after finalization has begun must take
+    the GIL, and a thread taking the GIL then exits, which aborts the process ("terminate called
+    without an active exception", SIGABRT) after a complete run: 7 of 20 two-rank runs on a busy
+    2-core machine. Everything is saved and closed before this is called.
+    """
+    if not _gloo_started:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 class TorchBackend:
@@ -51,6 +74,9 @@ class TorchBackend:
         backend = self.options.dist_backend or ("nccl" if self.device.type == "cuda" else "gloo")
         dist.init_process_group(backend=backend, init_method=self.options.init_method or "env://",
                                 rank=self.rank, world_size=self.world_size)
+        if backend == "gloo":
+            global _gloo_started
+            _gloo_started = True
 
     def setup_model(self, model: torch.nn.Module) -> torch.nn.Module:
         model.to(self.device)
@@ -59,12 +85,9 @@ class TorchBackend:
         if dist.get_backend() != "gloo":
             ids = [self.device.index] if self.device.type == "cuda" else None
             return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        # gloo: no DDP. DDP all-reduces from autograd hooks, so gloo's worker threads hold work
-        # objects that carry Python state (autograd's context) and free them when they get to
-        # it, and DDP keeps the process group alive past destroy_process_group: a worker that
-        # frees one while the interpreter shuts down aborts the process ("terminate called
-        # without an active exception"). reduce_gradients averages after backward instead, and
-        # close() then really ends the group (its threads joined). Ranks start from rank 0's state.
+        # gloo: no DDP. reduce_gradients averages the gradients after backward, and ranks start
+        # from rank 0's state. (DDP's all-reduces from autograd hooks were where the gloo abort at
+        # interpreter shutdown first showed; its cause and cure are in end_process.)
         with torch.no_grad():
             for tensor in [*model.parameters(), *model.buffers()]:
                 dist.broadcast(tensor, src=0)
