@@ -27,8 +27,7 @@ from ebert_modelzoo.preprocessing.config import PreprocessingConfig
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import DreamLabels, PeakLabels, read_dream_tsv, read_peaks
-from ebert_modelzoo.preprocessing.segmentation import Segmentation
-from ebert_modelzoo.preprocessing.segmentation_store import entry_key, open_segmentation, prune
+from ebert_modelzoo.preprocessing.segmentation_store import StoredSegmentation, entry_key, open_segmentation, prune
 from ebert_modelzoo.preprocessing.tracks import TRANSFORMS, BigWigTrack, bin_means
 from ebert_modelzoo.preprocessing.windows import Blacklist, Region, ShardTask, parse_splits, shard_tasks
 from ebert_modelzoo.preprocessing.writer import (SIDECAR_PATTERN, atomic_write_json, finished_sidecar,
@@ -54,7 +53,7 @@ class Plan:
     regions: dict[str, list[Region]]
     cell_types: list[str]
     track_names: list[str]
-    segmentations: list[Optional[Segmentation]]
+    segmentations: list[Optional[StoredSegmentation]]
     num_states: int
     state_names: list[str]
     blacklist: Blacklist

@@ -3,8 +3,8 @@
 The state id is the leading number of the state name (``1_TssA`` -> 1, ``E7`` -> 7, ``12`` -> 12).
 A bin gets the state of the segment covering its midpoint (``bin_start + bin_size // 2``), 0 if no
 segment covers it. A parsed file is three arrays per contig: starts and ends (int32, or int64 for a
-genome with a contig of 2^31 bp or more) and states (uint8); the run keeps them memory-mapped from
-an on-disk store (``segmentation_store``), not in its own memory.
+genome with a contig of 2^31 bp or more) and states (uint8); a run keeps them on disk
+(``segmentation_store``), not in memory.
 """
 from __future__ import annotations
 
@@ -35,13 +35,19 @@ class Segmentation:
         """State id (uint8) of the segment covering each position (on the contig), 0 where none does."""
         if contig not in self.segments:
             return np.zeros(positions.shape, dtype=np.uint8)
-        starts, ends, states = self.segments[contig]
-        # in the arrays' dtype: searchsorted would otherwise cast (copy) all of ``starts``
-        positions = np.asarray(positions).astype(starts.dtype, copy=False)
-        idx = np.searchsorted(starts, positions, side="right") - 1
-        safe = np.clip(idx, 0, len(starts) - 1)
-        inside = (idx >= 0) & (positions < ends[safe])
-        return np.where(inside, states[safe], 0).astype(np.uint8)
+        return states_at(*self.segments[contig], positions)
+
+
+def states_at(starts: np.ndarray, ends: np.ndarray, states: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """State id (uint8) of the segment (sorted, non-overlapping ``[starts, ends)`` with ``states``)
+    covering each position, 0 where none does."""
+    if not len(starts):
+        return np.zeros(positions.shape, dtype=np.uint8)
+    positions = np.asarray(positions).astype(starts.dtype, copy=False)  # else searchsorted copies ``starts``
+    idx = np.searchsorted(starts, positions, side="right") - 1
+    safe = np.clip(idx, 0, len(starts) - 1)
+    inside = (idx >= 0) & (positions < ends[safe])
+    return np.where(inside, states[safe], 0).astype(np.uint8)
 
 
 def parse_state(path: Path, line_no: int, name: str) -> int:

@@ -1,17 +1,20 @@
-"""On-disk store of parsed segmentations, memory-mapped by the run.
+"""On-disk store of parsed segmentations: a run's memory for them does not grow with the cell types.
 
 Each dense segmentation BED is parsed once (one file in memory at a time) into
-``<output_dir>/.cache/segmentations/<key>/``: ``starts.npy``, ``ends.npy``, ``states.npy`` (every
-contig's segments one after another) and ``index.json`` (each contig's slice, the state names). The
-key is a sha256 of the BED's sha256, the genome's contig names and lengths and ``FORMAT``, so a
-rerun reuses an entry only for the same bytes on the same genome. The run opens the arrays with
-``np.load(mmap_mode="r")``: their pages live in the page cache, shared by forked workers and
-evictable, so the run's memory does not grow with the number of cell types.
+``<output_dir>/.cache/segmentations/<key>/``: ``starts.bin``, ``ends.bin``, ``states.bin`` (raw
+arrays, every contig's segments one after another) and ``index.json`` (dtype, each contig's slice,
+every ``COARSE_STEP``-th start, the state names). The key is a sha256 of the BED's sha256, the
+genome's contig names and lengths and ``FORMAT``, so an entry is reused only for the same bytes on
+the same genome (a rerun skips the parsing).
+
+A run holds only the coarse starts (4 bytes per ``COARSE_STEP`` segments); a lookup finds the
+slice of segments that can cover its positions there and reads just that slice from disk. Memory
+mapping the arrays instead would leave every page a run has touched in its resident set.
 
 An entry is written in a private hidden folder (``.<key>.<host>-<pid>.tmp``) and renamed into place
 when complete, so neither a killed run nor another machine writing the same entry can leave a
 partial entry under its final name; ``prune`` removes the folders of dead runs of this host and the
-entries the current plan does not use.
+entries a plan does not use.
 """
 from __future__ import annotations
 
@@ -20,17 +23,54 @@ import json
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_path, fsync_dir, tmp_name
-from ebert_modelzoo.preprocessing.segmentation import Segmentation, read_segmentation
+from ebert_modelzoo.preprocessing.segmentation import Segmentation, read_segmentation, states_at
 from ebert_modelzoo.preprocessing.writer import atomic_write_json
 
 FORMAT = 1  # bump when the parsing rules or the entry layout change
+COARSE_STEP = 1024  # segments between two coarse starts: a lookup reads at most 2 x this many extra
 INDEX = "index.json"
 COLUMNS = ("starts", "ends", "states")
+
+
+@dataclass
+class StoredContig:
+    """One contig's segments in an entry: ``count`` of them from flat index ``first``, and
+    ``coarse`` = every COARSE_STEP-th start."""
+
+    first: int
+    count: int
+    coarse: np.ndarray
+
+
+@dataclass
+class StoredSegmentation:
+    """One cell type's segmentation in the store (see the module docstring)."""
+
+    path: Path
+    entry: Path
+    coordinates: np.dtype
+    contigs: dict[str, StoredContig]
+    state_names: dict[int, str]
+
+    def states_at(self, contig: str, positions: np.ndarray) -> np.ndarray:
+        """State id (uint8) of the segment covering each position (on the contig), 0 where none does."""
+        stored = self.contigs.get(contig)
+        if stored is None or positions.size == 0:
+            return np.zeros(positions.shape, dtype=np.uint8)
+        # segments [lo, hi) hold the last segment starting at or before each position
+        lo = max(int(np.searchsorted(stored.coarse, positions.min(), side="right")) - 1, 0) * COARSE_STEP
+        hi = min(int(np.searchsorted(stored.coarse, positions.max(), side="right")) * COARSE_STEP, stored.count)
+        dtypes = (self.coordinates, self.coordinates, np.dtype(np.uint8))
+        columns = [np.fromfile(self.entry / f"{name}.bin", dtype=dtype, count=hi - lo,
+                               offset=(stored.first + lo) * dtype.itemsize)
+                   for name, dtype in zip(COLUMNS, dtypes)]
+        return states_at(*columns, positions)
 
 
 def entry_key(bed_sha256: str, genome_lengths: dict[str, int]) -> str:
@@ -39,9 +79,10 @@ def entry_key(bed_sha256: str, genome_lengths: dict[str, int]) -> str:
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()
 
 
-def open_segmentation(path: str | Path, bed_sha256: str, genome_lengths: dict[str, int], root: Path) -> Segmentation:
-    """The segmentation of BED ``path`` with memory-mapped arrays, parsed and stored under ``root``
-    unless an entry for the same bytes and genome is there already.
+def open_segmentation(path: str | Path, bed_sha256: str, genome_lengths: dict[str, int],
+                      root: Path) -> StoredSegmentation:
+    """The segmentation of BED ``path`` (content hash ``bed_sha256``), parsed and stored under
+    ``root`` unless an entry for the same bytes and genome is there already.
 
     Raises:
         InputError: from parsing (see ``read_segmentation``); nothing is stored for a bad file.
@@ -50,31 +91,29 @@ def open_segmentation(path: str | Path, bed_sha256: str, genome_lengths: dict[st
     if not entry.is_dir():
         _store(read_segmentation(path, genome_lengths), entry)
     index = json.loads((entry / INDEX).read_text())
-    arrays = [np.load(entry / f"{name}.npy", mmap_mode="r") for name in COLUMNS]
-    return Segmentation(
-        Path(path),
-        segments={contig: tuple(a[lo:hi] for a in arrays) for contig, (lo, hi) in index["contigs"].items()},
+    coordinates = np.dtype(index["coordinates"])
+    return StoredSegmentation(
+        path=Path(path), entry=entry, coordinates=coordinates,
+        contigs={name: StoredContig(c["first"], c["count"], np.asarray(c["coarse"], dtype=coordinates))
+                 for name, c in index["contigs"].items()},
         state_names={int(state): name for state, name in index["state_names"].items()},
     )
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 def _store(seg: Segmentation, entry: Path) -> None:
     """Write ``seg`` as ``entry``: in a private folder, fsynced, then renamed into place."""
-    work = entry.with_name(tmp_name(f"{entry.name}.{_owner()}"))
+    work = entry.with_name(tmp_name(f"{entry.name}.{socket.gethostname()}-{os.getpid()}"))
     shutil.rmtree(work, ignore_errors=True)  # left by a dead run that had our pid
     work.mkdir(parents=True)
-    contigs, offset = {}, 0
+    contigs, first = {}, 0
     for contig, (starts, _, _) in seg.segments.items():
-        contigs[contig] = (offset, offset + len(starts))
-        offset += len(starts)
+        contigs[contig] = {"first": first, "count": len(starts), "coarse": starts[::COARSE_STEP].tolist()}
+        first += len(starts)
     for i, name in enumerate(COLUMNS):
-        with atomic_path(work / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
-            np.save(fh, np.concatenate([cols[i] for cols in seg.segments.values()]))
-    atomic_write_json(work / INDEX, {"source": str(seg.path), "contigs": contigs,
+        with atomic_path(work / f"{name}.bin") as tmp:
+            np.concatenate([cols[i] for cols in seg.segments.values()]).tofile(tmp)
+    coordinates = next(iter(seg.segments.values()))[0].dtype
+    atomic_write_json(work / INDEX, {"source": str(seg.path), "coordinates": coordinates.name, "contigs": contigs,
                                      "state_names": {str(s): n for s, n in sorted(seg.state_names.items())}})
     try:
         os.rename(work, entry)
@@ -96,8 +135,7 @@ def prune(root: Path, keep: set[str]) -> None:
             if path.name not in keep:
                 shutil.rmtree(path)
             continue
-        owner = path.name[1:-len(".tmp")].partition(".")[2]
-        owner_host, _, pid = owner.rpartition("-")
+        owner_host, _, pid = path.name[1:-len(".tmp")].partition(".")[2].rpartition("-")
         if path.name.endswith(".tmp") and owner_host == host and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path)
 
