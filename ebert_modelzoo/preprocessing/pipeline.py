@@ -1,7 +1,8 @@
 """Orchestration: check every input, build the shards (workers, machines), write data_params.json.
 
 Order of a run: (1) read and check all inputs (FASTA, bigWig headers, segmentation BEDs, labels,
-blacklist), so bad input stops the run before anything is written; (2) build this machine's shards
+blacklist), so bad input stops the run before anything but ``<output_dir>/.cache`` (input hashes,
+parsed segmentations, see ``segmentation_store``) is written; (2) build this machine's shards
 (``--shard I/N`` takes the tasks with ``task_number % N == I``), skipping finished ones; (3) when
 every shard of every split is finished, write vocab.txt and, last, data_params.json per split.
 Normalisation statistics always come from the train split.
@@ -26,7 +27,7 @@ from ebert_modelzoo.preprocessing.config import PreprocessingConfig
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import DreamLabels, PeakLabels, read_dream_tsv, read_peaks
-from ebert_modelzoo.preprocessing.segmentation import Segmentation, read_segmentation
+from ebert_modelzoo.preprocessing.segmentation_store import StoredSegmentation, entry_key, open_segmentation, prune
 from ebert_modelzoo.preprocessing.tracks import TRANSFORMS, BigWigTrack, bin_means
 from ebert_modelzoo.preprocessing.windows import Blacklist, Region, ShardTask, parse_splits, shard_tasks
 from ebert_modelzoo.preprocessing.writer import (SIDECAR_PATTERN, atomic_write_json, finished_sidecar,
@@ -52,7 +53,7 @@ class Plan:
     regions: dict[str, list[Region]]
     cell_types: list[str]
     track_names: list[str]
-    segmentations: list[Optional[Segmentation]]
+    segmentations: list[Optional[StoredSegmentation]]
     num_states: int
     state_names: list[str]
     blacklist: Blacklist
@@ -103,8 +104,14 @@ def _checksums(files: list[tuple[str, str]], cache_path: Path) -> list[dict[str,
     return out
 
 
+def _segmentation_root(output_dir: Path) -> Path:
+    """Where the parsed segmentations of a run are stored (see ``segmentation_store``)."""
+    return output_dir / ".cache" / "segmentations"
+
+
 def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str] = None) -> Plan:
     """Read and check every input named by ``config``; raises InputError on the first problem."""
+    output_dir = Path(output_dir or config.output.output_dir)
     genome = Genome(config.genome.fasta, config.genome.build_index)
     lengths = genome.lengths
     for _, path in _input_files(config):
@@ -126,7 +133,10 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
                 raise InputError(f"cell_types[{cell.name}].tracks.{assay}: not in signal.tracks {track_names}")
         for path in cell.tracks.values():
             BigWigTrack(path, lengths)  # header, build and truncation checks
-    segmentations = [read_segmentation(c.segmentation, lengths) if c.segmentation else None
+    inputs = _checksums(_input_files(config), output_dir / ".cache" / "checksums.json")
+    sha = {i["role"]: i["sha256"] for i in inputs}
+    segmentations = [open_segmentation(c.segmentation, sha[f"segmentation:{c.name}"], lengths,
+                                       _segmentation_root(output_dir)) if c.segmentation else None
                      for c in config.cell_types]
     names: dict[int, str] = {}
     for seg in segmentations:
@@ -138,7 +148,7 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
         raise InputError(f"chromatin_states.num_states is {num_states} but a BED has state {max(names)}")
     plan = Plan(
         config=config, kind=kind,
-        output_dir=Path(output_dir or config.output.output_dir),
+        output_dir=output_dir,
         genome_lengths=lengths, contigs=contigs, regions=regions,
         cell_types=cell_types, track_names=track_names,
         segmentations=segmentations, num_states=num_states,
@@ -157,7 +167,7 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
                     raise InputError(f"labels.tfs[{tf.name}].peaks: cell type {cell!r} is not in cell_types {cell_types}")
             plan.dream.append(dream)
             plan.peaks.append({cell: read_peaks(p, lengths) for cell, p in tf.peaks.items()})
-    plan.inputs = _checksums(_input_files(config), plan.output_dir / ".cache" / "checksums.json")
+    plan.inputs = inputs
     plan.settings = config.model_dump(mode="json")
     plan.settings["output"].pop("output_dir")  # where the data lies is not part of what it is
     plan.fingerprint = hashlib.sha256(
@@ -347,6 +357,8 @@ def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress:
     global _PLAN
     _PLAN = plan
     _check_output_dir(plan)
+    prune(_segmentation_root(plan.output_dir),
+          keep={entry_key(i["sha256"], plan.genome_lengths) for i in plan.inputs if i["role"].startswith("segmentation:")})
     tasks = _all_tasks(plan)
     mine = [t for n, t in enumerate(tasks) if n % shard[1] == shard[0]]
     for split in schema.SPLITS:
