@@ -30,6 +30,7 @@ from ebert_modelzoo.training.checkpoint import (
     prune_checkpoints,
     restore_rng,
 )
+from ebert_modelzoo.training import optimizer_state
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.reporting import RunReporter
@@ -130,11 +131,11 @@ class Trainer:
                 LOGGER.info("%s is a %r checkpoint: loading its weights only into %r",
                             path, other, self.init.model.name)
                 states = ("model",)
-        self._check_backend_states(path, state, states)
         missing, unexpected = load_model_weights(self.raw_model, state["model"], strict, path) if "model" in states else ([], [])
         if missing or unexpected:
             LOGGER.info("loaded %s non-strictly: %d weights newly initialised, %d checkpoint weights unused",
                         path, len(missing), len(unexpected))
+        state = self._from_other_backend(path, state, states)
         try:
             if "optimizer" in states and "optimizer" in state:
                 self.optimizer.load_state_dict(state["optimizer"])
@@ -156,26 +157,31 @@ class Trainer:
             self._pending_rng = state["rng"]
         LOGGER.info("loaded %s (checkpoint of step %d; states: %s)", path, int(state.get("step", 0)), ",".join(states))
 
-    def _check_backend_states(self, path: Path, state: dict[str, Any], states: tuple[str, ...]) -> None:
-        """Optimizer, scheduler and grad-scaler states are the backend's own classes' state dicts
-        (cstorch's AdamW keeps beta powers where torch's keeps a step count): a checkpoint of the
-        other backend restores the weights, step, data position and RNGs, never these.
+    def _from_other_backend(self, path: Path, state: dict[str, Any], states: tuple[str, ...]) -> dict[str, Any]:
+        """``state`` with the optimizer, scheduler and grad-scaler states of a checkpoint written
+        by the other backend put into this backend's layout (training/optimizer_state.py), for
+        those of them in ``states``.
 
         Raises:
-            CheckpointError: such a state was asked for, rather than silently starting it anew.
+            CheckpointError: such a state does not fit this run.
         """
         written_by = state.get("backend")
         if written_by is None or written_by == self.backend.name:
-            return
-        present = {"optimizer": state.get("optimizer") is not None, "schedulers": bool(state.get("schedulers")),
-                   "grad_scaler": state.get("grad_scaler") is not None}
-        foreign = [name for name in ("optimizer", "schedulers", "grad_scaler") if name in states and present[name]]
-        if foreign:
-            keep = ",".join(name for name in states if name not in ("optimizer", "schedulers", "grad_scaler"))
-            raise CheckpointError(
-                f"{path}: a {written_by} checkpoint's {', '.join(foreign)} state cannot be restored on the "
-                f"{self.backend.name} backend; load the rest with --load_checkpoint_states {keep or 'model'}"
-            )
+            return state
+        state = dict(state)
+        if "optimizer" in states and state.get("optimizer") is not None:
+            state["optimizer"] = optimizer_state.convert_optimizer(
+                state["optimizer"], written_by, self.optimizer, self.backend.name, path, int(state.get("step", 0)))
+        if "schedulers" in states and state.get("schedulers"):
+            state["schedulers"] = optimizer_state.convert_schedulers(
+                state["schedulers"], [s.state_dict() for s in self.schedulers], self.backend.name, path)
+        if "grad_scaler" in states:
+            state["grad_scaler"] = optimizer_state.convert_grad_scaler(
+                state.get("grad_scaler"), self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
+                self.backend.name, path)
+        LOGGER.info("%s: a %s checkpoint, its states put into the %s backend's layout", path, written_by,
+                    self.backend.name)
+        return state
 
     def restore(self, settings: LoadSettings) -> None:
         """Load the explicit checkpoint, else the newest in model_dir (if the params'
