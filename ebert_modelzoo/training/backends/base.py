@@ -71,7 +71,8 @@ class Backend(Protocol):
     """What the loop needs from a device backend."""
 
     name: str
-    """'torch' or 'cstorch' (written to the checkpoint for information only)."""
+    """'torch' or 'cstorch', written to the checkpoint: a checkpoint of the other backend has its
+    optimizer, schedule and loss-scale states converted (training/optimizer_state.py)."""
     device: torch.device
     """Where the model's parameters live after setup_model."""
     is_main: bool
