@@ -141,7 +141,7 @@ class Trainer:
                 self.optimizer.load_state_dict(state["optimizer"])
             if "schedulers" in states and state.get("schedulers"):
                 for scheduler, scheduler_state in zip(self.schedulers, state["schedulers"]):
-                    scheduler.load_state_dict(scheduler_state)
+                    self.backend.load_scheduler_state(scheduler, scheduler_state)
             if "grad_scaler" in states and self.grad_scaler is not None and state.get("grad_scaler"):
                 self.grad_scaler.load_state_dict(state["grad_scaler"])
         except (ValueError, KeyError, RuntimeError) as err:

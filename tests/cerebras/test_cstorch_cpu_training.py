@@ -2,6 +2,8 @@
 a run resumed from a cstorch checkpoint ends bit-identical to an uninterrupted one."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 cstorch = pytest.importorskip("cerebras.pytorch")
@@ -59,3 +61,24 @@ def test_cpu_training_loss_falls_and_a_resumed_run_matches(tiny_data, tmp_path):
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(torch.as_tensor(a["model"][key]), torch.as_tensor(b["model"][key])), key
+
+
+LR_LINE = re.compile(r"step (\d+), loss [-+.\deE]+, lr ([-+.\deE]+)")
+
+
+def test_resuming_the_schedule_without_the_optimizer_keeps_the_learning_rate(tiny_data, tmp_path):
+    """A run resumed with its schedule position but a fresh optimizer (``--load_checkpoint_states``
+    without ``optimizer``) uses the schedule's learning rate from its first step, as the
+    uninterrupted run does (cstorch's CPU scheduler sets the groups' rate only when it steps)."""
+    settings = {**SETTINGS, "logging": {"log_steps": 1}}
+    straight = write_params("ebert_tiny.yaml", tmp_path / "straight.yaml", tiny_data, tmp_path / "straight", settings)
+    expected = dict(LR_LINE.findall(train(straight, tmp_path, 24).stdout))
+    resumed = write_params("ebert_tiny.yaml", tmp_path / "resumed.yaml", tiny_data, tmp_path / "resumed", settings)
+    train(resumed, tmp_path, 20)
+    result = run_py(["CPU", "-p", str(resumed), "-m", "train", "--max_steps", "24",
+                     "--load_checkpoint_states", "model,schedulers,step,dataloader,rng"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    seen = dict(LR_LINE.findall(result.stdout))
+    assert sorted(seen, key=int) == ["21", "22", "23", "24"]
+    assert {step: float(lr) for step, lr in seen.items()} == pytest.approx(
+        {step: float(expected[step]) for step in seen}, rel=1e-4)

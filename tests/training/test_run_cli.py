@@ -3,6 +3,7 @@ equivalence after a clean stop and after SIGKILL, fine-tuning from a pre-trainin
 evaluation modes, and one-line errors."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -81,6 +82,23 @@ def test_resume_after_a_stop_matches_the_straight_run(tmp_path, data, straight):
     resumed = run_py("CPU", "--params", str(params), "--mode", "train_and_eval")
     assert f"checkpoint_{N}.mdl (checkpoint of step {N}" in resumed.stdout
     assert_same_run(straight, tmp_path / "model", range(N + 1, 2 * N + 1))
+
+
+def logged_rates(model_dir: Path) -> dict[int, float]:
+    """step -> learning rate from train_log.jsonl (a resumed run's values win)."""
+    lines = (model_dir / "train_log.jsonl").read_text().splitlines()
+    return {record["step"]: record["lr"] for record in map(json.loads, lines)}
+
+
+def test_resume_with_the_schedule_but_not_the_optimizer_keeps_the_learning_rate(tmp_path, data, straight):
+    params = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model", max_steps=2 * N))
+    run_py("CPU", "--params", str(params), "--mode", "train", "--num_steps", str(N))
+    run_py("CPU", "--params", str(params), "--mode", "train",
+           "--load_checkpoint_states", "model,schedulers,step,dataloader,rng")
+    rates, expected = logged_rates(tmp_path / "model"), logged_rates(straight)
+    assert [step for step in rates if step > N] == list(range(N + 1, 2 * N + 1))
+    assert {step: rates[step] for step in range(N + 1, 2 * N + 1)} == pytest.approx(
+        {step: expected[step] for step in range(N + 1, 2 * N + 1)}, rel=1e-6)
 
 
 def test_resume_after_sigkill_matches_the_straight_run(tmp_path, data, straight):

@@ -94,6 +94,10 @@ class Backend(Protocol):
     def make_schedulers(self, optimizer: torch.optim.Optimizer, init: InitConfig) -> list[Any]:
         """The schedulers of ``init.schedulers`` (empty list for a constant learning rate)."""
 
+    def load_scheduler_state(self, scheduler: Any, state: dict[str, Any]) -> None:
+        """Restore one scheduler's position, its optimizer's learning rate set to match (whether
+        or not the optimizer's own state is restored too)."""
+
     def make_grad_scaler(self, precision: PrecisionConfig) -> Any:
         """A GradScaler-like object (scale/unscale_/step/update/state_dict) or None."""
 

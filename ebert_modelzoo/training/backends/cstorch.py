@@ -30,6 +30,7 @@ import torch
 
 import cerebras.pytorch as cstorch
 from cerebras.appliance.cluster.config import ClusterConfigError
+from cerebras.pytorch.backend import use_cs
 from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
@@ -189,6 +190,15 @@ class CstorchBackend:
             start += phase.total_iters
             milestones.append(start)
         return [lr.SequentialLR(optimizer, schedulers=linear, milestones=milestones)]
+
+    def load_scheduler_state(self, scheduler: Any, state: dict[str, Any]) -> None:
+        """cstorch's scheduler restores its position only; off CSX it writes the rate into the
+        optimizer's groups when it steps, so without this the first resumed step of a run that
+        kept its schedule but not its optimizer state would use the fresh optimizer's rate (0 in
+        a warmup). On CSX the rate is computed on the device from the position."""
+        scheduler.load_state_dict(state)
+        if not use_cs():
+            scheduler.update_last_value()
 
     # ------------------------------------------------------------------ precision
 

@@ -117,6 +117,9 @@ class TorchBackend:
         phases = schedule_phases(init)
         return [] if phases is None else [PhasedLinearLR(optimizer, phases)]
 
+    def load_scheduler_state(self, scheduler: Any, state: dict[str, Any]) -> None:
+        scheduler.load_state_dict(state)  # PhasedLinearLR sets the groups' rate itself
+
     def make_grad_scaler(self, precision: PrecisionConfig) -> Any:
         if not (precision.enabled and precision.fp16_type == "float16"):
             return None  # bfloat16 has float32's range: no loss scaling needed
