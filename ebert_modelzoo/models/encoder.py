@@ -53,10 +53,6 @@ def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(values, 1, index.long().unsqueeze(-1).expand(batch, num, hidden))
 
 
-def _rows(hidden: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
-    return hidden if positions is None else gather_rows(hidden, positions)
-
-
 def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, L) 1/0 mask -> (B, 1, 1, L) float mask added to attention scores."""
     keep = attention_mask.to(dtype)[:, None, None, :]
@@ -79,16 +75,15 @@ class SelfAttention(nn.Module):
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
-        self, hidden: torch.Tensor, mask: torch.Tensor, positions: Optional[torch.Tensor] = None
+        self, hidden: torch.Tensor, mask: torch.Tensor, queries: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        """hidden (B, L, H), additive mask (B, 1, 1, L) -> (B, L, H); with query ``positions``
-        (B, M): only those rows attend (keys and values from every token) -> (B, M, H)."""
+        """hidden (B, L, H), additive mask (B, 1, 1, L) -> (B, L, H); with ``queries`` (B, M, H),
+        rows of ``hidden``: only those rows attend (keys and values from every token) -> (B, M, H)."""
         batch, seq_len, width = hidden.shape
-        if positions is None:
+        if queries is None:
             qkv = self.qkv(hidden).view(batch, seq_len, 3, self.num_heads, self.head_size)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, d)
         else:
-            queries = gather_rows(hidden, positions)
             q = F.linear(queries, self.qkv.weight[:width], self.qkv.bias[:width])
             q = q.view(batch, -1, self.num_heads, self.head_size).transpose(1, 2)  # (B, h, M, d)
             kv = F.linear(hidden, self.qkv.weight[width:], self.qkv.bias[width:])
@@ -157,10 +152,14 @@ class EncoderLayer(nn.Module):
         LayerNorms, dropout) runs on M rows, keys and values on all L."""
         if self.norm_first:
             normed = self.attention_norm(hidden)
-            hidden = _rows(hidden, positions) + self.dropout(self.attention(normed, mask, positions))
+            queries = None
+            if positions is not None:
+                hidden, queries = gather_rows(hidden, positions), gather_rows(normed, positions)
+            hidden = hidden + self.dropout(self.attention(normed, mask, queries))
             return hidden + self.dropout(self.feed_forward(self.feed_forward_norm(hidden)))
-        attended = self.attention(hidden, mask, positions)
-        hidden = self.attention_norm(_rows(hidden, positions) + self.dropout(attended))
+        queries = None if positions is None else gather_rows(hidden, positions)
+        attended = self.attention(hidden, mask, queries)
+        hidden = self.attention_norm((hidden if queries is None else queries) + self.dropout(attended))
         return self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
 
 

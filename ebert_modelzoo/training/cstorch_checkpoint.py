@@ -184,35 +184,33 @@ def _lz4_filter_decode(raw: bytes) -> bytes:
     return bytes(out)
 
 
+def _lz4_length(src: bytes, pos: int, length: int) -> tuple[int, int]:
+    """A token's 4-bit ``length``, extended by the bytes at ``pos`` when it is 15 (each 255 says
+    another byte follows); returns the length and the position after it."""
+    if length == 15:
+        while True:
+            extra = src[pos]
+            pos += 1
+            length += extra
+            if extra != 255:
+                break
+    return length, pos
+
+
 def _lz4_block_decode(src: bytes, expected: int) -> bytearray:
     """One LZ4 block (the LZ4 block format: sequences of literals and back-references)."""
     out = bytearray()
     pos, end = 0, len(src)
     while pos < end:
         token = src[pos]
-        pos += 1
-        length = token >> 4
-        if length == 15:
-            while True:
-                extra = src[pos]
-                pos += 1
-                length += extra
-                if extra != 255:
-                    break
+        length, pos = _lz4_length(src, pos + 1, token >> 4)
         out += src[pos:pos + length]
         pos += length
         if pos >= end:
             break  # the last sequence has literals only
         back = src[pos] | (src[pos + 1] << 8)
-        pos += 2
-        length = (token & 15) + 4
-        if (token & 15) == 15:
-            while True:
-                extra = src[pos]
-                pos += 1
-                length += extra
-                if extra != 255:
-                    break
+        length, pos = _lz4_length(src, pos + 2, token & 15)
+        length += 4
         start = len(out) - back
         if back <= 0 or start < 0:
             raise ValueError("corrupt LZ4 block (back-reference before the start)")
