@@ -156,6 +156,10 @@ class _EBertDataProcessor:
     def _builder(self) -> BatchBuilder:
         raise NotImplementedError
 
+    def batch_builder(self) -> BatchBuilder:
+        """What turns rows read from the shards into batch dicts (e.g. to score edited samples)."""
+        return self._builder()
+
     def features(self) -> DataFeatures:
         """What the batches hold (see DataFeatures)."""
         raise NotImplementedError

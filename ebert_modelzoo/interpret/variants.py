@@ -1,0 +1,159 @@
+"""Variant effects per cell type: a VCF in, for each variant x cell type x label the logit
+(log-odds) of the reference and of the alternative window and their difference, TSV out.
+
+A variant is scored in the split window that holds it with its centre nearest the variant; the
+epigenome is the cell type's own, or with ``epigenome_of`` another cell type's for the same DNA
+("what if this cell type had that one's chromatin?"; the cell-type embedding, if the model has one,
+stays the scored cell type's). Reference windows are scored once per (window, cell type) and the
+alternatives in batches across variants.
+
+Substitutions of any length (REF and ALT of equal length) are scored; indels, symbolic and
+missing alleles, and variants outside the split's windows are skipped and counted. A REF that
+disagrees with the stored DNA is an error naming the VCF line (a different assembly?), except
+over stored N bases (skipped). VCF contig names may differ from the split's by a "chr" prefix.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ebert_modelzoo.atomic import atomic_path
+from ebert_modelzoo.interpret.scoring import InterpretError, Samples, Scorer
+from ebert_modelzoo.motifs import N_CODE, encode_dna
+
+LOGGER = logging.getLogger("ebert_modelzoo")
+COLUMNS = ("chrom", "pos", "id", "ref", "alt", "cell_type", "epigenome_of", "label", "ref_logit", "alt_logit",
+           "log_odds_diff", "ref_prob", "alt_prob")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ALT allele of a VCF record, placed in a window."""
+
+    chrom: str
+    pos: int
+    """1-based, as in the VCF."""
+    id: str
+    ref: str
+    alt: str
+    window: int
+    offset: int
+    """0-based position of the variant's first base in the window."""
+
+
+@dataclass
+class VariantSet:
+    variants: list[Variant]
+    skipped: Counter
+
+
+def _contig(name: str, contigs: Sequence[str]) -> Optional[str]:
+    if name in contigs:
+        return name
+    other = name[3:] if name.startswith("chr") else "chr" + name
+    return other if other in contigs else None
+
+
+def read_variants(path: str | Path, scorer: Scorer) -> VariantSet:
+    """The scorable ALT alleles of the VCF at ``path`` (cyvcf2), each placed in a window.
+
+    Raises:
+        FileNotFoundError: no such file.
+        InterpretError: the file is not a readable VCF, or a REF disagrees with the stored DNA.
+    """
+    from cyvcf2 import VCF  # the optional `interpret` extra
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: VCF not found")
+    try:
+        reader = VCF(str(path))
+    except (OSError, ValueError) as err:
+        raise InterpretError(f"{path}: not a readable VCF ({err})") from None
+    variants, skipped = [], Counter()
+    try:
+        for number, record in enumerate(reader, 1):
+            ref = record.REF.upper()
+            contig = _contig(record.CHROM, scorer.contigs)
+            for alt in record.ALT:
+                alt = alt.upper()
+                if len(alt) != len(ref) or not set(alt + ref) <= set("ACGT"):
+                    skipped["not a substitution of A/C/G/T bases (indel, symbolic or missing allele)"] += 1
+                    continue
+                start = record.POS - 1
+                windows = scorer.windows_covering(contig, start, start + len(ref)) if contig else np.zeros(0)
+                if not windows.size:
+                    skipped["outside the split's windows"] += 1
+                    continue
+                window = int(windows[0])
+                offset = start - int(scorer.window_start[window])
+                stored = scorer.codes(np.array([window]))[0, offset:offset + len(ref)]
+                if (stored == N_CODE).any():
+                    skipped["over N in the stored DNA"] += 1
+                    continue
+                if not np.array_equal(stored, encode_dna(ref)):
+                    seen = "".join("ACGTN"[c] for c in stored)
+                    raise InterpretError(f"{path}: record {number} ({record.CHROM}:{record.POS}): REF {ref} but the "
+                                         f"split's DNA has {seen} there (another assembly?)")
+                variants.append(Variant(record.CHROM, record.POS, record.ID or ".", ref, alt, window, offset))
+    except (OSError, ValueError) as err:
+        raise InterpretError(f"{path}: unreadable VCF record ({err})") from None
+    finally:
+        reader.close()
+    return VariantSet(variants, skipped)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def alt_codes(scorer: Scorer, variants: Sequence[Variant]) -> np.ndarray:
+    """[n, S] base codes of each variant's window with its ALT in place."""
+    codes = scorer.codes(np.array([v.window for v in variants], dtype=np.int64))
+    for row, v in enumerate(variants):
+        codes[row, v.offset:v.offset + len(v.alt)] = encode_dna(v.alt)
+    return codes
+
+
+def score_variants(scorer: Scorer, variants: Sequence[Variant], cells: Sequence[int],
+                   epigenome_of: Optional[int] = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(ref, alt) logits [n, C, K] of ``variants`` in cell types ``cells``, batched."""
+    n, cells = len(variants), np.asarray(cells, dtype=np.int64)
+    windows = np.array([v.window for v in variants], dtype=np.int64)
+    unique, inverse = np.unique(windows, return_inverse=True)
+    epi = np.full(cells.size, -1) if epigenome_of is None else np.full(cells.size, epigenome_of)
+    epi = np.where(epi < 0, cells, epi)
+    ref_samples = Samples(np.repeat(unique, cells.size), np.tile(cells, unique.size), np.tile(epi, unique.size))
+    ref = scorer.logits(ref_samples, "reference windows" if progress else None)
+    ref = ref.reshape(unique.size, cells.size, -1)[inverse]
+    codes = np.repeat(alt_codes(scorer, variants), cells.size, axis=0)
+    alt_samples = Samples(np.repeat(windows, cells.size), np.tile(cells, n), np.tile(epi, n), codes)
+    alt = scorer.logits(alt_samples, "variants" if progress else None).reshape(n, cells.size, -1)
+    return ref, alt
+
+
+def write_effects(path: str | Path, scorer: Scorer, variants: Sequence[Variant], cells: Sequence[int],
+                  ref: np.ndarray, alt: np.ndarray, epigenome_of: Optional[int] = None) -> int:
+    """The TSV (COLUMNS), one row per variant x cell type x label, largest |log_odds_diff| first;
+    returns the number of rows."""
+    diff = alt - ref
+    n, c, k = diff.shape
+    order = np.argsort(-np.abs(diff).ravel(), kind="stable")
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for flat in order:
+            i, j, label = np.unravel_index(flat, diff.shape)
+            v, cell = variants[i], scorer.cell_types[cells[j]]
+            writer.writerow([v.chrom, v.pos, v.id, v.ref, v.alt, cell,
+                             scorer.cell_types[epigenome_of] if epigenome_of is not None else cell,
+                             scorer.label_names[label], f"{ref[i, j, label]:.5g}", f"{alt[i, j, label]:.5g}",
+                             f"{diff[i, j, label]:.5g}", f"{_sigmoid(ref[i, j, label]):.5g}",
+                             f"{_sigmoid(alt[i, j, label]):.5g}"])
+    return n * c * k
