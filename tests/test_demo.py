@@ -133,7 +133,13 @@ def test_report_schema_and_files(demo):
     for tf in TFS:
         for name in VARIANTS:
             assert f"| {tf} | {name} |" in table
-    for plot in ("pr_curves.png", "auprc.png", "training_curves.png"):
+    # the known-truth section (ebert_modelzoo/interpret/report_section.py), whatever the quick model learned
+    assert "## What the model learned: planted motifs and open chromatin" in table
+    for tf in TFS:
+        assert f"\n| {tf} | " in table.split("## What the model learned")[1]
+    truth = json.loads((out / "report" / "interpretation.json").read_text())
+    assert [t["tf"] for t in truth] == list(TFS) and all(t["core_mutation"]["sites"] > 0 for t in truth)
+    for plot in ("pr_curves.png", "auprc.png", "training_curves.png", "interpretation.png"):
         raw = (out / "report" / plot).read_bytes()
         assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 10_000
         width, height = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")

@@ -28,6 +28,8 @@ from ebert_modelzoo.report import EvaluationSet
 
 LOGGER = logging.getLogger("ebert_modelzoo.demo")
 OUTPUTS = ("data", "params", "runs", "report", stages.STATE_DIR)
+INTERPRETED_RUN = "finetune_dna_epigenome"
+"""The run whose attributions the report checks against the simulation's truth."""
 """What the demo writes under --output_dir (and --fresh removes)."""
 
 
@@ -58,13 +60,13 @@ def run(args: argparse.Namespace) -> str:
         return time.perf_counter()
 
     began = time.perf_counter()
-    LOGGER.info("[1/4] preprocessing the demo data into %s", output_dir / "data")
+    LOGGER.info("[1/5] preprocessing the demo data into %s", output_dir / "data")
     data = stages.preprocess(output_dir, not args.no_progress)
     fingerprints = {kind: stages.data_fingerprint(folder) for kind, folder in data.items()}
     began = lap("preprocessing", began)
 
     runs = plan_runs(output_dir, args.quick)
-    LOGGER.info("[2/4] training %d runs (%s)", len(runs), ", ".join(r.name for r in runs))
+    LOGGER.info("[2/5] training %d runs (%s)", len(runs), ", ".join(r.name for r in runs))
     results: dict[str, stages.RunResult] = {}
     code = stages.code_fingerprint()
     for run_ in runs:
@@ -73,14 +75,14 @@ def run(args: argparse.Namespace) -> str:
         results[run_.name] = stages.train(run_, output_dir, fingerprints[kind], code, upstream)
         began = lap(run_.name, began)
 
-    LOGGER.info("[3/4] scoring the test split: %s on %s", ", ".join(split["test"]["cell_types"]),
+    LOGGER.info("[3/5] scoring the test split: %s on %s", ", ".join(split["test"]["cell_types"]),
                 ", ".join(split["test"]["regions"]))
     fine_tuned = [r for r in results.values() if r.run.stage == "fine-tuning"]
     variants = [stages.variant(r, stages.predictions(r)) for r in fine_tuned]
     variants.insert(3, stages.baseline(data["finetuning"], split["train"]["cell_types"], split["test"]["cell_types"]))
     began = lap("predictions_and_baseline", began)
 
-    LOGGER.info("[4/4] writing the report")
+    LOGGER.info("[4/5] writing the report")
     evaluation = EvaluationSet(tuple(split["test"]["cell_types"]), tuple(split["test"]["regions"]),
                                note="Real GRCh37 DNA and JASPAR motifs; simulated epigenome and TF binding "
                                     "(data_processing/demo_data/README.md).")
@@ -93,7 +95,11 @@ def run(args: argparse.Namespace) -> str:
         "threads": args.threads,
     }
     files = stages.report(output_dir, variants, evaluation, stages.curves(list(results.values())), extra)
-    lap("report", began)
+    began = lap("report", began)
+    LOGGER.info("[5/5] what the model learned: attributions against the planted motifs")
+    stages.interpretation(output_dir, results[INTERPRETED_RUN], data["finetuning"], split["test"]["cell_types"][0],
+                          args.quick, not args.no_progress)
+    lap("interpretation", began)
     return stages.summary(files, time.perf_counter() - start)
 
 

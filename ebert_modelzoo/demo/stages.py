@@ -167,6 +167,22 @@ def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: Eval
     return write_report(output_dir / "report", variants, evaluation, training_curves, COMPARISONS, extra=extra)
 
 
+def interpretation(output_dir: Path, result: RunResult, finetuning: Path, cell_type: str, quick: bool,
+                   progress: bool) -> str:
+    """The report's known-truth section for one fine-tuning run (needs the ``interpret`` extra;
+    without it, or when the checks find nothing to check, the section is left out)."""
+    try:
+        from ebert_modelzoo.interpret.report_section import demo_section
+    except ImportError as err:
+        LOGGER.warning("report section on attributions skipped: %s (pip install -e '.[interpret]')", err)
+        return ""
+    tfs = list(result.run.params["trainer"]["fit"]["train_dataloader"]["labels"])
+    LOGGER.info("checking what %s learned against the simulation's truth (%s in %s)", result.run.name,
+                ", ".join(tfs), cell_type)
+    return demo_section(output_dir / "report", result.params_file, finetuning / "test", DEMO_DATA / "motifs.json",
+                        cell_type, tfs, quick=quick, progress=progress)
+
+
 def summary(files: ReportFiles, seconds: float) -> str:
     """The console summary: mean metrics per variant, auPRC per TF, the verdict, where the report is."""
     results = json.loads(files.results_json.read_text())

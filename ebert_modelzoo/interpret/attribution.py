@@ -143,7 +143,7 @@ def _gradient_attributions(scorer: Scorer, windows: np.ndarray, cell: int, label
                 state["x"] = x
                 return scorer.forward(dict(zip(keys, values)))[:, label]
 
-            x = torch.from_numpy(one_hot(scorer.codes(piece.windows))).to(scorer.device)
+            x = torch.from_numpy(one_hot(scorer.codes(piece.windows))).to(scorer.device).requires_grad_()
             values = tuple(batch[key] for key in keys)
             if method == "gradient":
                 grad = Saliency(forward).attribute(x, additional_forward_args=values, abs=False)

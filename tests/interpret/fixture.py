@@ -122,7 +122,7 @@ class TrainedRun:
     log: str
 
 
-def train_fixture(root: Path, steps: int = 600, train_windows: int = 600, validation_windows: int = 160) -> TrainedRun:
+def train_fixture(root: Path, steps: int = 500, train_windows: int = 4000, validation_windows: int = 600) -> TrainedRun:
     """Write both splits and train the tiny model on them with ``run.py CPU`` (a real subprocess)."""
     train, validation = root / "data" / "train", root / "data" / "validation"
     write_split(train, train_windows, seed=1)

@@ -1,0 +1,170 @@
+"""Interpretation speed: variant effects per second per cell type and ISM windows per second,
+batched (``ebert_modelzoo.interpret``) vs a naive loop of one variant (or mutant) per forward
+pass, in the same run, for an ebert_tiny-shaped and a base-like fine-tuned model.
+
+Models are freshly initialised (speed does not depend on the weights) and saved as a run's
+checkpoint; the split is ebert_finetune_tiny's shape (1 kb windows of 4-mers, 5 bins x 50 tokens,
+15 chromatin states, 4 signal tracks, 4 labels, 2 cell types) written by the tests' split
+builder. Variants: one SNV in each of V distinct windows (the case with no reference shared
+between variants: two forward passes per variant and cell type), scored in one cell type.
+Naive: for each variant, the reference window and the alternative window each in its own
+forward pass. ISM: every position of a window to each other base (3,000 mutants); the naive ISM
+time per window is extrapolated from timing ``--naive-mutants`` single-mutant passes.
+Target (issue 13): ebert_tiny >= 500 variants/s per cell type on the 2-core CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import interleaved, machine, summarize, synchronizer, target, write_json  # noqa: E402
+from ebert_modelzoo.interpret.attribution import ism  # noqa: E402
+from ebert_modelzoo.interpret.scoring import Scorer, samples_for  # noqa: E402
+from ebert_modelzoo.interpret.variants import Variant, score_variants  # noqa: E402
+from ebert_modelzoo.models.ebert import EBertForFineTuningModel  # noqa: E402
+from ebert_modelzoo.config import load_params  # noqa: E402
+from tests.data_processors.split_builder import build_split  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "interpret.json"
+TINY_TARGET = 500.0
+LABELS = ("CTCF", "NRF1", "JUND", "REST")
+TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_heads": 2, "filter_size": 256}
+BASE_LIKE = {"hidden_size": 768, "num_hidden_layers": 2, "num_heads": 12, "filter_size": 3072}
+
+
+def make_run(root: Path, name: str, shape: dict[str, int], data_dir: Path, batch: int) -> Path:
+    """A params file like ebert_finetune_tiny.yaml with ``shape``, and a checkpoint of a fresh model."""
+    params = yaml.safe_load((ROOT / "params" / "ebert_finetune_tiny.yaml").read_text())
+    init = params["trainer"]["init"]
+    init["model"].update(shape)
+    init["model_dir"] = str(root / name)
+    params["trainer"]["fit"].pop("ckpt_path", None)
+    for loader in (params["trainer"]["fit"]["train_dataloader"], params["trainer"]["fit"]["val_dataloader"]):
+        loader.update(data_dir=str(data_dir), cell_types=None, batch_size=batch)
+    params.pop("validate", None)
+    params["trainer"].pop("validate", None)
+    params["trainer"].pop("validate_all", None)
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    torch.manual_seed(0)
+    model = EBertForFineTuningModel(load_params(path).trainer.init.model)
+    (root / name).mkdir()
+    torch.save({"model": model.state_dict(), "step": 0}, root / name / "checkpoint_0.mdl")
+    return path
+
+
+def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: int, repeats: int,
+            clock: Callable[[], float]) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    windows = rng.choice(scorer.num_windows, variants, replace=False)
+    offsets = rng.integers(0, scorer.sequence_length, variants)
+    codes = scorer.codes(windows)
+    found = [Variant("chrTest", 0, f"v{i}", "ACGTN"[codes[i, o]], "ACGT"[(min(codes[i, o], 3) + 1) % 4], int(w), int(o))
+             for i, (w, o) in enumerate(zip(windows, offsets))]
+    cell = 0
+
+    def batched() -> None:
+        score_variants(scorer, found, [cell], progress=False)
+
+    def naive() -> None:
+        for v in found[:naive_variants]:
+            scorer.logits(samples_for([v.window], cell))
+            alt = scorer.codes(np.array([v.window]))
+            alt[0, v.offset] = "ACGT".index(v.alt)
+            scorer.logits(samples_for([v.window], cell, codes=alt))
+
+    def ism_batched() -> None:
+        ism(scorer, [int(windows[0])], cell, 0, progress=False)
+
+    def ism_naive() -> None:
+        base = scorer.codes(windows[:1])
+        for j in range(naive_mutants):
+            mutant = base.copy()
+            mutant[0, j // 3] = (base[0, j // 3] + 1 + j % 3) % 4
+            scorer.logits(samples_for(windows[:1], cell, codes=mutant))
+
+    times = interleaved({"variants_batched": batched, "variants_naive": naive, "ism_batched": ism_batched,
+                         "ism_naive": ism_naive}, repeats=repeats, warmup=1,
+                        sync=synchronizer(scorer.device), clock=clock)
+    med = {name: float(np.median(values)) for name, values in times.items()}
+    mutants_per_window = 3 * scorer.sequence_length
+    out = {
+        "timings": {name: summarize(values) for name, values in times.items()},
+        "variants_per_s_per_cell_type": variants / med["variants_batched"],
+        "naive_variants_per_s_per_cell_type": naive_variants / med["variants_naive"],
+        "ism_windows_per_s": 1.0 / med["ism_batched"],
+        "naive_ism_windows_per_s_extrapolated": naive_mutants / med["ism_naive"] / mutants_per_window,
+        "mutants_per_window": mutants_per_window,
+    }
+    out["variants_speedup"] = out["variants_per_s_per_cell_type"] / out["naive_variants_per_s_per_cell_type"]
+    out["ism_speedup"] = out["ism_windows_per_s"] / out["naive_ism_windows_per_s_extrapolated"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", type=int, default=1024, help="variants per batched measurement")
+    parser.add_argument("--naive-variants", type=int, default=32, help="variants per naive measurement")
+    parser.add_argument("--naive-mutants", type=int, default=48, help="single-mutant passes per naive ISM measurement")
+    parser.add_argument("--batch", type=int, default=256, help="samples per forward pass (batched paths)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or CPU seconds of this process (steadier on a shared machine, with --threads 1)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="tiny model only, 64 variants, 1 round")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    shapes = {"ebert_tiny": TINY, "base_like_h768_2layers": BASE_LIKE}
+    if args.quick:
+        args.variants, args.naive_variants, args.naive_mutants, args.repeats = 64, 4, 6, 1
+        shapes = {"ebert_tiny": TINY}
+    torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    result: dict[str, Any] = {
+        "benchmark": "interpret", "quick": args.quick,
+        "conditions": {**machine(), "batch": args.batch, "dtype": "float32", "device": args.device,
+                       "clock": args.clock},
+        "setup": {"window_bp": 1000, "tokenizer_k": 4, "sequence_length": 256, "states": 15, "tracks": 4,
+                  "labels": len(LABELS), "variants": args.variants, "naive_variants": args.naive_variants,
+                  "naive_mutants": args.naive_mutants, "variant_layout": "one SNV per distinct window"},
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data_dir = root / "split"
+        build_split(data_dir, shard_windows=(max(args.variants, 64),), cell_types=("cell_a", "cell_b"), k=4,
+                    tokens_per_bin=50, num_bins=5, num_states=15, tracks=("DNase", "H3K27ac", "H3K4me3", "H3K27me3"),
+                    labels=LABELS, n_fraction=0.0)
+        for name, shape in shapes.items():
+            scorer = Scorer(make_run(root, name, shape, data_dir, args.batch), batch_size=args.batch, device=args.device)
+            try:
+                result["models"][name] = {"shape": shape, **measure(scorer, args.variants, args.naive_variants,
+                                                                     args.naive_mutants, args.repeats, clock)}
+            finally:
+                scorer.close()
+            print(f"{name}: {result['models'][name]['variants_per_s_per_cell_type']:.0f} variants/s, "
+                  f"{result['models'][name]['ism_windows_per_s']:.3f} ISM windows/s", flush=True)
+    tiny = result["models"]["ebert_tiny"]["variants_per_s_per_cell_type"]
+    result["targets"] = {"ebert_tiny_variants_per_s_per_cell_type": target(
+        f">= {TINY_TARGET:g}", tiny, None if args.quick or args.device != "cpu" else tiny >= TINY_TARGET)}
+    for name, entry in result["models"].items():
+        result["targets"][f"{name}_variants_batched_over_naive"] = target("none stated", entry["variants_speedup"], None)
+        result["targets"][f"{name}_ism_batched_over_naive"] = target("none stated", entry["ism_speedup"], None)
+    write_json(args.out, result)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
