@@ -7,9 +7,11 @@ checkpoint; the split is ebert_finetune_tiny's shape (1 kb windows of 4-mers, 5 
 15 chromatin states, 4 signal tracks, 4 labels, 2 cell types) written by the tests' split
 builder. Variants: one SNV in each of V distinct windows (the case with no reference shared
 between variants: two forward passes per variant and cell type), scored in one cell type.
+Also the same number of variants 8 to a window (one reference per 8 variants).
 Naive: for each variant, the reference window and the alternative window each in its own
-forward pass. ISM: every position of a window to each other base (3,000 mutants); the naive ISM
-time per window is extrapolated from timing ``--naive-mutants`` single-mutant passes.
+forward pass. ISM: every position of a window to each other base (3,000 mutants; the base-like model times
+20 positions and scales); the naive ISM time per window is extrapolated from timing a few
+single-mutant passes.
 Target (issue 13): ebert_tiny >= 500 variants/s per cell type on the 2-core CPU.
 """
 from __future__ import annotations
@@ -64,18 +66,25 @@ def make_run(root: Path, name: str, shape: dict[str, int], data_dir: Path, batch
     return path
 
 
-def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: int, repeats: int,
-            clock: Callable[[], float]) -> dict[str, Any]:
+def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: int, ism_positions: int,
+            repeats: int, clock: Callable[[], float]) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     windows = rng.choice(scorer.num_windows, variants, replace=False)
     offsets = rng.integers(0, scorer.sequence_length, variants)
     codes = scorer.codes(windows)
     found = [Variant("chrTest", 0, f"v{i}", "ACGTN"[codes[i, o]], "ACGT"[(min(codes[i, o], 3) + 1) % 4], int(w), int(o))
              for i, (w, o) in enumerate(zip(windows, offsets))]
+    # the same number of variants, 8 to a window (fine-mapped sets, saturation screens): references shared
+    dense = [Variant(v.chrom, v.pos, v.id, "ACGTN"[codes[i // 8 * 8, v.offset]],
+                     "ACGT"[(min(codes[i // 8 * 8, v.offset], 3) + 1) % 4], int(windows[i // 8 * 8]), v.offset)
+             for i, v in enumerate(found)]
     cell = 0
 
     def batched() -> None:
         score_variants(scorer, found, [cell], progress=False)
+
+    def batched_dense() -> None:
+        score_variants(scorer, dense, [cell], progress=False)
 
     def naive() -> None:
         for v in found[:naive_variants]:
@@ -85,7 +94,7 @@ def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: i
             scorer.logits(samples_for([v.window], cell, codes=alt))
 
     def ism_batched() -> None:
-        ism(scorer, [int(windows[0])], cell, 0, progress=False)
+        ism(scorer, [int(windows[0])], cell, 0, positions=np.arange(ism_positions), progress=False)
 
     def ism_naive() -> None:
         base = scorer.codes(windows[:1])
@@ -94,7 +103,8 @@ def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: i
             mutant[0, j // 3] = (base[0, j // 3] + 1 + j % 3) % 4
             scorer.logits(samples_for(windows[:1], cell, codes=mutant))
 
-    times = interleaved({"variants_batched": batched, "variants_naive": naive, "ism_batched": ism_batched,
+    times = interleaved({"variants_batched": batched, "variants_batched_8_per_window": batched_dense,
+                         "variants_naive": naive, "ism_batched": ism_batched,
                          "ism_naive": ism_naive}, repeats=repeats, warmup=1,
                         sync=synchronizer(scorer.device), clock=clock)
     med = {name: float(np.median(values)) for name, values in times.items()}
@@ -102,8 +112,10 @@ def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: i
     out = {
         "timings": {name: summarize(values) for name, values in times.items()},
         "variants_per_s_per_cell_type": variants / med["variants_batched"],
+        "variants_per_s_per_cell_type_8_per_window": variants / med["variants_batched_8_per_window"],
         "naive_variants_per_s_per_cell_type": naive_variants / med["variants_naive"],
-        "ism_windows_per_s": 1.0 / med["ism_batched"],
+        "ism_windows_per_s": ism_positions / scorer.sequence_length / med["ism_batched"],
+        "ism_positions_timed": ism_positions,
         "naive_ism_windows_per_s_extrapolated": naive_mutants / med["ism_naive"] / mutants_per_window,
         "mutants_per_window": mutants_per_window,
     }
@@ -114,22 +126,25 @@ def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: i
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", type=int, default=1024, help="variants per batched measurement")
-    parser.add_argument("--naive-variants", type=int, default=32, help="variants per naive measurement")
-    parser.add_argument("--naive-mutants", type=int, default=48, help="single-mutant passes per naive ISM measurement")
+    parser.add_argument("--variants", type=int, default=1024, help="ebert_tiny: variants per batched measurement")
+    parser.add_argument("--naive-variants", type=int, default=32, help="ebert_tiny: variants per naive measurement")
+    parser.add_argument("--naive-mutants", type=int, default=48, help="ebert_tiny: single-mutant passes per naive ISM")
     parser.add_argument("--batch", type=int, default=256, help="samples per forward pass (batched paths)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or CPU seconds of this process (steadier on a shared machine, with --threads 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--quick", action="store_true", help="tiny model only, 64 variants, 1 round")
+    parser.add_argument("--quick", action="store_true", help="tiny model only, 64 variants, ISM of 100 positions, 1 round")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    shapes = {"ebert_tiny": TINY, "base_like_h768_2layers": BASE_LIKE}
+    # (shape, variants, naive variants, naive mutants, ISM positions timed): the base-like model is
+    # ~40x the tiny one's FLOPs, so it times fewer (windows/s scale from the positions timed)
+    shapes = {"ebert_tiny": (TINY, args.variants, args.naive_variants, args.naive_mutants, 1000),
+              "base_like_h768_2layers": (BASE_LIKE, 64, 4, 6, 20)}
     if args.quick:
-        args.variants, args.naive_variants, args.naive_mutants, args.repeats = 64, 4, 6, 1
-        shapes = {"ebert_tiny": TINY}
+        args.repeats = 1
+        shapes = {"ebert_tiny": (TINY, 64, 4, 6, 100)}
     torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     result: dict[str, Any] = {
@@ -137,8 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         "conditions": {**machine(), "batch": args.batch, "dtype": "float32", "device": args.device,
                        "clock": args.clock},
         "setup": {"window_bp": 1000, "tokenizer_k": 4, "sequence_length": 256, "states": 15, "tracks": 4,
-                  "labels": len(LABELS), "variants": args.variants, "naive_variants": args.naive_variants,
-                  "naive_mutants": args.naive_mutants, "variant_layout": "one SNV per distinct window"},
+                  "labels": len(LABELS), "variant_layout": "one SNV per distinct window (and 8 per window)",
+                  "per_model": {name: dict(zip(("variants", "naive_variants", "naive_mutants", "ism_positions"),
+                                               entry[1:])) for name, entry in shapes.items()}},
         "models": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,11 +163,11 @@ def main(argv: list[str] | None = None) -> None:
         build_split(data_dir, shard_windows=(max(args.variants, 64),), cell_types=("cell_a", "cell_b"), k=4,
                     tokens_per_bin=50, num_bins=5, num_states=15, tracks=("DNase", "H3K27ac", "H3K4me3", "H3K27me3"),
                     labels=LABELS, n_fraction=0.0)
-        for name, shape in shapes.items():
+        for name, (shape, variants, naive_variants, naive_mutants, positions) in shapes.items():
             scorer = Scorer(make_run(root, name, shape, data_dir, args.batch), batch_size=args.batch, device=args.device)
             try:
-                result["models"][name] = {"shape": shape, **measure(scorer, args.variants, args.naive_variants,
-                                                                     args.naive_mutants, args.repeats, clock)}
+                result["models"][name] = {"shape": shape, "variants": variants, **measure(
+                    scorer, variants, naive_variants, naive_mutants, positions, args.repeats, clock)}
             finally:
                 scorer.close()
             print(f"{name}: {result['models'][name]['variants_per_s_per_cell_type']:.0f} variants/s, "

@@ -119,7 +119,7 @@ def test_quick_run_writes_json_and_summary(quick_results):
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "EBERT vs transformers BertForMaskedLM" in summary and "### micro" in summary
     # the other benchmarks ran at their quick sizes into the same folder and judged nothing
-    for name in ("preprocessing", "data_processor", "cerebras_lowering"):
+    for name in ("preprocessing", "data_processor", "cerebras_lowering", "interpret"):
         other = json.loads((tmp_path / f"{name}.json").read_text())
         assert other["benchmark"] == name and other["quick"] is True
         assert other["targets"] and all(t["met"] is None for t in other["targets"].values())
@@ -170,6 +170,19 @@ def test_quick_data_processor_figures_are_consistent(quick_results):
         assert abs(model["samples_per_s"] - consumed) <= 0.01 + 1e-3 * consumed
         assert abs(model["ratio_one_worker_over_model"] - one_worker / consumed) <= 0.1 + 1e-3 * one_worker / consumed
         assert data["targets"][f"one_worker_over_{name}"]["measured"] == model["ratio_one_worker_over_model"]
+
+
+def test_quick_interpret_figures_are_consistent(quick_results):
+    data = json.loads((quick_results / "interpret.json").read_text())
+    tiny = data["models"]["ebert_tiny"]
+    timings, variants = tiny["timings"], tiny["variants"]
+    assert tiny["variants_per_s_per_cell_type"] == pytest.approx(variants / timings["variants_batched"]["median_s"])
+    assert tiny["naive_variants_per_s_per_cell_type"] == pytest.approx(
+        data["setup"]["per_model"]["ebert_tiny"]["naive_variants"] / timings["variants_naive"]["median_s"])
+    assert tiny["variants_speedup"] == pytest.approx(
+        tiny["variants_per_s_per_cell_type"] / tiny["naive_variants_per_s_per_cell_type"])
+    assert tiny["ism_windows_per_s"] == pytest.approx(100 / 1000 / timings["ism_batched"]["median_s"])
+    assert data["targets"]["ebert_tiny_variants_per_s_per_cell_type"]["measured"] == tiny["variants_per_s_per_cell_type"]
 
 
 @pytest.mark.parametrize("script", ["bench_preprocessing.py", "bench_data_processor.py"])

@@ -170,7 +170,7 @@ def demo_section(report_dir: Path, params_file: Path, data_dir: Path, motifs_pat
         for tf in tfs:
             try:
                 results.append(truth_checks(scorer, motifs_path, tf, cell_type, list(scorer.cell_types), track,
-                                            max_windows=300 if quick else 2000, min_seqlets=30 if quick else 100,
+                                            max_windows=2000, min_seqlets=20,
                                             leiden_runs=5 if quick else 50, progress=progress))
             except InterpretError as err:
                 LOGGER.warning("interpretation of %s skipped: %s", tf, err)

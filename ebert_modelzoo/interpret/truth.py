@@ -9,7 +9,7 @@ the site's chromatin is open (the demo's rule, data_processing/demo_data/README.
    likely base; the change of the TF's logit is collected per (site, cell type) in two groups:
    *open* where the window is labelled bound in that cell type, *closed* where it is labelled
    unbound and the site's bin has accessibility-track signal below the split's median for that
-   track. The model learned "motif x open chromatin" if the open changes are large and negative
+   track (a cell type without the track gives no closed sites). The model learned "motif x open chromatin" if the open changes are large and negative
    and the closed ones much smaller.
 
 Everything is read from the split's files (DNA, labels, signal); nothing from the simulator.
@@ -126,7 +126,9 @@ def core_mutation(scorer: Scorer, motifs_path: str | Path, tf: str, cells: list[
         cell = scorer.cell_index(name)
         labels = scorer.labels(cell)[rows, label]
         signal = scorer.read(rows, cell)[schema.DATASET_SIGNAL][np.arange(rows.size), bins, t].astype(np.float32)
-        median = np.nanmedian(scorer.read(windows, cell)[schema.DATASET_SIGNAL][..., t].astype(np.float32))
+        track_values = scorer.read(windows, cell)[schema.DATASET_SIGNAL][..., t].astype(np.float32)
+        # a cell type without the track (NaN = not measured) has no closed sites to offer
+        median = np.nanmedian(track_values) if np.isfinite(track_values).any() else -np.inf
         samples = Samples(rows, np.full(rows.size, cell), np.full(rows.size, cell))
         ref = scorer.logits(samples)[:, label]
         alt = scorer.logits(Samples(rows, samples.cells, samples.epigenome_cells, mutated),
