@@ -155,6 +155,7 @@ class Scorer:
         self.window_chrom = np.concatenate(chroms).astype(np.int64)
         self.window_start = np.concatenate(starts).astype(np.int64)
         self._shard_offsets = np.concatenate(([0], np.cumsum(self.data.shard_windows)))
+        self._by_contig: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def num_windows(self) -> int:
@@ -182,9 +183,13 @@ class Scorer:
         if contig not in self.contigs:
             return np.zeros(0, dtype=np.int64)
         chrom = self.contigs.index(contig)
-        inside = (self.window_chrom == chrom) & (self.window_start <= start) & (
-            self.window_start + self.window_length >= end)
-        found = np.flatnonzero(inside)
+        if chrom not in self._by_contig:  # window indices of the contig sorted by start, built once
+            rows = np.flatnonzero(self.window_chrom == chrom)
+            order = np.argsort(self.window_start[rows], kind="stable")
+            self._by_contig[chrom] = (rows[order], self.window_start[rows[order]])
+        rows, starts = self._by_contig[chrom]
+        lo, hi = np.searchsorted(starts, end - self.window_length), np.searchsorted(starts, start, side="right")
+        found = rows[lo:hi]
         offset = np.abs(self.window_start[found] + self.window_length / 2 - (start + end) / 2)
         return found[np.argsort(offset, kind="stable")]
 

@@ -23,11 +23,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
 from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.interpret.scoring import InterpretError, Samples, Scorer
 from ebert_modelzoo.motifs import N_CODE, encode_dna
 
 LOGGER = logging.getLogger("ebert_modelzoo")
+CHUNK = 4096
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "cell_type", "epigenome_of", "label", "ref_logit", "alt_logit",
            "log_odds_diff", "ref_prob", "alt_prob")
 
@@ -76,7 +79,7 @@ def read_variants(path: str | Path, scorer: Scorer) -> VariantSet:
         reader = VCF(str(path))
     except (OSError, ValueError) as err:
         raise InterpretError(f"{path}: not a readable VCF ({err})") from None
-    variants, skipped = [], Counter()
+    placed, skipped = [], Counter()
     try:
         for number, record in enumerate(reader, 1):
             ref = record.REF.upper()
@@ -92,20 +95,26 @@ def read_variants(path: str | Path, scorer: Scorer) -> VariantSet:
                     skipped["outside the split's windows"] += 1
                     continue
                 window = int(windows[0])
-                offset = start - int(scorer.window_start[window])
-                stored = scorer.codes(np.array([window]))[0, offset:offset + len(ref)]
-                if (stored == N_CODE).any():
-                    skipped["over N in the stored DNA"] += 1
-                    continue
-                if not np.array_equal(stored, encode_dna(ref)):
-                    seen = "".join("ACGTN"[c] for c in stored)
-                    raise InterpretError(f"{path}: record {number} ({record.CHROM}:{record.POS}): REF {ref} but the "
-                                         f"split's DNA has {seen} there (another assembly?)")
-                variants.append(Variant(record.CHROM, record.POS, record.ID or ".", ref, alt, window, offset))
+                placed.append((number, Variant(record.CHROM, record.POS, record.ID or ".", ref, alt, window,
+                                               start - int(scorer.window_start[window]))))
     except (OSError, ValueError) as err:
         raise InterpretError(f"{path}: unreadable VCF record ({err})") from None
     finally:
         reader.close()
+    # the REFs against the stored DNA, every window read once
+    windows = np.unique([v.window for _, v in placed]).astype(np.int64)
+    codes = scorer.codes(windows) if windows.size else np.zeros((0, scorer.sequence_length), np.uint8)
+    variants = []
+    for number, v in placed:
+        stored = codes[np.searchsorted(windows, v.window), v.offset:v.offset + len(v.ref)]
+        if (stored == N_CODE).any():
+            skipped["over N in the stored DNA"] += 1
+            continue
+        if not np.array_equal(stored, encode_dna(v.ref)):
+            seen = "".join("ACGTN"[c] for c in stored)
+            raise InterpretError(f"{path}: record {number} ({v.chrom}:{v.pos}): REF {v.ref} but the split's DNA "
+                                 f"has {seen} there (another assembly?)")
+        variants.append(v)
     return VariantSet(variants, skipped)
 
 
@@ -122,20 +131,27 @@ def alt_codes(scorer: Scorer, variants: Sequence[Variant]) -> np.ndarray:
 
 
 def score_variants(scorer: Scorer, variants: Sequence[Variant], cells: Sequence[int],
-                   epigenome_of: Optional[int] = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(ref, alt) logits [n, C, K] of ``variants`` in cell types ``cells``, batched."""
-    n, cells = len(variants), np.asarray(cells, dtype=np.int64)
-    windows = np.array([v.window for v in variants], dtype=np.int64)
-    unique, inverse = np.unique(windows, return_inverse=True)
-    epi = np.full(cells.size, -1) if epigenome_of is None else np.full(cells.size, epigenome_of)
-    epi = np.where(epi < 0, cells, epi)
-    ref_samples = Samples(np.repeat(unique, cells.size), np.tile(cells, unique.size), np.tile(epi, unique.size))
-    ref = scorer.logits(ref_samples, "reference windows" if progress else None)
-    ref = ref.reshape(unique.size, cells.size, -1)[inverse]
-    codes = np.repeat(alt_codes(scorer, variants), cells.size, axis=0)
-    alt_samples = Samples(np.repeat(windows, cells.size), np.tile(cells, n), np.tile(epi, n), codes)
-    alt = scorer.logits(alt_samples, "variants" if progress else None).reshape(n, cells.size, -1)
-    return ref, alt
+                   epigenome_of: Optional[int] = None, progress: bool = True,
+                   chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """(ref, alt) logits [n, C, K] of ``variants`` in cell types ``cells``, batched; ``chunk``
+    variants at a time bound the memory of the edited windows."""
+    cells = np.asarray(cells, dtype=np.int64)
+    epi = cells if epigenome_of is None else np.full(cells.size, epigenome_of)
+    refs, alts = [], []
+    starts = range(0, len(variants), chunk)
+    if progress:
+        starts = tqdm(starts, desc="variants", unit=f"x{chunk}", leave=False)
+    for start in starts:
+        piece = variants[start:start + chunk]
+        n = len(piece)
+        windows = np.array([v.window for v in piece], dtype=np.int64)
+        unique, inverse = np.unique(windows, return_inverse=True)
+        ref_samples = Samples(np.repeat(unique, cells.size), np.tile(cells, unique.size), np.tile(epi, unique.size))
+        refs.append(scorer.logits(ref_samples).reshape(unique.size, cells.size, -1)[inverse])
+        codes = np.repeat(alt_codes(scorer, piece), cells.size, axis=0)
+        alt_samples = Samples(np.repeat(windows, cells.size), np.tile(cells, n), np.tile(epi, n), codes)
+        alts.append(scorer.logits(alt_samples).reshape(n, cells.size, -1))
+    return np.concatenate(refs), np.concatenate(alts)
 
 
 def write_effects(path: str | Path, scorer: Scorer, variants: Sequence[Variant], cells: Sequence[int],
