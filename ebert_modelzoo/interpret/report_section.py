@@ -113,7 +113,7 @@ def plot_truth(path: Path, results: Sequence[TruthResult]) -> Path:
             top = result.patterns[0]
             best = top.matches[0] if top.matches else None
             note = f"best match {best.matrix_id} {best.name}, p={best.p_value:.2g}" if best else "no match"
-            _logo(row[2], top.ppm, f"recovered in {result.cell_type}: {top.num_seqlets} seqlets; {note}")
+            _logo(row[2], top.ppm, f"recovered in {result.cell_type}: {top.num_seqlets} seqlets\n{note}")
         else:
             row[2].text(0.5, 0.5, "no TF-MoDISco pattern", ha="center", va="center")
             row[2].set_axis_off()
