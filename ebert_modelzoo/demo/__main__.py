@@ -5,7 +5,9 @@ On the shipped demo data (data_processing/demo_data: real GRCh37 chrX DNA and JA
 simulated epigenome and TF labels for six cell types) it preprocesses with the real pipeline,
 pre-trains two tiny EBERTs (DNA + epigenome, DNA only), fine-tunes four variants for
 cell-type-specific TF binding, scores the held-out cell type sim_tissue1 on the held-out stretch
-chrX:49.0-49.5 Mb, fits the motif + accessibility baseline and writes a report folder.
+chrX:49.0-49.5 Mb, fits the motif + accessibility baseline, writes a report folder and checks
+what run (a) learned against the planted motifs (the report's last section; needs the
+``interpret`` extra).
 Everything goes under --output_dir; a rerun reuses finished work (see stages.py), --fresh
 removes it first.
 """
