@@ -9,7 +9,6 @@ Shapes: n samples, S = tokens_per_window x k bases, K labels; base codes A0 C1 G
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -30,7 +29,6 @@ from ebert_modelzoo.motifs import N_CODE, codes_from_tokens
 from ebert_modelzoo.tokenizer import DNATokenizer
 from ebert_modelzoo.training.checkpoint import latest_checkpoint, load_model_weights, read_checkpoint
 
-LOGGER = logging.getLogger("ebert_modelzoo")
 DEFAULT_LOADER = "trainer.fit.val_dataloader"
 DEFAULT_BATCH_SIZE = 256
 

@@ -15,7 +15,6 @@ over stored N bases (skipped). VCF contig names may differ from the split's by a
 from __future__ import annotations
 
 import csv
-import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.interpret.scoring import InterpretError, Samples, Scorer
 from ebert_modelzoo.motifs import N_CODE, encode_dna
 
-LOGGER = logging.getLogger("ebert_modelzoo")
 CHUNK = 4096
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "cell_type", "epigenome_of", "label", "ref_logit", "alt_logit",
            "log_odds_diff", "ref_prob", "alt_prob")
