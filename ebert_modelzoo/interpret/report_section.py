@@ -134,7 +134,7 @@ def write_truth(out_dir: Path, result: TruthResult) -> list[Path]:
 def _fmt(stats: dict) -> str:
     if not stats.get("n"):
         return "none"
-    return f"median {stats['median']:+.2f} (IQR {stats['q25']:+.2f} to {stats['q75']:+.2f}, n={stats['n']})"
+    return f"median {stats['median']:+.2g} (IQR {stats['q25']:+.2g} to {stats['q75']:+.2g}, n={stats['n']})"
 
 
 def section_markdown(results: Sequence[TruthResult], figure: str, command: str) -> str:

@@ -176,9 +176,18 @@ class Scorer:
             raise InterpretError(f"label {name!r} is not one of the run's labels ({', '.join(self.label_names)})")
         return self.label_names.index(name)
 
+    def contig_name(self, name: str) -> Optional[str]:
+        """The split's name of contig ``name``, which may differ from it by a "chr" prefix (FASTA
+        "X" vs UCSC "chrX"); None when the split has no such contig."""
+        if name in self.contigs:
+            return name
+        other = name[3:] if name.startswith("chr") else "chr" + name
+        return other if other in self.contigs else None
+
     def windows_covering(self, contig: str, start: int, end: int) -> np.ndarray:
-        """Windows that hold all of ``[start, end)`` on ``contig``, the most central first."""
-        if contig not in self.contigs:
+        """Windows that hold all of ``[start, end)`` on ``contig`` (either naming), the most central first."""
+        contig = self.contig_name(contig)
+        if contig is None:
             return np.zeros(0, dtype=np.int64)
         chrom = self.contigs.index(contig)
         if chrom not in self._by_contig:  # window indices of the contig sorted by start, built once

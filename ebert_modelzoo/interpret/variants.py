@@ -54,13 +54,6 @@ class VariantSet:
     skipped: Counter
 
 
-def _contig(name: str, contigs: Sequence[str]) -> Optional[str]:
-    if name in contigs:
-        return name
-    other = name[3:] if name.startswith("chr") else "chr" + name
-    return other if other in contigs else None
-
-
 def read_variants(path: str | Path, scorer: Scorer) -> VariantSet:
     """The scorable ALT alleles of the VCF at ``path`` (cyvcf2), each placed in a window.
 
@@ -81,14 +74,13 @@ def read_variants(path: str | Path, scorer: Scorer) -> VariantSet:
     try:
         for number, record in enumerate(reader, 1):
             ref = record.REF.upper()
-            contig = _contig(record.CHROM, scorer.contigs)
             for alt in record.ALT:
                 alt = alt.upper()
                 if len(alt) != len(ref) or not set(alt + ref) <= set("ACGT"):
                     skipped["not a substitution of A/C/G/T bases (indel, symbolic or missing allele)"] += 1
                     continue
                 start = record.POS - 1
-                windows = scorer.windows_covering(contig, start, start + len(ref)) if contig else np.zeros(0)
+                windows = scorer.windows_covering(record.CHROM, start, start + len(ref))
                 if not windows.size:
                     skipped["outside the split's windows"] += 1
                     continue
