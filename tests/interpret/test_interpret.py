@@ -131,7 +131,7 @@ def test_motifs_command_recovers_the_planted_jaspar_motif(trained: TrainedRun, t
 
 
 def write_vcf(path: Path, records: list[tuple[str, int, str, str, str]]) -> Path:
-    lines = ["##fileformat=VCFv4.2", "##contig=<ID=chrTest>",
+    lines = ["##fileformat=VCFv4.2", "##contig=<ID=chrTest>", "##contig=<ID=Test>",
              "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
     lines += [f"{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t." for c, p, i, r, a in records]
     path.write_text("\n".join(lines) + "\n")
@@ -163,7 +163,7 @@ def test_variants_command_scores_per_cell_type_and_what_if(trained: TrainedRun, 
     clean = clean_site_windows(trained)
     window = int(clean[truth.open[c, clean] & ~truth.open[a, clean]][0])
     core = core_variant(trained, scorer, window)
-    plain = ("chrTest", int(scorer.window_start[window]) + 3, "far", "ACGT"[truth.codes[window, 2]],
+    plain = ("Test", int(scorer.window_start[window]) + 3, "far",  # "Test" names the split's chrTest "ACGT"[truth.codes[window, 2]],
              "ACGT"[(truth.codes[window, 2] + 1) % 4])
     records = [core, plain, ("chrTest", 50, "indel", "A", "AT"), ("chrOther", 10, "elsewhere", "A", "C")]
     vcf = write_vcf(tmp_path / "in.vcf", records)
@@ -171,7 +171,7 @@ def test_variants_command_scores_per_cell_type_and_what_if(trained: TrainedRun, 
     assert done.returncode == 0, done.stderr
     assert "skipped 1 alleles: not a substitution" in done.stdout and "skipped 1 alleles: outside" in done.stdout
     rows = read_tsv(tmp_path / "effects.tsv")
-    assert len(rows) == 2 * len(CELLS) * 1
+    assert len(rows) == 2 * len(CELLS) * 1 and {r["chrom"] for r in rows} == {"chrTest", "Test"}
     diffs = [abs(float(r["log_odds_diff"])) for r in rows]
     assert diffs == sorted(diffs, reverse=True)
     by = {(r["id"], r["cell_type"]): r for r in rows}
