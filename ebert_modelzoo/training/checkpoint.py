@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ebert_modelzoo.atomic import atomic_path, tmp_name
+from ebert_modelzoo.atomic import atomic_path, tmp_pattern
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
@@ -36,7 +36,7 @@ def checkpoint_path(model_dir: str | Path, step: int) -> Path:
 def list_checkpoints(model_dir: str | Path) -> list[tuple[int, Path]]:
     """Complete checkpoints in ``model_dir`` as (step, path), in step order.
 
-    Files being written are named ``.checkpoint_<N>.mdl.tmp`` and never match.
+    Files being written are named ``.checkpoint_<N>.mdl.<host>-<pid>.tmp`` and never match.
     """
     folder = Path(model_dir)
     if not folder.is_dir():
@@ -58,7 +58,7 @@ def latest_checkpoint(model_dir: str | Path) -> Path | None:
 def prune_checkpoints(model_dir: str | Path, keep_last: int | None) -> None:
     """Delete all but the newest ``keep_last`` checkpoints (None keeps all), and temporaries left
     by interrupted writes (only one process writes checkpoints into a model_dir)."""
-    for tmp in Path(model_dir).glob(tmp_name("checkpoint_*.mdl")):
+    for tmp in Path(model_dir).glob(tmp_pattern("checkpoint_*.mdl")):
         tmp.unlink()
     if keep_last is None:
         return
