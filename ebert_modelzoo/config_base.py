@@ -22,6 +22,7 @@ class StrictConfig(BaseModel):
         validate_assignment=True,
         use_attribute_docstrings=True,
         protected_namespaces=(),
+        allow_inf_nan=False,  # a NaN learning rate would train NaN weights without a word
     )
 
 

@@ -7,9 +7,16 @@ A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads back o
     {"format_version": 1, "step": int, "model": state_dict, "optimizer": state_dict,
      "schedulers": [state_dict], "grad_scaler": state_dict | None, "rng": {...},
      "data_state": {...}, "params": trainer-form dict}
+
+Integrity, the same for both backends: after a checkpoint is written, its sha256 goes into
+``checkpoint_<N>.mdl.sha256`` (``sha256sum -c`` format). ``verify_checkpoint`` checks a file
+against it before the file is read; a checkpoint without one (copied alone, or written before
+checksums) is read unverified, with a log line.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import random
 import re
 from pathlib import Path
@@ -22,6 +29,8 @@ from ebert_modelzoo.atomic import atomic_path, tmp_pattern
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
+CHECKSUM_SUFFIX = ".sha256"
+LOGGER = logging.getLogger("ebert_modelzoo")
 
 
 class CheckpointError(ValueError):
@@ -56,14 +65,64 @@ def latest_checkpoint(model_dir: str | Path) -> Path | None:
 
 
 def prune_checkpoints(model_dir: str | Path, keep_last: int | None) -> None:
-    """Delete all but the newest ``keep_last`` checkpoints (None keeps all), and temporaries left
-    by interrupted writes (only one process writes checkpoints into a model_dir)."""
-    for tmp in Path(model_dir).glob(tmp_pattern("checkpoint_*.mdl")):
+    """Delete all but the newest ``keep_last`` checkpoints (None keeps all) with their checksum
+    files, checksum files without a checkpoint, and temporaries left by interrupted writes (one
+    process writes into a model_dir: see folder_lock)."""
+    folder = Path(model_dir)
+    for tmp in folder.glob(tmp_pattern("checkpoint_*.mdl*")):
         tmp.unlink()
-    if keep_last is None:
-        return
-    for _, path in list_checkpoints(model_dir)[:-keep_last]:
+    doomed = [path for _, path in list_checkpoints(folder)][:-keep_last] if keep_last is not None else []
+    for path in doomed:
         path.unlink()
+    for checksum in folder.glob(f"checkpoint_*.mdl{CHECKSUM_SUFFIX}"):
+        if not checksum.with_suffix("").is_file():
+            checksum.unlink()
+
+
+def checksum_path(path: str | Path) -> Path:
+    """The file holding the sha256 of the checkpoint at ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def _sha256(path: Path, block: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_checksum(path: str | Path) -> None:
+    """Write the checksum file of the (complete) checkpoint at ``path``."""
+    path = Path(path)
+    with atomic_path(checksum_path(path)) as tmp:
+        tmp.write_text(f"{_sha256(path)}  {path.name}\n")
+
+
+def verify_checkpoint(path: str | Path) -> bool:
+    """Check the checkpoint at ``path`` against its checksum file; True when it was verified,
+    False when there is no checksum file to verify against.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        CheckpointError: an empty file, a mismatch or an unreadable checksum file, naming ``path``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    recorded = checksum_path(path)
+    if not recorded.is_file():
+        return False
+    try:
+        expected = recorded.read_text(encoding="ascii").split()[0].lower()
+    except (OSError, UnicodeDecodeError, IndexError):
+        raise CheckpointError(f"{recorded}: unreadable checksum file") from None
+    if _sha256(path) != expected:
+        raise CheckpointError(f"{path}: corrupt: its sha256 differs from the one recorded in {recorded.name}")
+    return True
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -84,7 +143,8 @@ def torch_load(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several unrelated types for a bad file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        first_line = str(err).splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first_line})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an EBERT checkpoint (no 'model' entry)")
     return state
