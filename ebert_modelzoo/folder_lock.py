@@ -90,11 +90,13 @@ def folder_lock(folder: str | Path, what: str = "run", part: Optional[str] = Non
         FolderLockedError: another live process holds the folder (or the part).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        if part is None:
-            stack.enter_context(_flock(folder / LOCK_FILE, True, folder, what))
-        else:
-            stack.enter_context(_flock(folder / LOCK_FILE, False, folder, what))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stack = ExitStack()
+        stack.enter_context(_flock(folder / LOCK_FILE, part is None, folder, what))
+    except OSError as err:  # a name too long, no permission, a file in the way, .lock a symlink
+        raise OSError(f"{folder}: cannot create or lock the folder ({err.strerror or err})") from None
+    with stack:
+        if part is not None:
             stack.enter_context(_flock(folder / f"{LOCK_FILE}.{part}", True, folder, f"{what} of part {part}"))
         yield folder

@@ -48,7 +48,7 @@ def main(kind: Kind, argv: Optional[Sequence[str]] = None) -> int:
         with folder_lock(output_dir, "preprocessing run", part):
             try:
                 plan = make_plan(config, kind, str(output_dir))
-            except InputError:
+            except Exception:
                 if created:  # leave no trace of a run whose inputs failed
                     remove_owned(output_dir, output_dir)
                 raise
