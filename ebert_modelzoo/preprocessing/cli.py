@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from typing import Optional, Sequence
-
 from pathlib import Path
+from typing import Optional, Sequence
 
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.errors import one_line
@@ -43,7 +43,7 @@ def main(kind: Kind, argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = load_config(args.config, kind)
         output_dir = Path(args.output_dir or config.output.output_dir)
-        created = not output_dir.exists()
+        created = not os.path.lexists(output_dir)
         part = None if args.shard[1] == 1 else f"part-{args.shard[0]}-of-{args.shard[1]}"
         with folder_lock(output_dir, "preprocessing run", part):
             try:
