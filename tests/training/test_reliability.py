@@ -131,3 +131,14 @@ def test_one_run_per_model_dir_and_a_killed_runs_lock_is_taken_over(tmp_path, da
         first.wait()
     # the lock file stays, its lock died with the process
     run_py("CPU", "--params", str(params), "--max_steps", "2")
+
+
+def test_loading_a_crafted_checkpoint_never_runs_its_code(tmp_path, trained):
+    from tests.crafted_checkpoints import crafted_checkpoints
+
+    files, marker = crafted_checkpoints(tmp_path)
+    _, params = copy_run(trained, tmp_path)
+    for path in files:
+        done = run_py("CPU", "--params", str(params), "--mode", "eval", "--checkpoint_path", str(path), check=1)
+        assert done.stderr.startswith(f"error: {path}: ") and done.stderr.count("\n") == 1
+        assert not marker.exists()
