@@ -13,6 +13,15 @@ from pathlib import Path
 from typing import Iterator
 
 
+def fsync_file(path: str | Path) -> None:
+    """Make a file's content durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(folder: str | Path) -> None:
     """Make a rename inside ``folder`` durable."""
     fd = os.open(folder, os.O_RDONLY)
@@ -42,11 +51,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = path.with_name(tmp_name(path.name))
     tmp.unlink(missing_ok=True)
     yield tmp
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(tmp)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

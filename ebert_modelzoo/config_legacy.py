@@ -86,7 +86,7 @@ def convert_legacy(data: Mapping[str, Any], source: str | Path | None = None) ->
     if "name" not in model:
         processor = (train_input or eval_input or {}).get("data_processor")
         names = {proc: name for name, proc in PROCESSOR_OF_MODEL.items()}
-        if processor in names:
+        if isinstance(processor, str) and processor in names:
             model["name"] = names[processor]
     init["model"] = model
 

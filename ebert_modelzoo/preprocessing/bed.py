@@ -19,6 +19,8 @@ def open_binary(path: str | Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+MAX_COORDINATE = 2**62
+"""Coordinates at or past this are refused (they would overflow the int64 arrays readers build)."""
 READ_ERRORS = (UnicodeDecodeError, EOFError, OSError, zlib.error)
 """What reading a damaged text file raises: bytes that are not UTF-8, a truncated or corrupt gzip
 stream, a folder or an unreadable file."""
@@ -76,6 +78,8 @@ def read_records(path: str | Path, min_columns: int = 3) -> Iterator[tuple[int, 
             raise InputError(f"{path}:{line_no}: start/end are not integers: {fields[1]!r} {fields[2]!r}") from None
         if start < 0 or end <= start:
             raise InputError(f"{path}:{line_no}: empty or negative record {fields[0]}:{start}-{end}")
+        if end >= MAX_COORDINATE:
+            raise InputError(f"{path}:{line_no}: end {end} is beyond any genome")
         yield line_no, fields, start, end
 
 

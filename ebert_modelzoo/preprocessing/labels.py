@@ -130,9 +130,9 @@ class _DreamChunks:
         cols = np.array(text.replace("\n", "\t").split("\t")[: n * n_col], dtype=object).reshape(n, n_col)
         try:
             starts, ends = (np.fromiter(map(int, cols[:, c]), dtype=np.int64, count=n) for c in (1, 2))
-        except ValueError:
+        except (ValueError, OverflowError):
             r = next(i for i in range(n) if not (_is_int(cols[i, 1]) and _is_int(cols[i, 2])))
-            fail(r, f"{path}:{first_line + r}: start/stop are not integers")
+            fail(r, f"{path}:{first_line + r}: start/stop are not integers (of at most 18 digits)")
             starts, ends = (np.fromiter(map(int, cols[:n, c]), dtype=np.int64, count=n) for c in (1, 2))
         bad = np.flatnonzero(ends <= starts)
         if bad.size:
@@ -187,11 +187,12 @@ _CODE_STRINGS = np.array(["U", "A", "B"], dtype=object)
 
 
 def _is_int(text: str) -> bool:
+    """An integer that fits int64."""
     try:
-        int(text)
+        value = int(text)
     except ValueError:
         return False
-    return True
+    return -(2**63) <= value < 2**63
 
 
 @dataclass

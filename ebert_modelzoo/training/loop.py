@@ -29,7 +29,6 @@ from ebert_modelzoo.training.checkpoint import (
     list_checkpoints,
     load_model_weights,
     prune_checkpoints,
-    record_checksum,
     restore_rng,
     verify_checkpoint,
 )
@@ -118,8 +117,8 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write the checkpoint of the current step and its checksum (main process), then prune
-        old ones.
+        """Write the checkpoint of the current step and its checksum file (main process), then
+        prune old ones.
 
         Where the backend fetches weights from a device only at checkpoint steps, call this
         through ``backend.on_checkpoint`` at one of the steps announced to ``backend.batches``.
@@ -133,9 +132,7 @@ class Trainer:
             state = self.state()
             if self.backend.runs_steps:
                 _check_finite(state["model"], self.step, self.model_dir)
-            self.backend.save_checkpoint(state, path)
-            if path.is_file():  # a compile/validate-only run saves nothing
-                record_checksum(path)
+            self.backend.save_checkpoint(state, path)  # with its checksum file
             prune_checkpoints(self.model_dir, self.init.checkpoint.keep_last)
             LOGGER.info("saved checkpoint %s", path)
         self.backend.barrier()

@@ -49,6 +49,8 @@ def near_valid(draw: st.DrawFn, kind: str) -> list[list[str]]:
             break
         i = draw(st.integers(0, len(rows) - 1))
         action = draw(st.sampled_from(["field", "drop", "add", "swap", "junk"]))
+        if not rows[i] and action in ("field", "drop"):
+            action = "junk"
         if action == "field":
             rows[i][draw(st.integers(0, len(rows[i]) - 1))] = draw(JUNK_FIELD)
         elif action == "drop":

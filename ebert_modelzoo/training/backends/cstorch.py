@@ -31,11 +31,10 @@ import torch
 import cerebras.pytorch as cstorch
 from cerebras.appliance.cluster.config import ClusterConfigError
 from cerebras.pytorch.backend import use_cs
-from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.training.backends.cstorch_input import input_fn, worker_config
-from ebert_modelzoo.training.checkpoint import read_checkpoint
+from ebert_modelzoo.training.checkpoint import checkpoint_file, read_checkpoint
 from ebert_modelzoo.training.schedules import schedule_phases
 
 # Where a Cerebras user node keeps the cluster's address and certificates (cstorch's default).
@@ -273,7 +272,7 @@ class CstorchBackend:
         """
         if not self.runs_steps:
             return
-        with atomic_path(path) as tmp:
+        with checkpoint_file(path) as tmp:  # with its checksum file
             cstorch.save(state, str(tmp))
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
