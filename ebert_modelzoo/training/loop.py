@@ -30,7 +30,7 @@ from ebert_modelzoo.training.checkpoint import (
     load_model_weights,
     prune_checkpoints,
     restore_rng,
-    verify_checkpoint,
+    read_verified,
 )
 from ebert_modelzoo.cerebras import optimizer_state
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
@@ -144,9 +144,10 @@ class Trainer:
         Raises:
             CheckpointError: corrupt, empty or unreadable (one line naming the file).
         """
-        if not verify_checkpoint(path):
+        state, verified = read_verified(path, self.backend.load_checkpoint)
+        if not verified:
             LOGGER.info("%s: no %s file beside it: read without a checksum check", path, CHECKSUM_SUFFIX)
-        return self.backend.load_checkpoint(path)
+        return state
 
     def load(self, path: Path, states: Optional[tuple[str, ...]], strict: bool,
              state: Optional[dict[str, Any]] = None) -> None:
