@@ -206,3 +206,108 @@ def load_config(path: str | Path, kind: Literal["pretraining", "finetuning"]) ->
     if not config.cell_types:
         raise ParamsError(f"{path}: cell_types: at least one cell type is needed (a sample is a window x cell type)")
     return config
+
+
+# ---------------------------------------------------------------------------------------------
+# labelled sequences (create_sequence_data.py): tables or FASTA instead of a genome
+
+
+class SequenceFilesConfig(StrictConfig):
+    """Where the labelled sequences are: one list of files per split, or ``table`` files with a
+    ``split_column``. Files are CSV (``.csv``), TSV (``.tsv``/``.txt``) with a header line, or FASTA
+    (``.fa``/``.fasta``/``.fna``) whose headers carry the labels (``>id CTCF=1 NRF1=0``, or
+    ``>id 1`` for one label called ``label``); any of them may be gzipped (``.gz``)."""
+
+    train: list[str] = []
+    """Files of the training split."""
+    validation: list[str] = []
+    """Files of the validation split (the DNA-LM benchmarks' "dev")."""
+    test: list[str] = []
+    """Files of the test split."""
+    table: list[str] = []
+    """Files holding every split, told apart by ``split_column``."""
+    split_column: Optional[str] = None
+    """Column of ``table`` naming each row's split: train, validation (or dev/valid/val), test."""
+    sequence_column: str = "sequence"
+    """Column holding the DNA (A/C/G/T and IUPAC codes, either case)."""
+    id_column: Optional[str] = None
+    """Column holding a row id carried into the predictions (default: ``id`` or ``name`` if present)."""
+    label_columns: Optional[list[str]] = None
+    """Label columns, the K axis in this order (default: every other column, in file order).
+    Values: 1 (positive), 0 (negative), -1 or empty or NA (missing: weight 0)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: [v] if k in ("train", "validation", "test", "table") and isinstance(v, str) else v
+                    for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "SequenceFilesConfig":
+        if self.table and (self.train or self.validation or self.test):
+            raise ValueError("give either table (with split_column) or train/validation/test files, not both")
+        if self.table and not self.split_column:
+            raise ValueError("table needs split_column (the column naming each row's split)")
+        if not self.table and not self.train:
+            raise ValueError("train: at least one file is needed (or table with split_column)")
+        return self
+
+
+class SequenceDataConfig(StrictConfig):
+    """A fine-tuning dataset from labelled sequences: DNA only, one sample per row, written as the
+    same shards as genome data (one pseudo cell type, no epigenome)."""
+
+    sequences: SequenceFilesConfig
+    window_length: Optional[int] = None
+    """Model window in bp (a multiple of bin_size); shorter sequences are centred in it and padded
+    with [PAD] (not attended to), longer ones are an error naming the row. Default: the longest
+    sequence of all files, rounded up to bin_size."""
+    bin_size: int = 200
+    """Bin size in bp; fixes the model's tokens_per_bin (bin_size / k). 200 matches the shipped params."""
+    tokenizer: TokenizerConfig = TokenizerConfig(k=4)
+    """k-mer length (default 4, as the shipped tiny and base params)."""
+    cell_type: str = "sequence"
+    """Name of the one (pseudo) cell type of every sample."""
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "SequenceDataConfig":
+        k = self.tokenizer.k
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"tokenizer.k must be in 1..{MAX_K}, got {k}")
+        if self.bin_size < 1 or self.bin_size % k:
+            raise ValueError(f"bin_size ({self.bin_size}) must be a positive multiple of tokenizer.k ({k})")
+        if self.window_length is not None and (self.window_length < 1 or self.window_length % self.bin_size):
+            raise ValueError(f"window_length ({self.window_length}) must be a positive multiple of bin_size ({self.bin_size})")
+        return self
+
+
+def resolve_sequence_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Copy of a raw sequence-data mapping with its file paths made absolute against ``base``."""
+    data = dict(data)
+    files = data.get("sequences")
+    if isinstance(files, dict):
+        files = dict(files)
+        for key in ("train", "validation", "test", "table"):
+            value = files.get(key)
+            if isinstance(value, str):
+                files[key] = _resolve(value, base)
+            elif isinstance(value, list):
+                files[key] = [_resolve(v, base) if isinstance(v, str) else v for v in value]
+        data["sequences"] = files
+    if isinstance(data.get("output"), dict) and isinstance(data["output"].get("output_dir"), str):
+        data["output"] = {**data["output"], "output_dir": _resolve(data["output"]["output_dir"], base)}
+    return data
+
+
+def load_sequence_config(path: str | Path) -> SequenceDataConfig:
+    """Read and validate a sequence-data YAML (see SequenceDataConfig).
+
+    Raises:
+        ParamsError: one line naming the file and the key that is wrong.
+    """
+    path = Path(path)
+    raw = resolve_sequence_paths(read_yaml(path), path.resolve().parent)
+    return parse_section(SequenceDataConfig, raw, "", source=path)
