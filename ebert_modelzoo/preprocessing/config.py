@@ -3,7 +3,7 @@ resolved against the folder holding the YAML file, so a config and its inputs ca
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import model_validator
 
@@ -106,6 +106,23 @@ class LabelsConfig(StrictConfig):
     """One entry per label (TF)."""
 
 
+class RegionsConfig(StrictConfig):
+    """Windows from a BED of regions (e.g. peaks plus sampled background) instead of tiling the
+    split. Columns are 1-based numbers, or names from a ``#chrom start end ...`` header line."""
+
+    bed: str
+    """BED of regions (chrom start end, more columns optional), plain or gzipped, any order."""
+    windows: Literal["center", "tile"] = "center"
+    """center: one window centred on each region; tile: windows every windows.stride inside each
+    region (a region shorter than a window gets one centred window)."""
+    label_columns: dict[str, Union[int, str]] = {}
+    """Labels read from the BED: {label name: column}; 1, 0, -1/empty/NA (missing), the same for every
+    cell type. Added after labels.tfs (which label the windows as tiled windows are labelled)."""
+    split_column: Optional[Union[int, str]] = None
+    """Column naming each region's split (train, validation/dev/valid/val, test). Without it the
+    split section decides: a window lying inside one of a split's regions belongs to it."""
+
+
 class OutputConfig(StrictConfig):
     output_dir: str = "data"
     """Folder receiving one sub-folder per split."""
@@ -125,7 +142,10 @@ class OutputConfig(StrictConfig):
 
 class PreprocessingConfig(StrictConfig):
     genome: GenomeConfig
-    split: SplitConfig
+    split: Optional[SplitConfig] = None
+    """Required unless regions.split_column splits the regions."""
+    regions: Optional[RegionsConfig] = None
+    """Windows from a BED of regions instead of tiling the split (create_finetuning_data.py)."""
     windows: WindowConfig = WindowConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     cell_types: list[CellTypeConfig] = []
@@ -143,6 +163,10 @@ class PreprocessingConfig(StrictConfig):
             raise ValueError(f"tokenizer.k must be in 1..{MAX_K}, got {k}")
         if self.windows.bin_size % k:
             raise ValueError(f"windows.bin_size ({self.windows.bin_size}) must be a multiple of tokenizer.k ({k})")
+        if self.split is None and (self.regions is None or self.regions.split_column is None):
+            raise ValueError("split: required key is missing (or give regions.split_column)")
+        if self.regions and self.regions.label_columns and self.labels and self.labels.bin_labels:
+            raise ValueError("labels.bin_labels: BED label columns label whole regions, not bins")
         names = [c.name for c in self.cell_types]
         if len(set(names)) != len(names):
             raise ValueError(f"cell_types: duplicate names in {names}")
@@ -187,6 +211,8 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         data["labels"] = labels
     if isinstance(data.get("output"), dict) and isinstance(data["output"].get("output_dir"), str):
         data["output"]["output_dir"] = _resolve(data["output"]["output_dir"], base)
+    if isinstance(data.get("regions"), dict) and isinstance(data["regions"].get("bed"), str):
+        data["regions"]["bed"] = _resolve(data["regions"]["bed"], base)
     return data
 
 
@@ -201,7 +227,9 @@ def load_config(path: str | Path, kind: Literal["pretraining", "finetuning"]) ->
     config = parse_section(PreprocessingConfig, raw, "", source=path)
     if kind == "pretraining" and config.labels is not None:
         raise ParamsError(f"{path}: labels: only create_finetuning_data.py takes labels")
-    if kind == "finetuning" and config.labels is None:
+    if config.regions is not None and kind == "pretraining":
+        raise ParamsError(f"{path}: regions: only create_finetuning_data.py takes regions")
+    if kind == "finetuning" and config.labels is None and not (config.regions and config.regions.label_columns):
         raise ParamsError(f"{path}: labels: required key is missing (fine-tuning needs labels)")
     if not config.cell_types:
         raise ParamsError(f"{path}: cell_types: at least one cell type is needed (a sample is a window x cell type)")

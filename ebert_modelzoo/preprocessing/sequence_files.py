@@ -68,13 +68,22 @@ def file_format(path: str | Path) -> str:
     raise InputError(f"{path}: unknown file type (expected .csv, .tsv/.txt or .fa/.fasta/.fna, optionally .gz)")
 
 
+def label_code(value: str, path: str | Path, line: int, name: str) -> int:
+    """The stored label of one text value (1, 0 or -1 for missing)."""
+    code = _LABEL_VALUES.get(value.strip())
+    if code is None:
+        raise InputError(f"{path}:{line}: label {name!r} is {value!r}; labels are 1, 0 or "
+                         "-1/empty/NA for missing (for classes, use one 0/1 column per class)")
+    return code
+
+
 def _label_codes(values: list[str], path: Path, lines: np.ndarray, name: str) -> np.ndarray:
     try:
         return np.fromiter((_LABEL_VALUES[v.strip()] for v in values), dtype=np.int8, count=len(values))
     except KeyError:
         row = next(i for i, v in enumerate(values) if v.strip() not in _LABEL_VALUES)
-        raise InputError(f"{path}:{int(lines[row])}: label {name!r} is {values[row]!r}; labels are 1, 0 or "
-                         "-1/empty/NA for missing (for classes, use one 0/1 column per class)") from None
+        label_code(values[row], path, int(lines[row]), name)
+        raise
 
 
 class SequenceFile:

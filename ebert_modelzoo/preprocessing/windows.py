@@ -35,6 +35,7 @@ class ShardTask:
     index: int
     contigs: tuple[str, ...]  # one per window
     starts: tuple[int, ...]
+    labels: tuple[tuple[int, ...], ...] = ()  # per window: labels from regions.bed's columns (if any)
 
 
 def parse_region(text: str, genome_lengths: dict[str, int], where: str) -> Region:
