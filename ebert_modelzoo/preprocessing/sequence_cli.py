@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequence_column", default="sequence", help="column holding the DNA (default: sequence, or seq)")
     parser.add_argument("--id_column", help="column with row ids carried into predictions (default: id or name if present)")
     parser.add_argument("--label_columns", nargs="+", metavar="COLUMN", help="label columns (default: every other column)")
-    parser.add_argument("--window_length", type=int, help="window in bp (default: the longest sequence, rounded up to 200)")
+    parser.add_argument("--window_length", type=int, help="window in bp (default: the longest sequence, rounded up to --bin_size)")
+    parser.add_argument("--bin_size", type=int, default=200, help="bin size in bp (tokens_per_bin = bin_size / k; default 200)")
     parser.add_argument("--k", type=int, default=4, help="k-mer length of the tokens (default 4, as the shipped params)")
     parser.add_argument("--output_dir", help="where the split folders go (required without --config)")
     parser.add_argument("--params_out", help="params file to write (default: <output_dir>/params.yaml)")
@@ -58,6 +59,7 @@ def _config_from_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
     raw: dict[str, Any] = {
         "sequences": {key: getattr(args, key) for key in ("train", "validation", "test", "table") if getattr(args, key)},
         "tokenizer": {"k": args.k},
+        "bin_size": args.bin_size,
         "output": {"output_dir": args.output_dir},
     }
     for key in ("split_column", "id_column", "label_columns"):
