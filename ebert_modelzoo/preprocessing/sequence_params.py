@@ -48,11 +48,11 @@ trainer:
         weight_decay: 0.01         # BERT
         betas: [0.9, 0.999]
         eps: 1.0e-6
-    schedulers:                    # 10% warmup, then linear decay to 0
+    schedulers:                    # 10% warmup, then linear decay to 0; peak 1e-3 for the tiny model (BERT-base: 2e-5..5e-5)
       - SequentialLR:
           schedulers:
-            - LinearLR: {{initial_learning_rate: 0.0, end_learning_rate: 5.0e-4, total_iters: {warmup}}}
-            - LinearLR: {{initial_learning_rate: 5.0e-4, end_learning_rate: 0.0, total_iters: {decay}}}
+            - LinearLR: {{initial_learning_rate: 0.0, end_learning_rate: 1.0e-3, total_iters: {warmup}}}
+            - LinearLR: {{initial_learning_rate: 1.0e-3, end_learning_rate: 0.0, total_iters: {decay}}}
     precision:
       enabled: false               # float32
       max_gradient_norm: 1.0       # BERT
@@ -91,7 +91,7 @@ _LOADER = """\
 
 def write_finetune_params(path: Path, splits: dict[str, Path], labels: list[str], k: int, bin_size: int,
                           window: int, n_train: int, init_checkpoint: Optional[Path] = None,
-                          epochs: int = 3, batch: int = 32) -> Path:
+                          epochs: int = 10, batch: int = 32) -> Path:
     """Write the params file for the split folders ``splits`` (absolute paths go in)."""
     n_tok = window // k
     batch = max(1, min(batch, n_train))
