@@ -241,7 +241,7 @@ class Trainer:
         LOGGER.info("training steps %d..%d on %s (%s backend)", self.step + 1, end,
                     self.init.backend.backend_type, self.backend.name)
         self.model.train()
-        reporter.start(self.step)
+        reporter.start(self.step, end)
         try:
             first = self.step
             for batch in self.backend.batches(source, end - first, checkpoint_steps=sorted(s - first for s in save_steps)):
@@ -251,6 +251,7 @@ class Trainer:
                 learning_rate = float(self.optimizer.param_groups[0]["lr"])  # the one this step uses
                 loss = train_step(batch)
                 self.step += 1
+                reporter.advance(self.step)
                 if self.step % logging_cfg.log_steps == 0 or self.step == end:
                     report(self.step, loss, learning_rate)
                 if self.step in save_steps:
