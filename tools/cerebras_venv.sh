@@ -78,6 +78,7 @@ is_valid() {  # is_valid DIR KEY: the stack, plus our dependencies as of this ke
 install_ours() {  # install_ours DIR KEY: our dependencies and this package, then the marker
     local dir="$1" key="$2" deps
     mapfile -t deps < <(project_dependencies)
+    echo "cerebras_venv: installing this package's dependencies and the package (editable) ..." >&2
     "$dir/bin/python" -m pip install -q --disable-pip-version-check -c "$dir/constraints.txt" "${deps[@]}" "${EXTRA[@]}"
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$REPO"
     {
@@ -97,9 +98,12 @@ build() {  # build KEY -> builds a new venv and switches $VENV to it
     BUILDING="$dir"
     "$PYTHON" -m venv "$dir"
     printf '%s\n' "${PINS[@]}" >"$dir/constraints.txt"
+    echo "cerebras_venv: [1/2] ${PINS[0]} with torch 2.4 (about a minute from the pip cache, more to download) ..." >&2
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "${PINS[0]}"
+    echo "cerebras_venv: [2/2] after ${SECONDS}s:" >&2
     install_ours "$dir" "$key"
     is_valid "$dir" "$key" || die "the new venv $dir failed its import check"
+    echo "cerebras_venv: built in ${SECONDS}s" >&2
     BUILDING=""
     ln -sfn "$dir" "$VENV.link.$$"
     mv -Tf "$VENV.link.$$" "$VENV"
