@@ -113,12 +113,18 @@ class DNATokenizer:
         rows = np.repeat(np.arange(n), lengths)
         cols = np.arange(codes.size) - np.repeat(ends - lengths, lengths) + np.repeat(left, lengths)
         grid[rows, cols] = codes
-        kmers = grid.reshape(n, length // self.k, self.k)
-        padding = kmers == _PADDING
-        all_pad, any_pad = padding.all(axis=2), padding.any(axis=2)
-        ids = np.where(padding, 0, kmers).astype(np.int64) @ self._place + self.first_kmer_id
-        ids[(kmers == _AMBIGUOUS).any(axis=2) | (any_pad & ~all_pad)] = self.n_id
-        ids[all_pad] = self.pad_id
+        # k strided passes over (n, tokens) arrays: reductions over a short last axis are slow
+        ids = np.zeros((n, length // self.k), dtype=np.int32)
+        padded = np.zeros(ids.shape, dtype=np.uint8)
+        ambiguous = np.zeros(ids.shape, dtype=bool)
+        for j in range(self.k):
+            column = grid[:, j::self.k]
+            ids = ids * 4 + (column & 3)
+            padded += column == _PADDING
+            ambiguous |= column == _AMBIGUOUS
+        ids += self.first_kmer_id
+        ids[ambiguous | ((padded > 0) & (padded < self.k))] = self.n_id
+        ids[padded == self.k] = self.pad_id
         return ids.astype(np.uint16)
 
     def decode(self, ids: np.ndarray | list[int]) -> str:

@@ -100,7 +100,7 @@ build() {  # build KEY -> builds a new venv and switches $VENV to it
     printf '%s\n' "${PINS[@]}" >"$dir/constraints.txt"
     echo "cerebras_venv: [1/2] ${PINS[0]} with torch 2.4 (about a minute from the pip cache, more to download) ..." >&2
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "${PINS[0]}"
-    echo "cerebras_venv: [2/2] after ${SECONDS}s:" >&2
+    echo "cerebras_venv: [2/2] our dependencies (${SECONDS}s so far)" >&2
     install_ours "$dir" "$key"
     is_valid "$dir" "$key" || die "the new venv $dir failed its import check"
     echo "cerebras_venv: built in ${SECONDS}s" >&2

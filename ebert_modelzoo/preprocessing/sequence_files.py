@@ -12,6 +12,7 @@ import gzip
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from itertools import islice
 from typing import Iterator, Optional, TextIO
 
 import numpy as np
@@ -168,13 +169,21 @@ class SequenceFile:
         label_i = [index.get(name) for name in label_names]
         width = len(self.columns)
         with _open_text(self.path) as fh:
-            reader = csv.reader(fh, delimiter=self._delimiter)
-            next(reader)
+            next(csv.reader(fh, delimiter=self._delimiter))
             first = 0
             while True:
-                rows = [r for _, r in zip(range(size), reader)]
-                if not rows:
+                lines_text = list(islice(fh, size))
+                if not lines_text:
                     return
+                if any('"' in line for line in lines_text):  # quoting: the csv module's rules
+                    rows = list(csv.reader(lines_text, delimiter=self._delimiter))
+                else:  # plain fields: a split is several times faster than the csv module
+                    sep = self._delimiter
+                    rows = [line.rstrip("\r\n").split(sep) for line in lines_text]
+                if any(not r or r == [""] for r in rows):  # blank lines
+                    rows = [r for r in rows if r and r != [""]]
+                if not rows:
+                    continue
                 lines = np.arange(first + 2, first + 2 + len(rows), dtype=np.int64)
                 short = next((i for i, r in enumerate(rows) if len(r) != width), None)
                 if short is not None:
