@@ -16,7 +16,7 @@ simulated epigenome of bench/sim_inputs.py (2 cell types x 15 states + 2 tracks)
   with ``regions`` (one worker). Reference: per region, the window fetched with pyfaidx, tokenised
   k-mer by k-mer, pyBigWig ``stats`` per bin and track, the state by bisection per bin.
 - Predictions: a split of N genome windows, 1 cell type x 4 labels. Pipeline: prediction_files
-  (.tsv and .bw). Reference: one formatted line per row.
+  (.tsv and .bw: coordinates read from the shards, probabilities, files written).
 - Memory: peak RSS (wait4) of create_sequence_data.py on a table and on one 10x as long.
 
 Writes bench/results/own_data.json.
@@ -29,6 +29,7 @@ import csv
 import os
 import sys
 import tempfile
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,17 @@ from ebert_modelzoo.data.shards import load_data_params
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_config
 from ebert_modelzoo.preprocessing.pipeline import make_plan, run
 from ebert_modelzoo.preprocessing.sequence_data import build
+from ebert_modelzoo.preprocessing.sequence_files import SequenceFile
 from ebert_modelzoo.preprocessing.writer import atomic_write_json, write_shard
 from ebert_modelzoo.sample_scores import SampleScores
 from ebert_modelzoo.tokenizer import DNATokenizer
-from ebert_modelzoo.training.prediction_files import probabilities, write_predictions
+from ebert_modelzoo.training.prediction_files import write_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "own_data.json"
 CLI = ROOT / "data_processing" / "create_sequence_data.py"
 SPEEDUP_TARGET = 10
-ROW_BP, WINDOW, K, SHARD = 200, 1000, 4, 2048
+ROW_BP, WINDOW, K, SHARD = 200, 1000, 4, 2048  # tables: the window is the default (the longest row, 200)
 ASSAYS = ("DNase", "H3K27ac")
 
 
@@ -109,21 +111,42 @@ def table_reference(path: Path, out: Path, window: int) -> int:
 
 def tables(tmp: Path, rows: int, repeats: int) -> dict[str, Any]:
     table = write_table(tmp / "train.csv", rows, np.random.default_rng(0))
-    config = SequenceDataConfig.model_validate({"sequences": {"train": [str(table)]}, "window_length": WINDOW})
+    config = SequenceDataConfig.model_validate({"sequences": {"train": [str(table)]}})  # window: the longest row
     outs = iter(range(1000))
     times = interleaved({
         "pipeline": lambda: build(config, tmp / f"p{next(outs)}", progress=False),
-        "reference": lambda: table_reference(table, tmp / f"r{next(outs)}", WINDOW),
+        "reference": lambda: table_reference(table, tmp / f"r{next(outs)}", ROW_BP),
     }, repeats)
     p, r = summarize(times["pipeline"])["median_s"], summarize(times["reference"])["median_s"]
-    return {"rows": rows, "row_bp": ROW_BP, "window": WINDOW, "k": K, "rounds": repeats,
+    # the same two without writing shards: reading, checking and tokenising only
+    reader = SequenceFile(table)
+    tok = DNATokenizer(K)
+
+    def read_pipeline() -> None:
+        for block in reader.blocks(["a", "b"], 4096):
+            tok.encode_centred(block.sequences, ROW_BP)
+
+    def read_reference() -> None:
+        with open(table, newline="") as fh:
+            for row in csv.DictReader(fh):
+                seq = row["sequence"].strip()
+                left = (ROW_BP - len(seq)) // 2 // K * K
+                ids = np.zeros(ROW_BP // K, np.uint16)
+                ids[left // K:(left + len(seq) // K * K) // K] = tok.encode(seq[:len(seq) // K * K])
+                _ = (int(row["a"]), int(row["b"]))
+
+    no_write = interleaved({"pipeline": read_pipeline, "reference": read_reference}, repeats)
+    pr, rr = summarize(no_write["pipeline"])["median_s"], summarize(no_write["reference"])["median_s"]
+    return {"rows": rows, "row_bp": ROW_BP, "window": ROW_BP, "k": K, "rounds": repeats,
+            "read_and_tokenise_only": {"pipeline_sequences_per_s": round(rows / pr, 1),
+                                       "reference_sequences_per_s": round(rows / rr, 1), "speedup": round(rr / pr, 2)},
             "pipeline_s": round(p, 4), "pipeline_sequences_per_s": round(rows / p, 1),
             "reference_s": round(r, 4), "reference_sequences_per_s": round(rows / r, 1), "speedup": round(r / p, 2)}
 
 
 def regions_reference(fasta: Path, manifest: list[dict], starts: np.ndarray) -> int:
     genome = pyfaidx.Fasta(str(fasta), as_raw=True)
-    vocab = {"".join(p): 6 + i for i, p in enumerate(__import__("itertools").product("ACGT", repeat=K))}
+    vocab = {"".join(p): 6 + i for i, p in enumerate(product("ACGT", repeat=K))}
     bws = [[pyBigWig.open(p) for p in cell["tracks"].values()] for cell in manifest]
     segs = []
     for cell in manifest:
@@ -191,24 +214,11 @@ def predictions(tmp: Path, n: int, repeats: int) -> dict[str, Any]:
     scores = rng.normal(size=(1, n, 4)).astype(np.float32)
     preds = SampleScores(tuple("ABCD"), ("c",), scores, scores, scores)
 
-    def reference() -> None:
-        probs = probabilities(scores)
-        starts = np.concatenate([np.arange(w["num_windows"]) for w in params.raw["shards"]])  # coordinates as read
-        with open(tmp / "ref.tsv", "w") as fh:
-            fh.write("#chrom\tstart\tend\tcell_type\tA\tB\tC\tD\n")
-            for i in range(n):
-                s = int(starts[i]) * 200
-                p = probs[0, i]
-                fh.write(f"chr1\t{s}\t{s + 1000}\tc\t{p[0]:.5g}\t{p[1]:.5g}\t{p[2]:.5g}\t{p[3]:.5g}\n")
-
     times = interleaved({"tsv": lambda: write_predictions(tmp / "p.tsv", params, preds),
-                         "bigwig": lambda: write_predictions(tmp / "p.bw", params, preds),
-                         "reference_tsv": reference}, repeats)
+                         "bigwig": lambda: write_predictions(tmp / "p.bw", params, preds)}, repeats)
     med = {k: summarize(v)["median_s"] for k, v in times.items()}
     return {"windows": n, "labels": 4, "rounds": repeats,
-            "tsv_rows_per_s": round(n / med["tsv"], 1), "bigwig_values_per_s": round(4 * n / med["bigwig"], 1),
-            "reference_tsv_rows_per_s": round(n / med["reference_tsv"], 1),
-            "tsv_speedup": round(med["reference_tsv"] / med["tsv"], 2)}
+            "tsv_rows_per_s": round(n / med["tsv"], 1), "bigwig_values_per_s": round(4 * n / med["bigwig"], 1)}
 
 
 def memory(tmp: Path, rows: int) -> dict[str, Any]:
@@ -217,7 +227,7 @@ def memory(tmp: Path, rows: int) -> dict[str, Any]:
     for name, n in (("small", rows), ("large", rows * 10)):
         table = write_table(tmp / f"{name}.csv", n, np.random.default_rng(3))
         m = run_measured([sys.executable, str(CLI), "--train", str(table), "--output_dir", str(tmp / name),
-                          "--window_length", str(WINDOW), "--no_progress"], env=env, cwd=ROOT)
+                          "--no_progress"], env=env, cwd=ROOT)
         if m["returncode"]:
             raise RuntimeError(f"{CLI.name} failed: {m['output'][-2000:]}")
         out[name] = {"rows": n, "table_mb": round(table.stat().st_size / 1e6, 1),

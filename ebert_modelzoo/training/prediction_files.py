@@ -61,33 +61,31 @@ def _shard_rows(params: DataParams) -> Iterator[dict[str, np.ndarray]]:
         yield rows
 
 
-def _fmt(values: np.ndarray) -> np.ndarray:
-    return np.char.mod("%.5g", values) if values.size < 64 else np.round(values, 5).astype(str)
-
-
 def _lines(params: DataParams, preds: SampleScores, with_header: bool) -> Iterator[str]:
     """Text blocks of the TSV/BED (header first), cell type by cell type, shard by shard."""
     probs = probabilities(preds.scores)
-    contigs = np.asarray(params.raw["contigs"])
+    contigs = params.raw["contigs"]
     length = int(params.raw["window_length"])
     seq = is_sequence_data(params)
-    first = ("source\trow\tid" if seq else "#chrom\tstart\tend") + "\tcell_type\t" + "\t".join(preds.label_names)
     if with_header:
-        yield first + "\n"
+        yield (("source\trow\tid" if seq else "#chrom\tstart\tend") + "\tcell_type\t"
+               + "\t".join(preds.label_names) + "\n")
+    template = "%s\t%d\t%s\t%s" + "\t%.5g" * probs.shape[2]
     for c, cell in enumerate(preds.cell_types):
         offset = 0
         for rows in _shard_rows(params):
             n = len(rows["start"])
-            cols = [contigs[rows["chrom"]], rows["start"].astype(str)]
-            if seq:
-                cols.append(np.char.decode(rows["id"], "utf-8") if "id" in rows else
-                            np.char.add(np.char.add(cols[0], ":"), cols[1]))
+            names = [contigs[i] for i in rows["chrom"].tolist()]
+            starts = rows["start"].tolist()
+            if not seq:
+                third = (rows["start"] + length).tolist()
+            elif "id" in rows:
+                third = [i.decode() for i in rows["id"].tolist()]
             else:
-                cols.append((rows["start"] + length).astype(str))
-            cols.append(np.full(n, cell))
-            cols.extend(_fmt(probs[c, offset:offset + n, k]) for k in range(probs.shape[2]))
+                third = [f"{f}:{r}" for f, r in zip(names, starts)]
+            scores = probs[c, offset:offset + n].tolist()
             offset += n
-            yield "\n".join(map("\t".join, zip(*cols))) + "\n"
+            yield "\n".join([template % (f, s, t, cell, *p) for f, s, t, p in zip(names, starts, third, scores)]) + "\n"
 
 
 def write_table(path: Path, params: DataParams, preds: SampleScores, bed: bool = False) -> Path:
@@ -158,8 +156,8 @@ def write_tracks(path: Path, params: DataParams, preds: SampleScores) -> list[Pa
                 else:
                     with open(tmp, "w") as fh:
                         fh.write(f'track type=bedGraph name="{cell} {label}" description="EBERT probability"\n')
-                        cols = [names, lo.astype(str), hi.astype(str), _fmt(probs[c, :, k])]
-                        fh.write("\n".join(map("\t".join, zip(*cols))) + "\n")
+                        fh.write("".join([f"{n}\t{a}\t{b}\t{v:.5g}\n" for n, a, b, v in
+                                          zip(names.tolist(), lo.tolist(), hi.tolist(), probs[c, :, k].tolist())]))
             written.append(out)
     return written
 
