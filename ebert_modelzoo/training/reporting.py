@@ -104,6 +104,8 @@ class RunReporter:
         With ``end`` each step line carries an ETA, and on a terminal a progress bar runs."""
         self._last_time, self._last_step = time.perf_counter(), step
         self._began, self._end = (self._last_time, step), end
+        if self.enabled:
+            _truncate_train_log(train_log_path(self.model_dir), step)
         if self.enabled and end is not None and sys.stderr.isatty():
             self._redirect.enter_context(logging_redirect_tqdm([logging.getLogger()]))  # log lines above the bar
             self._bar = tqdm(total=end, initial=step, unit="step", desc="training", dynamic_ncols=True, leave=False)
@@ -112,8 +114,6 @@ class RunReporter:
         """Move the progress bar (if any) to ``step``."""
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
-        if self.enabled:
-            _truncate_train_log(train_log_path(self.model_dir), step)
 
     def train(self, step: int, loss: float, learning_rate: float) -> None:
         """Log one training line; throughput is measured since the previous line."""
