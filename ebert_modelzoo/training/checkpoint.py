@@ -92,9 +92,9 @@ def torch_load(path: str | Path) -> dict[str, Any]:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint of either backend without Cerebras packages: ``cstorch.save`` files (HDF5
-    signature) through training/cstorch_checkpoint.py, anything else through ``torch_load``."""
-    # Imported here: cstorch_checkpoint imports CheckpointError from this module.
-    from ebert_modelzoo.training.cstorch_checkpoint import is_cstorch_checkpoint, read_cstorch_checkpoint
+    signature) through cerebras/checkpoint_format.py, anything else through ``torch_load``."""
+    # Imported here: checkpoint_format imports CheckpointError from this module.
+    from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
 
     return read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path)
 

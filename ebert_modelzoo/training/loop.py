@@ -30,7 +30,7 @@ from ebert_modelzoo.training.checkpoint import (
     prune_checkpoints,
     restore_rng,
 )
-from ebert_modelzoo.training import optimizer_state
+from ebert_modelzoo.cerebras import optimizer_state
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.reporting import RunReporter
@@ -159,7 +159,7 @@ class Trainer:
 
     def _from_other_backend(self, path: Path, state: dict[str, Any], states: tuple[str, ...]) -> dict[str, Any]:
         """``state`` with the optimizer, scheduler and grad-scaler states of a checkpoint written
-        by the other backend put into this backend's layout (training/optimizer_state.py), for
+        by the other backend put into this backend's layout (cerebras/optimizer_state.py), for
         those of them in ``states``.
 
         Raises:

@@ -3,7 +3,7 @@
 cstorch's programming model: the model is ``cstorch.compile``d, the step is ``cstorch.trace``d
 (on CSX it is traced once, lowered, compiled and run on the wafer), host-side reads of step
 results happen in ``cstorch.step_closure``s, data flows through ``cstorch.utils.data.DataLoader``
-(built from cstorch_input.input_fn, which CSX input workers import and call) and a
+(built from input_workers.input_fn, which CSX input workers import and call) and a
 ``DataExecutor`` that fixes the number of steps and the checkpoint steps, and checkpoints are
 ``cstorch.save`` / ``cstorch.load`` files (HDF5; ``cstorch.load`` also reads ``torch.save``
 files) written in ``cstorch.checkpoint_closure``s, which run only at those checkpoint steps.
@@ -13,8 +13,7 @@ CSX without a cluster: ``validate_only`` traces one step and lowers it locally t
 (``torch-cirh-opt``). ``compile_only`` and real runs need a management address; without one
 this module raises :class:`ClusterAccessError` before anything runs.
 
-This is the only module (with registry.py) that imports Cerebras packages, and it is imported
-only when ``cerebras.pytorch`` is installed.
+It is imported only when ``cerebras.pytorch`` is installed.
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ from cerebras.pytorch.backend import use_cs
 from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
-from ebert_modelzoo.training.backends.cstorch_input import input_fn, worker_config
+from ebert_modelzoo.cerebras.input_workers import input_fn, worker_config
 from ebert_modelzoo.training.checkpoint import CheckpointError
 from ebert_modelzoo.training.schedules import schedule_phases
 
