@@ -244,7 +244,7 @@ def build_shard(task: ShardTask) -> dict[str, Any]:
     all_starts = np.asarray(task.starts, dtype=np.int64)
     all_labels = (np.asarray(task.labels, dtype=np.int8).reshape(len(all_starts), -1) if task.labels
                   else np.zeros((len(all_starts), 0), dtype=np.int8))
-    for contig, run in _runs(task.contigs, all_starts, length):
+    for contig, run in _runs(task.contigs, all_starts):
         starts, column_labels = all_starts[run], all_labels[run]
         span_start, span_end = int(starts[0]), int(starts[-1]) + length
         offsets = (starts - span_start)[:, None] + np.arange(length)  # (W, L) into the span
@@ -347,8 +347,7 @@ def _labels(plan: Plan, contig: str, r_start: np.ndarray, r_end: np.ndarray, wid
 # the run
 
 
-def _runs(contigs: tuple[str, ...], starts: np.ndarray, length: int,
-          max_gap: int = 1 << 16) -> list[tuple[str, np.ndarray]]:
+def _runs(contigs: tuple[str, ...], starts: np.ndarray, max_gap: int = 1 << 16) -> list[tuple[str, np.ndarray]]:
     """Index arrays of a shard's windows read in one span each: consecutive windows on one contig
     less than ``max_gap`` bp apart (tiled windows give one run per contig; sparse regions many)."""
     names = np.asarray(contigs)

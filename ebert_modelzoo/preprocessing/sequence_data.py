@@ -59,11 +59,12 @@ def _label_names(config: SequenceDataConfig, files: dict[Optional[str], list[Seq
     return list(names)
 
 
-def _longest(files: list[SequenceFile], label_names: list[str]) -> tuple[int, int]:
-    """(longest sequence, rows) over ``files``: the pass that sets an automatic window length."""
+def _longest(files: list[SequenceFile]) -> tuple[int, int]:
+    """(longest sequence, rows) over ``files``: the pass that sets an automatic window length
+    (labels are not parsed here; the building pass checks them)."""
     longest = rows = 0
     for f in files:
-        for block in f.blocks(label_names, READ_BLOCK):
+        for block in f.blocks([], READ_BLOCK):
             longest = max(longest, max(map(len, block.sequences)))
             rows += len(block.sequences)
     return longest, rows
@@ -140,7 +141,7 @@ def build(config: SequenceDataConfig, output_dir: Optional[str | Path] = None, p
     all_files = [f for fs in files.values() for f in fs]
     window, total = config.window_length, None
     if window is None:
-        longest, total = _longest(all_files, label_names)
+        longest, total = _longest(all_files)
         window = max(config.bin_size, -(-longest // config.bin_size) * config.bin_size)
         log.info("window_length %d bp (the longest sequence is %d bp, rounded up to bin_size %d)",
                  window, longest, config.bin_size)
