@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ebert_modelzoo.config_base import ParamsError, parse_section
+from ebert_modelzoo.data.shards import load_data_params
+from ebert_modelzoo.errors import one_line
+from ebert_modelzoo.folder_lock import FolderLockedError, folder_lock
+from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_sequence_config, resolve_sequence_paths
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.sequence_data import build
 from ebert_modelzoo.preprocessing.sequence_params import write_finetune_params
-from ebert_modelzoo.data.shards import load_data_params
 
 EXAMPLES = """\
 examples:
@@ -79,15 +83,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = load_sequence_config(args.config) if args.config else _config_from_flags(args, parser)
         output_dir = Path(args.output_dir or config.output.output_dir)
-        splits = build(config, output_dir, progress=not args.no_progress)
-        train = load_data_params(splits["train"])
-        params = write_finetune_params(
-            Path(args.params_out) if args.params_out else output_dir / "params.yaml", splits,
-            list(train.label_names), config.tokenizer.k, config.bin_size, train.raw["window_length"],
-            train.raw["num_windows"], Path(args.init_checkpoint) if args.init_checkpoint else None)
-    except (ParamsError, InputError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        created = not os.path.lexists(output_dir)
+        with folder_lock(output_dir, "sequence preprocessing run"):
+            try:
+                splits = build(config, output_dir, progress=not args.no_progress)
+            except Exception:
+                if created:  # leave no trace of a run whose inputs failed
+                    remove_owned(output_dir, output_dir)
+                raise
+            train = load_data_params(splits["train"])
+            params = write_finetune_params(
+                Path(args.params_out) if args.params_out else output_dir / "params.yaml", splits,
+                list(train.label_names), config.tokenizer.k, config.bin_size, train.raw["window_length"],
+                train.raw["num_windows"], Path(args.init_checkpoint) if args.init_checkpoint else None)
+    except (ParamsError, InputError, FileNotFoundError, FolderLockedError) as err:
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:  # the output folder cannot be created or written
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return 1
     print(f"wrote {', '.join(str(p) for p in splits.values())} and {params}\n"
           f"next: python run.py CPU -p {params} -m train_and_eval")
     return 0

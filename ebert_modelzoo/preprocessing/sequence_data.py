@@ -8,13 +8,13 @@ the input row. Rows are read and written a shard at a time: memory is bounded by
 ``windows_per_shard``, not by the table.
 
 The build goes into ``<output_dir>/.building/`` and each split folder is moved into place only
-when every split is complete, so bad input or a kill never leaves a split that looks valid.
+when every split is complete, so bad input or a kill never leaves a split that looks valid. The
+command line holds the output folder's lock (folder_lock) for the whole build.
 """
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ebert_modelzoo.data import schema
+from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.sequence_files import RowBlock, SequenceFile
@@ -147,7 +148,7 @@ def build(config: SequenceDataConfig, output_dir: Optional[str | Path] = None, p
                  window, longest, config.bin_size)
     tokenizer = DNATokenizer(config.tokenizer.k)
     stage = output_dir / ".building"
-    shutil.rmtree(stage, ignore_errors=True)
+    remove_owned(stage, output_dir)
     with_ids = all(f.id_column for f in all_files)
     sources = {split: [f.path for f in fs] for split, fs in files.items()}
     writers: dict[str, _SplitWriter] = {}
@@ -181,7 +182,7 @@ def build(config: SequenceDataConfig, output_dir: Optional[str | Path] = None, p
             _finish_split(config, w, stage / split, label_names, window, tokenizer,
                           sources.get(split, sources.get(None)), with_ids)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        remove_owned(stage, output_dir)
         raise
     finally:
         bar.close()
@@ -189,11 +190,10 @@ def build(config: SequenceDataConfig, output_dir: Optional[str | Path] = None, p
     for split in schema.SPLITS:
         final = output_dir / split
         if split in writers:
-            if final.exists():
-                shutil.rmtree(final)
+            remove_owned(final, output_dir)
             os.replace(stage / split, final)
             written[split] = final
-    shutil.rmtree(stage, ignore_errors=True)
+    remove_owned(stage, output_dir)
     for split, w in writers.items():
         counts = ", ".join(f"{n} {int(p)}/{int(k)}" for n, p, k in zip(label_names, w.positives, w.known))
         log.info("%s: %d sequences (positives/labelled: %s)", written[split], sum(s["num_windows"] for s in w.shards), counts)
