@@ -17,7 +17,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ebert_modelzoo.data import schema
-from ebert_modelzoo.preprocessing.bed import open_text, read_records
+from ebert_modelzoo.preprocessing.bed import numbered_lines, read_records
 from ebert_modelzoo.preprocessing.config import RegionsConfig
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
@@ -36,8 +36,7 @@ class SplitWindows:
 
 
 def _header(path: Path) -> list[str]:
-    with open_text(path) as fh:
-        first = fh.readline()
+    first = next((line for _, line in numbered_lines(path)), "")
     return first[1:].strip().split("\t") if first.startswith("#") else []
 
 

@@ -18,6 +18,7 @@ from typing import Iterator, Optional, TextIO
 import numpy as np
 
 from ebert_modelzoo.data import schema
+from ebert_modelzoo.preprocessing.bed import READ_ERRORS, numbered_lines, read_failure
 from ebert_modelzoo.preprocessing.errors import InputError
 
 _LABEL_VALUES = {
@@ -103,8 +104,11 @@ class SequenceFile:
             if split_column:
                 raise InputError(f"{self.path}: FASTA has no columns; give files per split instead of split_column")
             return
-        with _open_text(self.path) as fh:
-            header = next(csv.reader(fh, delimiter=self._delimiter), None)
+        try:
+            with _open_text(self.path) as fh:
+                header = next(csv.reader(fh, delimiter=self._delimiter), None)
+        except READ_ERRORS as err:
+            raise read_failure(self.path, err, 1) from None
         if not header:
             raise InputError(f"{self.path}:1: empty file (expected a header line naming the columns)")
         self.columns = [c.strip() for c in header]
@@ -132,12 +136,11 @@ class SequenceFile:
         return [c for c in self.columns if c not in other]
 
     def _fasta_label_names(self) -> list[str]:
-        with _open_text(self.path) as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if line.startswith(">"):
-                    return self._fasta_labels(line, line_no)[0]
-                if line.strip():
-                    break
+        for line_no, line in numbered_lines(self.path):
+            if line.startswith(">"):
+                return self._fasta_labels(line, line_no)[0]
+            if line.strip():
+                break
         raise InputError(f"{self.path}:1: not a FASTA file (expected a '>' header line)")
 
     def _fasta_labels(self, header: str, line_no: int) -> tuple[list[str], list[str]]:
@@ -158,10 +161,22 @@ class SequenceFile:
         return names, values
 
     def blocks(self, label_names: list[str], size: int) -> Iterator[RowBlock]:
-        """The file's rows in blocks of ``size``; labels this file lacks are -1 (missing)."""
-        if self.format == "fasta":
-            yield from self._fasta_blocks(label_names, size)
-            return
+        """The file's rows in blocks of ``size``; labels this file lacks are -1 (missing).
+
+        Raises:
+            InputError: naming the file and line of a bad row, or of bytes that cannot be read
+                (not UTF-8, a truncated or corrupt gzip stream).
+        """
+        line = 1
+        try:
+            for block in (self._fasta_blocks(label_names, size) if self.format == "fasta"
+                          else self._table_blocks(label_names, size)):
+                line = int(block.lines[-1]) + 1
+                yield block
+        except READ_ERRORS as err:
+            raise read_failure(self.path, err, line) from None
+
+    def _table_blocks(self, label_names: list[str], size: int) -> Iterator[RowBlock]:
         index = {c: i for i, c in enumerate(self.columns)}
         seq_i = index[self.sequence_column]
         id_i = index.get(self.id_column) if self.id_column else None

@@ -179,3 +179,11 @@ def test_a_rebuild_replaces_the_splits(tables, tmp_path):
     run_seq("--train", "train.csv", "--output_dir", "out", "--window_length", "400", cwd=tmp_path)
     assert len(read_split(tmp_path / "out" / "train")["tokens"]) == 30
     assert not (tmp_path / "out" / ".building").exists()
+
+
+def test_unreadable_bytes_name_the_file(tmp_path):
+    (tmp_path / "train.csv").write_bytes(b"id,sequence,a\nx,ACGT,1\ny,AC\xff\xfeGT,0\n")
+    proc = run_seq("--train", "train.csv", "--output_dir", "out", "--window_length", "8", "--bin_size", "4",
+                   "--k", "2", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "train.csv:", "not UTF-8", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
