@@ -11,8 +11,9 @@
   AdamW step so the optimizer state is full), a save with its checksum file (``atomic_torch_save``:
   the file is hashed on a thread while it is fsynced) interleaved with the same save without one
   (``atomic_path`` + torch.save), plus the finiteness check of the weights; and reading it
-  (``torch_load``) against verifying it first (``verify_checkpoint``). Target: (checksummed save
-  - plain save + finiteness check) < 2% of a plain save.
+  (``torch_load``) against verifying it first (``verify_checkpoint``); the fastest of the repeats
+  of each (fsync times on a shared disk vary far more than the guards cost). Target: (checksummed
+  save - plain save + finiteness check) < 2% of a plain save.
 
 Writes bench/results/reliability.json.
 
@@ -131,13 +132,16 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
             began = time.perf_counter()
             work()
             times[name].append(time.perf_counter() - began)
-    med = {name: summarize(values)["median_s"] for name, values in times.items()}
+    # the fastest of the repeats: fsync times on a shared disk vary far more than the guards cost
+    best = {name: min(values) for name, values in times.items()}
     return {
         "params": params_file, "parameters": sum(p.numel() for p in model.parameters()),
         "file_mb": path.stat().st_size / 2**20, "repeats": repeats,
-        "median_s": med,
-        "guards_fraction_of_save": (med["save"] - med["plain_save"] + med["finite_check"]) / med["plain_save"],
-        "verify_fraction_of_load": med["verify"] / med["load"],
+        "seconds": {name: summarize(values) for name, values in times.items()},
+        "guards_fraction_of_save": (best["save"] - best["plain_save"] + best["finite_check"]) / best["plain_save"],
+        "checksum_file_fraction_of_save": (best["save"] - best["plain_save"]) / best["plain_save"],
+        "finite_check_fraction_of_save": best["finite_check"] / best["plain_save"],
+        "verify_fraction_of_load": best["verify"] / best["load"],
     }
 
 
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {"benchmark": "reliability", "quick": args.quick, "conditions": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         result["shards"] = shard_guards(Path(tmp) / "shards", 200_000 if args.quick else 6_000_000)
-        result["checkpoints"] = [checkpoint_guards(name, Path(tmp), 2 if args.quick else 5)
+        result["checkpoints"] = [checkpoint_guards(name, Path(tmp), 2 if args.quick else (20 if name == "ebert_tiny.yaml" else 5))
                                  for name in (("ebert_tiny.yaml",) if args.quick else ("ebert_tiny.yaml", "ebert_base.yaml"))]
     shards = result["shards"]
     shard_cost = shards["read_back_fraction_of_build"] + shards["lock_fraction_of_one_shard_build"]

@@ -119,7 +119,7 @@ def test_quick_run_writes_json_and_summary(quick_results):
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "EBERT vs transformers BertForMaskedLM" in summary and "### micro" in summary
     # the other benchmarks ran at their quick sizes into the same folder and judged nothing
-    for name in ("preprocessing", "data_processor", "cerebras_lowering", "own_data"):
+    for name in ("preprocessing", "data_processor", "cerebras_lowering", "own_data", "reliability"):
         other = json.loads((tmp_path / f"{name}.json").read_text())
         assert other["benchmark"] == name and other["quick"] is True
         assert other["targets"] and all(t["met"] is None for t in other["targets"].values())

@@ -14,7 +14,8 @@ from typing import Any, Optional, Sequence
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.errors import one_line
-from ebert_modelzoo.folder_lock import folder_lock
+from ebert_modelzoo.folder_lock import LOCK_FILE, folder_lock
+from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.backends.torch import end_process
 from ebert_modelzoo.training.checkpoint import CheckpointError, list_checkpoints
@@ -159,6 +160,7 @@ def run(args: argparse.Namespace) -> None:
     if not backend.is_main:
         LOGGER.setLevel(logging.WARNING)  # one process reports
     lock = ExitStack()
+    created = not os.path.lexists(model_dir)
     try:
         if backend.is_main:  # one run writes into a model_dir (the main process holds it)
             lock.enter_context(folder_lock(model_dir, "run"))
@@ -187,6 +189,8 @@ def run(args: argparse.Namespace) -> None:
     finally:
         backend.close()
         lock.close()
+        if created and backend.is_main and model_dir.is_dir() and {p.name for p in model_dir.iterdir()} <= {LOCK_FILE}:
+            remove_owned(model_dir, model_dir)  # a run that failed before writing anything leaves no folder
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
