@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ebert_modelzoo.config import Params, load_params
+from ebert_modelzoo.config import Params, load_params, params_from_dict
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.data.synthetic import write_split_for
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.backends.torch import end_process
 from ebert_modelzoo.training.checkpoint import CheckpointError, list_checkpoints
@@ -105,6 +107,29 @@ def _loader(params: Params, path: str) -> Any:
     raise ParamsError(f"{path}: required for this mode but {section} has none")
 
 
+def with_synthetic_data(params: Params, loaders: Sequence[str], source: Path) -> Params:
+    """``params`` with each of ``loaders`` whose data_dir does not exist pointed at a synthetic
+    split shaped from the params (under model_dir/synthetic_data/), for --validate_only, which
+    lowers a step from the shapes alone."""
+    data = params.model_dump(by_alias=True)
+    model = params.trainer.init.model
+    replaced = False
+    for path in loaders:
+        loader = _loader(params, path)
+        if Path(loader.data_dir).exists():
+            continue
+        name = path.removeprefix("trainer.").replace("[", "_").replace("]", "").replace(".", "_")
+        root = write_split_for(Path(params.trainer.init.model_dir) / "synthetic_data" / name, model, loader)
+        LOGGER.info("%s.data_dir %s not found: --validate_only uses synthetic batches shaped from the params "
+                    "(%s)", path, loader.data_dir, root)
+        section = data
+        for part in re.findall(r"[^.\[\]]+", path):
+            section = section[int(part)] if part.isdigit() else section[part]
+        section["data_dir"] = str(root)
+        replaced = True
+    return params_from_dict(data, str(source)) if replaced else params
+
+
 def run(args: argparse.Namespace) -> None:
     """Load the params, pick a backend and run the mode."""
     params_path = Path(args.params) if args.params else DEFAULT_PARAMS
@@ -114,6 +139,8 @@ def run(args: argparse.Namespace) -> None:
     loaders = _used_loaders(params, args.mode)
     for path in loaders:
         _loader(params, path)
+    if args.validate_only:
+        params = with_synthetic_data(params, loaders, params_path)
     model_dir = Path(params.trainer.init.model_dir)
     options = BackendOptions(
         target=args.target_device, model_dir=model_dir, dist_addr=args.dist_addr,

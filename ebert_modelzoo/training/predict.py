@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ebert_modelzoo.config import Params, load_params
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config_base import ParamsError, updated
 from ebert_modelzoo.data.loader import ShardDataset
 from ebert_modelzoo.sample_scores import SampleScores
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
@@ -99,7 +99,7 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
     checkpoint = checkpoint or latest_checkpoint(model_dir)
     if checkpoint is None:
         raise FileNotFoundError(f"{model_dir}: no checkpoint to predict with")
-    loader_cfg = _loader(params, loader_path).model_copy(update={"shuffle": False, "drop_last": False})
+    loader_cfg = updated(_loader(params, loader_path), shuffle=False, drop_last=False)
     backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
     try:
         trainer = Trainer(params, backend, params_file, model_dir)
