@@ -158,6 +158,11 @@ def run(args: argparse.Namespace) -> None:
         if args.mode in ("train", "train_and_eval"):
             fit = params.trainer.fit
             initial = Path(fit.ckpt_path) if fit is not None and fit.ckpt_path else None
+            if initial is not None and args.validate_only and not initial.exists():
+                # The lowered step depends on shapes, not on weights.
+                LOGGER.info("trainer.fit.ckpt_path %s not found: --validate_only lowers the step from freshly "
+                            "initialised weights", initial)
+                initial = None
             trainer.restore(LoadSettings(explicit, args.load_checkpoint_states, initial))
             trainer.fit(num_steps=args.num_steps, evaluate_during=args.mode == "train_and_eval")
         elif args.mode == "eval":
