@@ -85,7 +85,7 @@ def test_config_validate(tiny, tmp_path):
     bad.write_text(params.read_text().replace("num_heads: 2", "num_heads: 2\n      num_head: 2"))
     result = cszoo(["config", "validate", bad], cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == f"error: {bad}: trainer.init.model.num_head: unknown key"
+    assert result.stderr.strip() == f"error: {bad}: trainer.init.model.num_head: unknown key (did you mean 'num_heads'?)"
 
 
 def test_a_missing_params_file_is_one_line(tmp_path):

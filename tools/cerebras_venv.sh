@@ -167,6 +167,7 @@ install_modelzoo() {  # install_modelzoo DIR: Model Zoo (editable), what it need
 install_ours() {  # install_ours DIR KEY: our dependencies and this package, then the marker
     local dir="$1" key="$2" deps
     mapfile -t deps < <(project_dependencies)
+    echo "cerebras_venv: installing this package's dependencies and the package (editable) ..." >&2
     "$dir/bin/python" -m pip install -q --disable-pip-version-check -c "$dir/constraints.txt" "${deps[@]}" "${EXTRA[@]}"
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$REPO"
     {
@@ -187,10 +188,14 @@ build() {  # build KEY -> builds a new venv and switches $VENV to it
     BUILDING="$dir"
     "$PYTHON" -m venv "$dir"
     printf '%s\n' "${PINS[@]}" >"$dir/constraints.txt"
+    echo "cerebras_venv: [1/3] ${PINS[0]} with torch 2.4 (about a minute from the pip cache, more to download) ..." >&2
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "${PINS[0]}"
+    echo "cerebras_venv: [2/3] Model Zoo ${MODELZOO_SRC:-(none)} and what it imports (a few minutes) ..." >&2
     install_modelzoo "$dir"
+    echo "cerebras_venv: [3/3] our dependencies (${SECONDS}s so far)" >&2
     install_ours "$dir" "$key"
     is_valid "$dir" "$key" || die "the new venv $dir failed its import check"
+    echo "cerebras_venv: built in ${SECONDS}s" >&2
     BUILDING=""
     ln -sfn "$dir" "$VENV.link.$$"
     mv -Tf "$VENV.link.$$" "$VENV"

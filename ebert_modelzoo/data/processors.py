@@ -82,10 +82,13 @@ class BatchBuilder:
         rows, n = tokens.shape[0], self.num_tokens
         input_ids = np.full((rows, self.seq_len), self.pad_id, dtype=np.int32)
         input_ids[:, 0] = self.cls_id
-        input_ids[:, 1 : 1 + n] = tokens if self.dna else self.n_id
+        # [PAD] inside the window: a labelled sequence shorter than the window (sequence_data.py)
+        real = tokens != self.pad_id
+        input_ids[:, 1 : 1 + n] = tokens if self.dna else np.where(real, self.n_id, self.pad_id)
         input_ids[:, 1 + n] = self.sep_id
         attention_mask = np.zeros((rows, self.seq_len), dtype=np.int32)
         attention_mask[:, : n + 2] = 1
+        attention_mask[:, 1 : 1 + n] = real
         out: dict[str, np.ndarray] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.token_masking is not None:
             out.update(self.token_masking.apply(input_ids, n, rng))
