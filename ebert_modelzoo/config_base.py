@@ -1,4 +1,8 @@
-"""Strict pydantic base for every config section, and errors that name the full YAML key path."""
+"""Strict base classes of every config section, and errors that name the full YAML key path.
+
+The sections derive from Cerebras Model Zoo's config classes when Model Zoo is installed
+(ebert_modelzoo/cerebras/config_bases.py), from plain pydantic otherwise; the keys, types and
+checks are the same either way."""
 from __future__ import annotations
 
 import difflib
@@ -8,10 +12,12 @@ from typing import Any, Collection, Optional, Type, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ebert_modelzoo.cerebras.config_bases import DataSectionBase, ModelSectionBase, SectionBase
+
 C = TypeVar("C", bound="StrictConfig")
 
 
-class StrictConfig(BaseModel):
+class StrictConfig(SectionBase):
     """Base for config sections: unknown keys are errors, values are type-checked and frozen.
 
     Field docstrings are the user documentation of each key.
@@ -25,6 +31,21 @@ class StrictConfig(BaseModel):
         protected_namespaces=(),
         allow_inf_nan=False,  # a NaN learning rate would train NaN weights without a word
     )
+
+
+class ModelSection(StrictConfig, ModelSectionBase):
+    """Base of a registered model's config (``trainer.init.model``; ``name`` selects the model):
+    Model Zoo's ``ModelConfig`` when it is installed."""
+
+
+class DataSection(StrictConfig, DataSectionBase):
+    """Base of a registered data processor's config (a dataloader section; ``data_processor``
+    selects the processor): Model Zoo's ``DataConfig`` when it is installed."""
+
+
+def updated(section: C, **changes: Any) -> C:
+    """A copy of ``section`` with ``changes``, validated again (sections are frozen)."""
+    return type(section).model_validate({**section.model_dump(by_alias=True), **changes})
 
 
 class ParamsError(ValueError):

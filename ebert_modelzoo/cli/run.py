@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ebert_modelzoo.config import Params, load_params
+from ebert_modelzoo.config import Params, load_params, params_from_dict
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.data.synthetic import write_split_for
 from ebert_modelzoo.errors import one_line
 from ebert_modelzoo.folder_lock import LOCK_FILE, folder_lock
 from ebert_modelzoo.owned import remove_owned
@@ -124,6 +126,27 @@ def _loader(params: Params, path: str) -> Any:
     raise ParamsError(f"{path}: required for this mode but {section} has none")
 
 
+def with_synthetic_data(params: Params, loaders: Sequence[str], source: Path) -> Params:
+    """``params`` with each of ``loaders`` whose data_dir does not exist pointed at a synthetic
+    split shaped from the params (under model_dir/synthetic_data/), for --validate_only, which
+    lowers a step from the shapes alone."""
+    data = params.model_dump(by_alias=True)
+    model = params.trainer.init.model
+    replaced = False
+    for path in loaders:
+        loader = _loader(params, path)
+        if Path(loader.data_dir).exists():
+            continue
+        name = path.removeprefix("trainer.").replace("[", "_").replace("]", "").replace(".", "_")
+        root = write_split_for(Path(params.trainer.init.model_dir) / "synthetic_data" / name, model, loader)
+        LOGGER.info("%s.data_dir %s not found: --validate_only uses synthetic batches shaped from the params "
+                    "(%s)", path, loader.data_dir, root)
+        section = data
+        for part in re.findall(r"[^.\[\]]+", path):
+            section = section[int(part)] if part.isdigit() else section[part]
+        section["data_dir"] = str(root)
+        replaced = True
+    return params_from_dict(data, str(source)) if replaced else params
 def _where_hint(params_path: Path, model_dir: Path) -> str:
     """What to do when model_dir holds no checkpoint, saying how relative paths were read."""
     if model_dir.is_absolute():
@@ -148,6 +171,8 @@ def run(args: argparse.Namespace) -> None:
     loaders = _used_loaders(params, args.mode)
     for path in loaders:
         _loader(params, path)
+    if args.validate_only:
+        params = with_synthetic_data(params, loaders, params_path)
     model_dir = Path(params.trainer.init.model_dir)
     options = BackendOptions(
         target=args.target_device, model_dir=model_dir, dist_addr=args.dist_addr,
@@ -169,6 +194,11 @@ def run(args: argparse.Namespace) -> None:
         if args.mode in ("train", "train_and_eval"):
             fit = params.trainer.fit
             initial = Path(fit.ckpt_path) if fit is not None and fit.ckpt_path else None
+            if initial is not None and args.validate_only and not initial.exists():
+                # The lowered step depends on shapes, not on weights.
+                LOGGER.info("trainer.fit.ckpt_path %s not found: --validate_only lowers the step from freshly "
+                            "initialised weights", initial)
+                initial = None
             trainer.restore(LoadSettings(explicit, args.load_checkpoint_states, initial))
             trainer.fit(num_steps=args.num_steps, evaluate_during=args.mode == "train_and_eval")
         elif args.mode == "eval":

@@ -62,10 +62,12 @@ trainer:
       eval_steps: null             # the whole validation split
     checkpoint:
       steps: {eval_frequency}
-      keep_last: 2
       disable_strict_checkpoint_loading: true  # a pre-training checkpoint (fit.ckpt_path) has no classifier
     logging:
       log_steps: 10
+    callbacks:
+      - KeepNCheckpoints:
+          n: 2                     # older checkpoints are pruned
   fit:
     train_dataloader:
       data_processor: EBertFinetuningDataProcessor

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ebert_modelzoo.config import Params, load_params
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config_base import ParamsError, updated
 from ebert_modelzoo.data.loader import ShardDataset
 from ebert_modelzoo.data.shards import load_data_params
 from ebert_modelzoo.sample_scores import SampleScores
@@ -109,7 +109,7 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
     update: dict[str, Any] = {"shuffle": False, "drop_last": False}
     if data_dir is not None:
         update["data_dir"] = str(data_dir)
-    loader_cfg = _loader(params, loader_path).model_copy(update=update)
+    loader_cfg = updated(_loader(params, loader_path), **update)
     backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
     try:
         trainer = Trainer(params, backend, params_file, model_dir)
