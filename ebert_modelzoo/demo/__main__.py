@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,20 +25,20 @@ import torch
 from ebert_modelzoo.config_base import ParamsError, read_yaml
 from ebert_modelzoo.demo import stages
 from ebert_modelzoo.demo.runs import plan_runs
+from ebert_modelzoo.errors import one_line
 from ebert_modelzoo.report import EvaluationSet
 
 LOGGER = logging.getLogger("ebert_modelzoo.demo")
-OUTPUTS = ("data", "params", "runs", "report", stages.STATE_DIR)
 INTERPRETED_RUN = "finetune_dna_epigenome"
 """The run whose attributions the report checks against the simulation's truth."""
-"""What the demo writes under --output_dir (and --fresh removes)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ebert_modelzoo.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="demo_output", help="where everything goes (default demo_output)")
     parser.add_argument("--quick", action="store_true", help="a minute or two: few training steps (a smoke test)")
-    parser.add_argument("--fresh", action="store_true", help="remove earlier outputs in --output_dir first")
+    parser.add_argument("--fresh", action="store_true",
+                        help="remove the demo's earlier outputs in --output_dir first (only in a folder the demo made)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: the tiny model is fastest on one thread)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
@@ -50,9 +49,7 @@ def run(args: argparse.Namespace) -> str:
     """Every step; returns the console summary."""
     start = time.perf_counter()
     output_dir = Path(args.output_dir)
-    if args.fresh:
-        for name in OUTPUTS:
-            shutil.rmtree(output_dir / name, ignore_errors=True)
+    stages.claim(output_dir, args.fresh)
     torch.set_num_threads(args.threads)
     split = read_yaml(stages.DEMO_DATA / "split.yaml")["split"]
     timings: dict[str, float] = {}
@@ -116,10 +113,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         print(run(args))
     except stages.DemoError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 1
     except (ParamsError, FileNotFoundError, ValueError) as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     return 0
 

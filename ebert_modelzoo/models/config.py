@@ -6,7 +6,7 @@ from typing import Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ebert_modelzoo.config_base import StrictConfig
+from ebert_modelzoo.config_base import ModelSection, StrictConfig
 
 
 class EBertEncoderConfig(StrictConfig):
@@ -54,14 +54,14 @@ class EBertEncoderConfig(StrictConfig):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "EBertEncoderConfig":
-        if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
-            )
         for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size",
                     "max_position_embeddings", "tokens_per_bin"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
         for key in ("num_chromatin_states", "num_signal_tracks", "num_cell_types"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
@@ -71,7 +71,7 @@ class EBertEncoderConfig(StrictConfig):
         return self
 
 
-class EBertPretrainConfig(EBertEncoderConfig):
+class EBertPretrainConfig(EBertEncoderConfig, ModelSection):
     """EBERT pre-training: masked DNA tokens, optionally masked chromatin states."""
 
     name: Literal["ebert"]
@@ -94,7 +94,7 @@ class EBertPretrainConfig(EBertEncoderConfig):
         return self
 
 
-class EBertFinetuneConfig(EBertEncoderConfig):
+class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     """EBERT fine-tuning: multi-label classification per window (e.g. TFs) or per bin."""
 
     name: Literal["ebert_finetune"]

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from ebert_modelzoo.config import Params, parse_checkpoint_states
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config_base import ParamsError, updated
 from ebert_modelzoo.training.backends.base import Backend, Batch
 from ebert_modelzoo.training.checkpoint import (
+    CHECKSUM_SUFFIX,
     FORMAT_VERSION,
     CheckpointError,
     capture_rng,
@@ -29,6 +30,7 @@ from ebert_modelzoo.training.checkpoint import (
     load_model_weights,
     prune_checkpoints,
     restore_rng,
+    read_verified,
 )
 from ebert_modelzoo.cerebras import optimizer_state
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
@@ -38,6 +40,18 @@ from ebert_modelzoo.training.step import make_eval_step, make_train_step
 from ebert_modelzoo.training.tasks import DataSource, Task
 
 LOGGER = logging.getLogger("ebert_modelzoo")
+
+
+def _check_finite(weights: dict[str, torch.Tensor], step: int, model_dir: Path) -> None:
+    """Raise FloatingPointError naming a few NaN/infinite weights, and the checkpoint that stays
+    the newest, instead of saving them."""
+    bad = [name for name, tensor in weights.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        kept = latest_checkpoint(model_dir)
+        raise FloatingPointError(
+            f"step {step}: weights are NaN or infinite ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+            f"not saved, the newest checkpoint stays {kept or 'none'}; lower the learning rate or enable loss scaling")
 
 
 def seed_everything(seed: int) -> None:
@@ -54,7 +68,7 @@ class LoadSettings:
     checkpoint_path: Optional[Path] = None
     """Explicit checkpoint (--checkpoint_path); wins over everything."""
     states: Optional[str] = None
-    """Comma-separated states (None = the params' checkpoint.load_checkpoint_states)."""
+    """Comma-separated states (None = the params' LoadCheckpointStates callback)."""
     initial_path: Optional[Path] = None
     """Starting point when model_dir holds no checkpoint yet (the params' ckpt_path, e.g. a
     pre-training checkpoint to fine-tune from); a run that stopped resumes from model_dir."""
@@ -103,29 +117,50 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write the checkpoint of the current step (main process), then prune old ones.
+        """Write the checkpoint of the current step and its checksum file (main process), then
+        prune old ones.
 
         Where the backend fetches weights from a device only at checkpoint steps, call this
         through ``backend.on_checkpoint`` at one of the steps announced to ``backend.batches``.
+
+        Raises:
+            FloatingPointError: a weight is NaN or infinite; nothing is written, the previous
+                checkpoint stays the newest.
         """
         path = checkpoint_path(self.model_dir, self.step)
         if self.backend.is_main:
-            self.backend.save_checkpoint(self.state(), path)
-            prune_checkpoints(self.model_dir, self.init.checkpoint.keep_last)
+            state = self.state()
+            if self.backend.runs_steps:
+                _check_finite(state["model"], self.step, self.model_dir)
+            self.backend.save_checkpoint(state, path)  # with its checksum file
+            prune_checkpoints(self.model_dir, self.init.keep_last)
             LOGGER.info("saved checkpoint %s", path)
         self.backend.barrier()
         return path
 
-    def load(self, path: Path, states: Optional[tuple[str, ...]], strict: bool) -> None:
-        """Load the selected ``states`` of the checkpoint at ``path``.
+    def read(self, path: Path) -> dict[str, Any]:
+        """The checkpoint at ``path``, checked against its checksum file first.
 
-        ``states`` None means the params' checkpoint.load_checkpoint_states, except for a
+        Raises:
+            CheckpointError: corrupt, empty or unreadable (one line naming the file).
+        """
+        state, verified = read_verified(path, self.backend.load_checkpoint)
+        if not verified:
+            LOGGER.info("%s: no %s file beside it: read without a checksum check", path, CHECKSUM_SUFFIX)
+        return state
+
+    def load(self, path: Path, states: Optional[tuple[str, ...]], strict: bool,
+             state: Optional[dict[str, Any]] = None) -> None:
+        """Load the selected ``states`` of the checkpoint at ``path`` (``state``: its content,
+        if read already).
+
+        ``states`` None means the params' LoadCheckpointStates callback, except for a
         checkpoint of another model (a pre-training checkpoint loaded to fine-tune), of which
         only the weights can apply.
         """
-        state = self.backend.load_checkpoint(path)
+        state = self.read(path) if state is None else state
         if states is None:
-            states = parse_checkpoint_states(self.init.checkpoint.load_checkpoint_states)
+            states = parse_checkpoint_states(self.init.load_checkpoint_states)
             other = ((state.get("params") or {}).get("trainer", {}).get("init", {}).get("model", {}).get("name"))
             if other is not None and other != self.init.model.name:
                 LOGGER.info("%s is a %r checkpoint: loading its weights only into %r",
@@ -187,18 +222,38 @@ class Trainer:
         """Load the explicit checkpoint, else the newest in model_dir (if the params'
         autoload_last_checkpoint allows it), else the initial checkpoint, else nothing."""
         ckpt = self.init.checkpoint
-        path = settings.checkpoint_path
-        if path is None and ckpt.autoload_last_checkpoint:
-            path = latest_checkpoint(self.model_dir)
-        if path is None:
-            path = settings.initial_path
-        if path is None:
-            return
         try:
             states = parse_checkpoint_states(settings.states) if settings.states else None
         except ValueError as err:
             raise CheckpointError(f"--load_checkpoint_states: {err}") from None
-        self.load(Path(path), states, strict=not ckpt.disable_strict_checkpoint_loading)
+        strict = not ckpt.disable_strict_checkpoint_loading
+        if settings.checkpoint_path is None and ckpt.autoload_last_checkpoint:
+            found = self.newest_valid_checkpoint()
+            if found is not None:
+                self.load(found[0], states, strict, found[1])
+                return
+        path = settings.checkpoint_path or settings.initial_path
+        if path is not None:
+            self.load(Path(path), states, strict)
+
+    def newest_valid_checkpoint(self) -> Optional[tuple[Path, dict[str, Any]]]:
+        """The newest checkpoint in model_dir that is intact (checksum, readable) and its
+        content; a corrupt newer one is logged and passed over. None when model_dir has none.
+
+        Raises:
+            CheckpointError: every checkpoint in model_dir is corrupt (naming the newest).
+        """
+        found = [path for _, path in list_checkpoints(self.model_dir)]
+        first_error: Optional[CheckpointError] = None
+        for path in reversed(found):
+            try:
+                return path, self.read(path)
+            except CheckpointError as err:
+                first_error = first_error or err
+                LOGGER.warning("%s; falling back to the previous checkpoint", err)
+        if first_error is not None:
+            raise CheckpointError(f"{first_error} (and no older checkpoint in {self.model_dir} is intact)")
+        return None
 
     # ------------------------------------------------------------------ training
 
@@ -241,7 +296,7 @@ class Trainer:
         LOGGER.info("training steps %d..%d on %s (%s backend)", self.step + 1, end,
                     self.init.backend.backend_type, self.backend.name)
         self.model.train()
-        reporter.start(self.step)
+        reporter.start(self.step, end)
         try:
             first = self.step
             for batch in self.backend.batches(source, end - first, checkpoint_steps=sorted(s - first for s in save_steps)):
@@ -251,6 +306,7 @@ class Trainer:
                 learning_rate = float(self.optimizer.param_groups[0]["lr"])  # the one this step uses
                 loss = train_step(batch)
                 self.step += 1
+                reporter.advance(self.step)
                 if self.step % logging_cfg.log_steps == 0 or self.step == end:
                     report(self.step, loss, learning_rate)
                 if self.step in save_steps:
@@ -303,7 +359,7 @@ class Trainer:
         if self.init.model.name == "ebert_finetune" and len(cell_types) > 1:
             metrics["per_cell_type"] = {
                 cell: self._evaluate_source(
-                    self.data_source(loader_cfg.model_copy(update={"cell_types": [cell]}), loader_path),
+                    self.data_source(updated(loader_cfg, cell_types=[cell]), loader_path),
                     eval_steps)
                 for cell in cell_types
             }
@@ -348,8 +404,18 @@ class Trainer:
         found = [Path(p) for p in paths] if paths else [path for _, path in list_checkpoints(self.model_dir)]
         if not found:
             raise FileNotFoundError(f"{self.model_dir}: no checkpoint_<step>.mdl to evaluate")
+        corrupt: list[CheckpointError] = []
         for path in found:
-            self.load(path, ("model", "step"), strict=True)
+            try:
+                state = self.read(path)
+            except CheckpointError as err:
+                LOGGER.warning("%s; skipped", err)
+                corrupt.append(err)
+                continue
+            self.load(path, ("model", "step"), strict=True, state=state)
             for i, (loader_path, loader_cfg) in enumerate(loaders):
                 name = "eval" if len(loaders) == 1 else f"eval_{i}"
                 self.validate(loader_cfg, eval_steps, name, loader_path)
+        if corrupt:
+            raise CheckpointError(f"{corrupt[0]} ({len(corrupt)} of {len(found)} checkpoints skipped, "
+                                  "the others evaluated)")
