@@ -102,8 +102,9 @@ def write_params(root: Path, train: Path, validation: Path, steps: int) -> Path:
                                               "total_iters": steps}}],
                  "precision": {"enabled": False, "max_gradient_norm": 1.0},
                  "loop": {"max_steps": steps, "eval_frequency": steps, "eval_steps": None},
-                 "checkpoint": {"steps": steps, "keep_last": 1},
-                 "logging": {"log_steps": 50}},
+                 "checkpoint": {"steps": steps},
+                 "logging": {"log_steps": 50},
+                 "callbacks": [{"KeepNCheckpoints": {"n": 1}}]},
         "fit": {"train_dataloader": {**loader(train, True), "cell_types": list(CELLS[:2])},
                 "val_dataloader": {**loader(validation, False), "cell_types": [CELLS[2]]}},
     }}
