@@ -163,7 +163,8 @@ def test_variants_command_scores_per_cell_type_and_what_if(trained: TrainedRun, 
     clean = clean_site_windows(trained)
     window = int(clean[truth.open[c, clean] & ~truth.open[a, clean]][0])
     core = core_variant(trained, scorer, window)
-    plain = ("Test", int(scorer.window_start[window]) + 3, "far",  # "Test" names the split's chrTest "ACGT"[truth.codes[window, 2]],
+    # "Test" names the split's chrTest (VCF and split may differ by a chr prefix)
+    plain = ("Test", int(scorer.window_start[window]) + 3, "far", "ACGT"[truth.codes[window, 2]],
              "ACGT"[(truth.codes[window, 2] + 1) % 4])
     records = [core, plain, ("chrTest", 50, "indel", "A", "AT"), ("chrOther", 10, "elsewhere", "A", "C")]
     vcf = write_vcf(tmp_path / "in.vcf", records)
