@@ -219,9 +219,12 @@ def test_eval_without_checkpoint_says_where_it_looked(tmp_path, data):
     params = pretrain_params(data, tmp_path / "model")
     params["trainer"]["init"]["model_dir"] = "relative/model"
     path = write_params(tmp_path / "p.yaml", params)
-    done = run_py("CPU", "--params", str(path), "-m", "eval", check=1)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "run.py"), "CPU", "--params", str(path), "-m", "eval"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert f"{REPO / 'relative' / 'model'}: no checkpoint to evaluate" in last
+    assert f"{tmp_path / 'relative' / 'model'}: no checkpoint to evaluate" in last
     assert "read from the current folder" in last and "-o/--model_dir" in last
 
 
