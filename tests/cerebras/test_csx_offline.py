@@ -25,7 +25,8 @@ def validate_only(params, cwd, path=None):
     return result
 
 
-@pytest.mark.parametrize("params_file", ["ebert_tiny.yaml", "ebert_base.yaml", "ebert_finetune_base.yaml"])
+@pytest.mark.parametrize("params_file", ["ebert_tiny.yaml", "ebert_finetune_tiny.yaml", "ebert_base.yaml",
+                                         "ebert_finetune_base.yaml"])
 def test_validate_only_lowers_the_training_step(params_file, tmp_path):
     model_dir = tmp_path / "model_dir"
     data = data_for(params_file, tmp_path / "data")
