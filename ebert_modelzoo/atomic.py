@@ -1,14 +1,25 @@
 """Crash-safe file writes: write under a hidden temporary name, fsync, rename, fsync the folder.
 
 A crash or kill at any point leaves either the previous file or none under the final name, never a
-partial one; the temporary name (``.<name>.tmp``) is never matched by the readers' globs.
+partial one; the temporary name (``.<name>.<host>-<pid>.tmp``, one per writer, so that two
+processes writing the same file never rename each other's) is never matched by the readers' globs.
 """
 from __future__ import annotations
 
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+def fsync_file(path: str | Path) -> None:
+    """Make a file's content durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(folder: str | Path) -> None:
@@ -21,9 +32,13 @@ def fsync_dir(folder: str | Path) -> None:
 
 
 def tmp_name(name: str) -> str:
-    """The hidden name a file called ``name`` is written under until it is complete (a glob
-    pattern gives the pattern of its temporaries)."""
-    return f".{name}.tmp"
+    """The hidden name under which this process writes a file called ``name`` until it is complete."""
+    return f".{name}.{socket.gethostname()}-{os.getpid()}.tmp"
+
+
+def tmp_pattern(name: str) -> str:
+    """Glob pattern of every process's temporaries of ``name`` (itself a name or a pattern)."""
+    return f".{name}.*.tmp"
 
 
 @contextmanager
@@ -36,11 +51,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = path.with_name(tmp_name(path.name))
     tmp.unlink(missing_ok=True)
     yield tmp
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(tmp)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

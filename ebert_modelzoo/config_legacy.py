@@ -60,6 +60,8 @@ def convert_legacy(data: Mapping[str, Any], source: str | Path | None = None) ->
     for key in data:
         if key not in _LEGACY_TOP:
             raise ParamsError(f"{where}{key}: unknown key (legacy form takes {', '.join(_LEGACY_TOP)})")
+        if data[key] is not None and not isinstance(data[key], Mapping):
+            raise ParamsError(f"{where}{key}: expected a mapping, got {type(data[key]).__name__}")
     init: dict[str, Any] = {}
     trainer: dict[str, Any] = {"init": init}
 
@@ -84,7 +86,7 @@ def convert_legacy(data: Mapping[str, Any], source: str | Path | None = None) ->
     if "name" not in model:
         processor = (train_input or eval_input or {}).get("data_processor")
         names = {proc: name for name, proc in PROCESSOR_OF_MODEL.items()}
-        if processor in names:
+        if isinstance(processor, str) and processor in names:
             model["name"] = names[processor]
     init["model"] = model
 

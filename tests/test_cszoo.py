@@ -11,7 +11,7 @@ import pytest
 from ebert_modelzoo.cli.cszoo import build_parser, run_argv
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
-from ebert_modelzoo.training.backends import cerebras_available
+from ebert_modelzoo.cerebras import cstorch_installed
 from tests.fake_modelzoo import RECORDING_REGISTRY, REPORTING_CLI, write_fake_registry
 from tests.run_cases import PARAMS, REPO, cszoo, data_for, write_params
 
@@ -31,7 +31,7 @@ def ok(result):
     return result.stdout
 
 
-@pytest.mark.skipif(cerebras_available(), reason="the plain torch backend runs only without cerebras.pytorch")
+@pytest.mark.skipif(cstorch_installed(), reason="the plain torch backend runs only without cerebras.pytorch")
 def test_fit_validate_and_validate_all_run_the_trainer(tiny):
     root, params = tiny
     model_dir = root / "model_dir"

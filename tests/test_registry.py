@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ebert_modelzoo.registry import ENTRIES, modelzoo_installed
+from ebert_modelzoo.cerebras.registry import ENTRIES, modelzoo_installed
 from tests.fake_modelzoo import RECORDING_REGISTRY, write_fake_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_without_modelzoo_import_registers_nothing_and_imports_no_cerebras_packa
     result = run_python("""
         import json, sys
         import ebert_modelzoo
-        from ebert_modelzoo.registry import modelzoo_installed, register_with_modelzoo
+        from ebert_modelzoo.cerebras.registry import modelzoo_installed, register_with_modelzoo
         print(json.dumps({"installed": modelzoo_installed(), "registered": register_with_modelzoo(),
                           "cerebras": sorted(m for m in sys.modules if m.split(".")[0] == "cerebras")}))
     """)
@@ -86,7 +86,7 @@ def test_import_registers_every_entry_with_modelzoo(tmp_path):
     result = run_python("""
         import json
         import ebert_modelzoo
-        import ebert_modelzoo.registry as ours
+        import ebert_modelzoo.cerebras.registry as ours
         from cerebras.modelzoo.registry import registry
         again = ours.register_with_modelzoo()  # a second import-time call changes nothing
         print(json.dumps({"calls": registry.calls, "again": again,

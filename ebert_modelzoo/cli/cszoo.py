@@ -24,7 +24,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ebert_modelzoo import registry
+from ebert_modelzoo.cerebras import registry
+from ebert_modelzoo.cerebras.modelzoo_cli import run_modelzoo_cli
 from ebert_modelzoo.cli import run as run_cli
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.config_base import ParamsError
@@ -143,20 +144,10 @@ def describe(name: str, params: Optional[str]) -> str:
     return "\n".join(lines)
 
 
-def _hand_over_to_modelzoo(argv: Optional[Sequence[str]]) -> int:
-    """Model Zoo's own CLI, with EBERT registered (importing ebert_modelzoo did that)."""
-    from cerebras.modelzoo.cli.main import main as modelzoo_main
-
-    if argv is not None:
-        sys.argv = ["cszoo", *argv]
-    modelzoo_main()
-    return 0
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `cszoo` console script; returns the exit status."""
     if registry.modelzoo_installed():
-        return _hand_over_to_modelzoo(argv)
+        return run_modelzoo_cli(argv)
     args = build_parser().parse_args(argv)
     try:
         if args.cmd in RUN_MODES:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.errors import one_line
+from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.backends.torch import end_process
 from ebert_modelzoo.training.checkpoint import CheckpointError, list_checkpoints
@@ -125,7 +128,10 @@ def run(args: argparse.Namespace) -> None:
     backend = select_backend(options)
     if not backend.is_main:
         LOGGER.setLevel(logging.WARNING)  # one process reports
+    lock = ExitStack()
     try:
+        if backend.is_main:  # one run writes into a model_dir (the main process holds it)
+            lock.enter_context(folder_lock(model_dir, "run"))
         trainer = Trainer(params, backend, params_path, model_dir)
         explicit = Path(args.checkpoint_path) if args.checkpoint_path else None
         if args.mode in ("train", "train_and_eval"):
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> None:
             trainer.validate_all([(p, _loader(params, p)) for p in loaders], paths, args.num_steps)
     finally:
         backend.close()
+        lock.close()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -171,11 +178,12 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except ParamsError as err:
         if args.logging == "DEBUG":
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, CheckpointError, RuntimeError, ValueError, FloatingPointError) as err:
+    except (OSError, CheckpointError, RuntimeError, ValueError, FloatingPointError) as err:
+        # OSError: FileNotFoundError, and folders that cannot be made (a name too long, no permission)
         if args.logging == "DEBUG":
             raise
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 1
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,15 +28,14 @@ from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, QUICK_SEEDS, SEEDS, plan_r
 from ebert_modelzoo.report import EvaluationSet
 
 LOGGER = logging.getLogger("ebert_modelzoo.demo")
-OUTPUTS = ("data", "params", "runs", "report", stages.STATE_DIR)
-"""What the demo writes under --output_dir (and --fresh removes)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ebert_modelzoo.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="demo_output", help="where everything goes (default demo_output)")
     parser.add_argument("--quick", action="store_true", help="a minute or two: few training steps (a smoke test)")
-    parser.add_argument("--fresh", action="store_true", help="remove earlier outputs in --output_dir first")
+    parser.add_argument("--fresh", action="store_true",
+                        help="remove the demo's earlier outputs in --output_dir first (only in a folder the demo made)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: the tiny model is fastest on one thread)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
@@ -60,9 +58,7 @@ def run(args: argparse.Namespace) -> str:
     """Every step; returns the console summary."""
     start = time.perf_counter()
     output_dir = Path(args.output_dir)
-    if args.fresh:
-        for name in OUTPUTS:
-            shutil.rmtree(output_dir / name, ignore_errors=True)
+    stages.claim(output_dir, args.fresh)
     torch.set_num_threads(args.threads)
     split = read_yaml(stages.DEMO_DATA / "split.yaml")["split"]
     train_cells, test_cells = split["train"]["cell_types"], split["test"]["cell_types"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -27,6 +26,7 @@ from ebert_modelzoo.config import load_params
 from ebert_modelzoo.demo.runs import REPO_ROOT, Run, params_text
 from ebert_modelzoo.floor_baselines import run_floor
 from ebert_modelzoo.motifs import load_motifs
+from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.cli import main as preprocess_main
 from ebert_modelzoo.report import (Comparison, EvaluationSet, ReportFiles, TrainingCurve, VariantScores,
                                    read_training_curve, write_report)
@@ -55,6 +55,11 @@ COMPARISONS = (
     Comparison("Does EBERT beat the CNN peer on the same inputs?", KMERS, CNN_PEER),
 )
 STATE_DIR = ".demo_state"
+MARKER = ".ebert_demo"
+"""Written into an --output_dir the demo takes (a new or empty folder): only such a folder is
+written to, and --fresh deletes only the demo's outputs there."""
+OUTPUTS = ("data", "params", "runs", "report", STATE_DIR)
+"""What the demo writes under --output_dir (and --fresh removes)."""
 
 
 class DemoError(RuntimeError):
@@ -73,6 +78,25 @@ def _sha(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
+def claim(output_dir: Path, fresh: bool) -> None:
+    """Take ``output_dir`` for the demo (create it, or use it if empty or marked as the demo's);
+    with ``fresh``, remove the demo's earlier outputs there (symlinks as links, never followed).
+
+    Raises:
+        DemoError: the folder holds other files and no demo marker: nothing is touched.
+    """
+    marker = output_dir / MARKER
+    if output_dir.is_symlink() or (output_dir.exists() and not output_dir.is_dir()):
+        raise DemoError(f"{output_dir}: not a folder (or a symlink); give a new --output_dir")
+    if output_dir.is_dir() and not marker.is_file() and any(output_dir.iterdir()):
+        raise DemoError(f"{output_dir}: holds files the demo did not write (no {MARKER} marker); "
+                        "give a new or empty --output_dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, "written by python -m ebert_modelzoo.demo; --fresh removes "
+                      + ", ".join(OUTPUTS) + " here\n")
+    if fresh:
+        for name in OUTPUTS:
+            remove_owned(output_dir / name, output_dir)
 
 
 def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
@@ -128,10 +152,11 @@ def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[R
     model_dir = Path(run.params["trainer"]["init"]["model_dir"])
     state_file = output_dir / STATE_DIR / f"{run.name}.json"
     stored = json.loads(state_file.read_text())["fingerprint"] if state_file.is_file() else None
+    if model_dir.exists() and stored is None:
+        raise DemoError(f"{model_dir}: exists but the demo has no record of writing it; remove it or use --fresh")
     if model_dir.exists() and stored != fingerprint:
-        LOGGER.info("%s: %s; starting it over", run.name,
-                    "its settings, data, code or starting checkpoint changed" if stored else "unknown earlier contents")
-        shutil.rmtree(model_dir)
+        LOGGER.info("%s: its settings, data, code or starting checkpoint changed; starting it over", run.name)
+        remove_owned(model_dir, output_dir)
     atomic_write_text(params_file, text)
     atomic_write_text(state_file, json.dumps({"fingerprint": fingerprint}) + "\n")
     command = f"python run.py CPU -p {relative(params_file)} -m train_and_eval"

@@ -57,14 +57,14 @@ class EBertEncoderConfig(StrictConfig):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "EBertEncoderConfig":
-        if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
-            )
         for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size",
                     "max_position_embeddings", "tokens_per_bin"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
         for key in ("num_chromatin_states", "num_signal_tracks", "num_cell_types", "num_motif_tracks"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")

@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.errors import one_line
+from ebert_modelzoo.folder_lock import FolderLockedError, folder_lock
+from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import load_config
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.pipeline import Kind, make_plan, run
@@ -36,9 +41,22 @@ def main(kind: Kind, argv: Optional[Sequence[str]] = None) -> int:
     if args.workers < 1:
         parser.error("--workers must be >= 1")
     try:
-        plan = make_plan(load_config(args.config, kind), kind, args.output_dir)
-        run(plan, workers=args.workers, shard=args.shard, progress=not args.no_progress)
-    except (ParamsError, InputError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        config = load_config(args.config, kind)
+        output_dir = Path(args.output_dir or config.output.output_dir)
+        created = not os.path.lexists(output_dir)
+        part = None if args.shard[1] == 1 else f"part-{args.shard[0]}-of-{args.shard[1]}"
+        with folder_lock(output_dir, "preprocessing run", part):
+            try:
+                plan = make_plan(config, kind, str(output_dir))
+            except Exception:
+                if created:  # leave no trace of a run whose inputs failed
+                    remove_owned(output_dir, output_dir)
+                raise
+            run(plan, workers=args.workers, shard=args.shard, progress=not args.no_progress)
+    except (ParamsError, InputError, FileNotFoundError, FolderLockedError) as err:
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:  # the output folder cannot be created or written
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return 1
     return 0

@@ -152,10 +152,20 @@ class PreprocessingConfig(StrictConfig):
 _PATH_KEYS = (("genome", "fasta"), ("windows", "blacklist"))
 
 
-def _resolve(path: Optional[str], base: Path) -> Optional[str]:
-    if path is None:
-        return None
-    p = Path(path).expanduser()
+def _resolve(path: Any, base: Path) -> Any:
+    """An input path made absolute against ``base`` (other values are left to validation).
+
+    Raises:
+        ParamsError: a NUL byte in the path, or ``~user`` naming no user.
+    """
+    if not isinstance(path, str):
+        return path
+    if "\0" in path:
+        raise ParamsError(f"{path!r}: a path cannot hold a NUL byte")
+    try:
+        p = Path(path).expanduser()
+    except RuntimeError:
+        raise ParamsError(f"{path}: cannot expand {path.split('/')[0]} (no such user)") from None
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
@@ -197,7 +207,10 @@ def load_config(path: str | Path, kind: Literal["pretraining", "finetuning"]) ->
         ParamsError: one line naming the file and the key that is wrong.
     """
     path = Path(path)
-    raw = resolve_paths(read_yaml(path), path.resolve().parent)
+    try:
+        raw = resolve_paths(read_yaml(path), path.resolve().parent)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
     config = parse_section(PreprocessingConfig, raw, "", source=path)
     if kind == "pretraining" and config.labels is not None:
         raise ParamsError(f"{path}: labels: only create_finetuning_data.py takes labels")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ebert_modelzoo.data.schema import LABEL_AMBIGUOUS, LABEL_BOUND, LABEL_UNBOUND
-from ebert_modelzoo.preprocessing.bed import open_text, read_records
+from ebert_modelzoo.preprocessing.bed import READ_ERRORS, open_binary, read_failure, read_records
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
 
@@ -42,6 +42,15 @@ class DreamLabels:
         return out
 
 
+def _decode(path: Path, chunk: bytes, first_line: int) -> str:
+    """``chunk`` (whole lines from ``first_line`` on) as text; InputError naming the line of a
+    byte that is not UTF-8."""
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise read_failure(path, err, first_line + chunk.count(b"\n", 0, err.start)) from None
+
+
 def read_dream_tsv(path: str | Path, genome_lengths: dict[str, int], contigs: set[str],
                    chunk_bytes: int = 1 << 24) -> DreamLabels:
     """Read an ENCODE-DREAM label TSV (header ``chr start stop CELL...``), keeping ``contigs``.
@@ -55,23 +64,27 @@ def read_dream_tsv(path: str | Path, genome_lengths: dict[str, int], contigs: se
     path = Path(path)
     labels = DreamLabels()
     parts: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
-    with open_text(path) as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        if len(header) < 4 or [h.lower() for h in header[:3]] != ["chr", "start", "stop"]:
-            raise InputError(f"{path}:1: expected the header 'chr start stop CELL...' (ENCODE-DREAM labels)")
-        labels.cell_types = header[3:]
-        reader = _DreamChunks(path, len(header), ContigMap(str(path), genome_lengths), contigs)
-        first_line = 2
-        while text := fh.read(chunk_bytes):
-            text += fh.readline()  # whole lines only
-            n_lines, parsed = reader.parse(text, first_line)
-            for contig, starts, ends, table in parsed:
-                row = parts.setdefault(contig, ([], [], []))
-                row[0].append(starts)
-                row[1].append(ends)
-                row[2].append(table)
-            first_line += n_lines
-        reader.contig_map.announce()
+    first_line = 1
+    try:
+        with open_binary(path) as fh:
+            header = _decode(path, fh.readline(), 1).rstrip("\n").split("\t")
+            if len(header) < 4 or [h.lower() for h in header[:3]] != ["chr", "start", "stop"]:
+                raise InputError(f"{path}:1: expected the header 'chr start stop CELL...' (ENCODE-DREAM labels)")
+            labels.cell_types = header[3:]
+            reader = _DreamChunks(path, len(header), ContigMap(str(path), genome_lengths), contigs)
+            first_line = 2
+            while chunk := fh.read(chunk_bytes):
+                chunk += fh.readline()  # whole lines only
+                n_lines, parsed = reader.parse(_decode(path, chunk, first_line), first_line)
+                for contig, starts, ends, table in parsed:
+                    row = parts.setdefault(contig, ([], [], []))
+                    row[0].append(starts)
+                    row[1].append(ends)
+                    row[2].append(table)
+                first_line += n_lines
+    except READ_ERRORS as err:  # a truncated or corrupt .gz, an unreadable file
+        raise read_failure(path, err, first_line) from None
+    reader.contig_map.announce()
     for contig, (starts, ends, tables) in parts.items():
         labels.starts[contig] = np.concatenate(starts)
         labels.ends[contig] = np.concatenate(ends)
@@ -117,9 +130,9 @@ class _DreamChunks:
         cols = np.array(text.replace("\n", "\t").split("\t")[: n * n_col], dtype=object).reshape(n, n_col)
         try:
             starts, ends = (np.fromiter(map(int, cols[:, c]), dtype=np.int64, count=n) for c in (1, 2))
-        except ValueError:
+        except (ValueError, OverflowError):
             r = next(i for i in range(n) if not (_is_int(cols[i, 1]) and _is_int(cols[i, 2])))
-            fail(r, f"{path}:{first_line + r}: start/stop are not integers")
+            fail(r, f"{path}:{first_line + r}: start/stop are not integers (of at most 18 digits)")
             starts, ends = (np.fromiter(map(int, cols[:n, c]), dtype=np.int64, count=n) for c in (1, 2))
         bad = np.flatnonzero(ends <= starts)
         if bad.size:
@@ -174,11 +187,12 @@ _CODE_STRINGS = np.array(["U", "A", "B"], dtype=object)
 
 
 def _is_int(text: str) -> bool:
+    """An integer that fits int64."""
     try:
-        int(text)
+        value = int(text)
     except ValueError:
         return False
-    return True
+    return -(2**63) <= value < 2**63
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Orchestration: check every input, build the shards (workers, machines), write data_params.json.
 
-Order of a run: (1) read and check all inputs (FASTA, bigWig headers, segmentation BEDs, labels,
-blacklist), so bad input stops the run before anything but ``<output_dir>/.cache`` (input hashes,
-parsed segmentations, see ``segmentation_store``) is written; (2) build this machine's shards
+Order of a run: (1) read and check all inputs (FASTA, bigWig headers, blacklist, labels,
+segmentation BEDs), so bad input stops the run before anything is written under the output folder
+(then ``<output_dir>/.cache``: input hashes, parsed segmentations, see ``segmentation_store``); (2) build this machine's shards
 (``--shard I/N`` takes the tasks with ``task_number % N == I``), skipping finished ones; (3) when
 every shard of every split is finished, write vocab.txt and, last, data_params.json per split.
 Normalisation statistics always come from the train split.
@@ -21,13 +21,14 @@ from typing import Any, Literal, Optional
 import numpy as np
 from tqdm import tqdm
 
-from ebert_modelzoo.atomic import tmp_name
+from ebert_modelzoo.atomic import tmp_pattern
 from ebert_modelzoo.data import schema
 from ebert_modelzoo.preprocessing.config import PreprocessingConfig
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import DreamLabels, PeakLabels, read_dream_tsv, read_peaks
-from ebert_modelzoo.preprocessing.segmentation_store import StoredSegmentation, entry_key, open_segmentation, prune
+from ebert_modelzoo.preprocessing.segmentation_store import (StoredSegmentation, commit, discard, entry_key,
+                                                             open_segmentation, prune)
 from ebert_modelzoo.preprocessing.tracks import TRANSFORMS, BigWigTrack, bin_means
 from ebert_modelzoo.preprocessing.windows import Blacklist, Region, ShardTask, parse_splits, shard_tasks
 from ebert_modelzoo.preprocessing.writer import (SIDECAR_PATTERN, atomic_write_json, finished_sidecar,
@@ -89,19 +90,26 @@ def _input_files(config: PreprocessingConfig) -> list[tuple[str, str]]:
     return files
 
 
-def _checksums(files: list[tuple[str, str]], cache_path: Path) -> list[dict[str, Any]]:
-    """Size and sha256 of each input; hashes are cached by (path, size, mtime) across reruns."""
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+def _checksums(files: list[tuple[str, str]], cache: dict[str, str]) -> list[dict[str, Any]]:
+    """Size and sha256 of each input. ``cache`` (updated) maps a file's identity to its hash: path,
+    device, inode, size, mtime and ctime, so a file edited in place is hashed again even when its
+    size and mtime were kept (nothing but the kernel sets ctime)."""
     out = []
     for role, path in files:
         st = os.stat(path)
-        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        key = f"{path}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
         if key not in cache:
             cache[key] = sha256_file(path)
         out.append({"role": role, "path": path, "size": st.st_size, "sha256": cache[key]})
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cache_path, cache)
     return out
+
+
+def _read_cache(path: Path) -> dict[str, str]:
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing, or damaged: hashes are recomputed
+        return {}
+    return cache if isinstance(cache, dict) else {}
 
 
 def _segmentation_root(output_dir: Path) -> Path:
@@ -110,7 +118,11 @@ def _segmentation_root(output_dir: Path) -> Path:
 
 
 def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str] = None) -> Plan:
-    """Read and check every input named by ``config``; raises InputError on the first problem."""
+    """Read and check every input named by ``config``; raises InputError on the first problem.
+
+    Nothing is written under the output folder before every input has passed: the input hashes
+    and newly parsed segmentations (parsed into a private folder) go into ``.cache`` at the end.
+    """
     output_dir = Path(output_dir or config.output.output_dir)
     genome = Genome(config.genome.fasta, config.genome.build_index)
     lengths = genome.lengths
@@ -133,11 +145,23 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
                 raise InputError(f"cell_types[{cell.name}].tracks.{assay}: not in signal.tracks {track_names}")
         for path in cell.tracks.values():
             BigWigTrack(path, lengths)  # header, build and truncation checks
-    inputs = _checksums(_input_files(config), output_dir / ".cache" / "checksums.json")
-    sha = {i["role"]: i["sha256"] for i in inputs}
-    segmentations = [open_segmentation(c.segmentation, sha[f"segmentation:{c.name}"], lengths,
-                                       _segmentation_root(output_dir)) if c.segmentation else None
-                     for c in config.cell_types]
+    cache_path = output_dir / ".cache" / "checksums.json"
+    cache = _read_cache(cache_path)
+    inputs = _checksums(_input_files(config), cache)
+    blacklist = Blacklist(config.windows.blacklist, lengths)
+    label_names, dreams, peaks = [], [], []
+    for tf in (config.labels.tfs if config.labels else []):
+        label_names.append(tf.name)
+        dream = read_dream_tsv(tf.dream_tsv, lengths, used) if tf.dream_tsv else None
+        for cell in (dream.cell_types if dream else []):
+            if cell not in cell_types:
+                raise InputError(f"{tf.dream_tsv}: cell type {cell!r} is not in the config's cell_types {cell_types}")
+        for cell in tf.peaks:
+            if cell not in cell_types:
+                raise InputError(f"labels.tfs[{tf.name}].peaks: cell type {cell!r} is not in cell_types {cell_types}")
+        dreams.append(dream)
+        peaks.append({cell: read_peaks(p, lengths) for cell, p in tf.peaks.items()})
+    segmentations = _segmentations(config, inputs, lengths, output_dir)
     names: dict[int, str] = {}
     for seg in segmentations:
         for state, name in (seg.state_names.items() if seg else ()):
@@ -146,32 +170,46 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
     num_states = config.chromatin_states.num_states or max(names, default=0)
     if names and max(names) > num_states:
         raise InputError(f"chromatin_states.num_states is {num_states} but a BED has state {max(names)}")
-    plan = Plan(
+    return _checked_plan(Plan(
         config=config, kind=kind,
         output_dir=output_dir,
         genome_lengths=lengths, contigs=contigs, regions=regions,
         cell_types=cell_types, track_names=track_names,
         segmentations=segmentations, num_states=num_states,
         state_names=[names.get(s, str(s)) for s in range(1, num_states + 1)],
-        blacklist=Blacklist(config.windows.blacklist, lengths),
-    )
-    if config.labels:
-        for tf in config.labels.tfs:
-            plan.label_names.append(tf.name)
-            dream = read_dream_tsv(tf.dream_tsv, lengths, used) if tf.dream_tsv else None
-            for cell in (dream.cell_types if dream else []):
-                if cell not in cell_types:
-                    raise InputError(f"{tf.dream_tsv}: cell type {cell!r} is not in the config's cell_types {cell_types}")
-            for cell in tf.peaks:
-                if cell not in cell_types:
-                    raise InputError(f"labels.tfs[{tf.name}].peaks: cell type {cell!r} is not in cell_types {cell_types}")
-            plan.dream.append(dream)
-            plan.peaks.append({cell: read_peaks(p, lengths) for cell, p in tf.peaks.items()})
-    plan.inputs = inputs
-    plan.settings = config.model_dump(mode="json")
+        blacklist=blacklist, label_names=label_names, dream=dreams, peaks=peaks, inputs=inputs,
+    ), cache, cache_path)
+
+
+def _segmentations(config: PreprocessingConfig, inputs: list[dict[str, Any]], lengths: dict[str, int],
+                   output_dir: Path) -> list[Optional[StoredSegmentation]]:
+    """Each cell type's stored segmentation (None without one); a bad BED discards the entries
+    this run has parsed so far."""
+    sha = {i["role"]: i["sha256"] for i in inputs}
+    found: list[Optional[StoredSegmentation]] = []
+    try:
+        for cell in config.cell_types:
+            found.append(open_segmentation(cell.segmentation, sha[f"segmentation:{cell.name}"], lengths,
+                                           _segmentation_root(output_dir)) if cell.segmentation else None)
+    except InputError:
+        for seg in found:
+            if seg is not None:
+                discard(seg)
+        raise
+    return found
+
+
+def _checked_plan(plan: Plan, cache: dict[str, str], cache_path: Path) -> Plan:
+    """Every input has passed: store the new segmentation entries and the input hashes, and
+    fingerprint the plan."""
+    for seg in plan.segmentations:
+        if seg is not None:
+            commit(seg)
+    atomic_write_json(cache_path, cache)
+    plan.settings = plan.config.model_dump(mode="json")
     plan.settings["output"].pop("output_dir")  # where the data lies is not part of what it is
     plan.fingerprint = hashlib.sha256(
-        json.dumps({"kind": kind, "config": plan.settings, "inputs": plan.inputs}, sort_keys=True).encode()
+        json.dumps({"kind": plan.kind, "config": plan.settings, "inputs": plan.inputs}, sort_keys=True).encode()
     ).hexdigest()
     return plan
 
@@ -343,9 +381,11 @@ def _check_output_dir(plan: Plan) -> None:
                                  "use a new output_dir or delete it")
 
 
-def _shard_tmp(plan: Plan, task: ShardTask) -> Path:
-    """Where ``task``'s shard is written until it is complete."""
-    return plan.output_dir / task.split / tmp_name(schema.SHARD_PATTERN.format(index=task.index))
+def _remove_shard_tmps(plan: Plan, task: ShardTask) -> None:
+    """Remove the temporaries of ``task``'s shard (the lock on this part makes them this run's,
+    or left by a killed one)."""
+    for tmp in (plan.output_dir / task.split).glob(tmp_pattern(schema.SHARD_PATTERN.format(index=task.index))):
+        tmp.unlink(missing_ok=True)
 
 
 def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress: bool = True) -> bool:
@@ -358,13 +398,14 @@ def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress:
     _PLAN = plan
     _check_output_dir(plan)
     prune(_segmentation_root(plan.output_dir),
-          keep={entry_key(i["sha256"], plan.genome_lengths) for i in plan.inputs if i["role"].startswith("segmentation:")})
+          keep={entry_key(i["sha256"], plan.genome_lengths) for i in plan.inputs if i["role"].startswith("segmentation:")},
+          owner=plan.output_dir)
     tasks = _all_tasks(plan)
     mine = [t for n, t in enumerate(tasks) if n % shard[1] == shard[0]]
     for split in schema.SPLITS:
         (plan.output_dir / split).mkdir(parents=True, exist_ok=True)
-    for t in mine:  # leftovers of a killed run of this machine
-        _shard_tmp(plan, t).unlink(missing_ok=True)
+    for t in mine:  # leftovers of a killed run
+        _remove_shard_tmps(plan, t)
     todo = [t for t in mine if finished_sidecar(plan.output_dir / t.split, t.index, plan.fingerprint) is None]
     if len(todo) < len(mine):
         log.info("skipping %d finished shards", len(mine) - len(todo))
@@ -382,7 +423,7 @@ def run(plan: Plan, workers: int = 1, shard: tuple[int, int] = (0, 1), progress:
     finally:
         bar.close()
         for t in todo:
-            _shard_tmp(plan, t).unlink(missing_ok=True)
+            _remove_shard_tmps(plan, t)
     return _finish(plan, tasks)
 
 

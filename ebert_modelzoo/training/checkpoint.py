@@ -7,21 +7,34 @@ A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads back o
     {"format_version": 1, "step": int, "model": state_dict, "optimizer": state_dict,
      "schedulers": [state_dict], "grad_scaler": state_dict | None, "rng": {...},
      "data_state": {...}, "params": trainer-form dict}
+
+Integrity, the same for both backends: both write checkpoints through ``checkpoint_file``, which
+puts the sha256 of the complete file into ``checkpoint_<N>.mdl.sha256`` (``sha256sum -c``
+format) before the checkpoint appears under its name. ``verify_checkpoint`` checks a file against
+it before the file is read; a checkpoint without one (copied alone, or written before checksums)
+is read unverified, with a log line.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import random
 import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
-from ebert_modelzoo.atomic import atomic_path, tmp_name
+from ebert_modelzoo.atomic import fsync_dir, fsync_file, tmp_name, tmp_pattern
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
+CHECKSUM_SUFFIX = ".sha256"
+LOGGER = logging.getLogger("ebert_modelzoo")
 
 
 class CheckpointError(ValueError):
@@ -36,7 +49,7 @@ def checkpoint_path(model_dir: str | Path, step: int) -> Path:
 def list_checkpoints(model_dir: str | Path) -> list[tuple[int, Path]]:
     """Complete checkpoints in ``model_dir`` as (step, path), in step order.
 
-    Files being written are named ``.checkpoint_<N>.mdl.tmp`` and never match.
+    Files being written are named ``.checkpoint_<N>.mdl.<host>-<pid>.tmp`` and never match.
     """
     folder = Path(model_dir)
     if not folder.is_dir():
@@ -56,23 +69,99 @@ def latest_checkpoint(model_dir: str | Path) -> Path | None:
 
 
 def prune_checkpoints(model_dir: str | Path, keep_last: int | None) -> None:
-    """Delete all but the newest ``keep_last`` checkpoints (None keeps all), and temporaries left
-    by interrupted writes (only one process writes checkpoints into a model_dir)."""
-    for tmp in Path(model_dir).glob(tmp_name("checkpoint_*.mdl")):
+    """Delete all but the newest ``keep_last`` checkpoints (None keeps all) with their checksum
+    files, checksum files without a checkpoint, and temporaries left by interrupted writes (one
+    process writes into a model_dir: see folder_lock)."""
+    folder = Path(model_dir)
+    for tmp in folder.glob(tmp_pattern("checkpoint_*.mdl*")):
         tmp.unlink()
-    if keep_last is None:
-        return
-    for _, path in list_checkpoints(model_dir)[:-keep_last]:
+    doomed = [path for _, path in list_checkpoints(folder)][:-keep_last] if keep_last is not None else []
+    for path in doomed:
         path.unlink()
+    for checksum in folder.glob(f"checkpoint_*.mdl{CHECKSUM_SUFFIX}"):
+        if not checksum.with_suffix("").is_file():
+            checksum.unlink()
+
+
+def checksum_path(path: str | Path) -> Path:
+    """The file holding the sha256 of the checkpoint at ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def _sha256(path: Path, block: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def checkpoint_file(path: str | Path) -> Iterator[Path]:
+    """Yield the temporary path to write the checkpoint ``path`` to; when the block ends normally
+    its checksum file is written and both are renamed into place (the checksum file first), as
+    ``atomic_path`` does: no partial file is ever visible under either name.
+
+    The finished temporary is hashed on a thread while it is being fsynced (hashlib releases the
+    GIL), so the checksum adds little to a save (bench/bench_reliability.py).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(tmp_name(path.name))
+    tmp.unlink(missing_ok=True)
+    yield tmp
+    recorded = checksum_path(path)
+    recorded_tmp = recorded.with_name(tmp_name(recorded.name))
+
+    def write_checksum() -> None:
+        with open(recorded_tmp, "w") as handle:
+            handle.write(f"{_sha256(tmp)}  {path.name}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashed = pool.submit(write_checksum)
+        fsync_file(tmp)
+        hashed.result()
+    os.replace(recorded_tmp, recorded)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def verify_checkpoint(path: str | Path) -> bool:
+    """Check the checkpoint at ``path`` against its checksum file; True when it was verified,
+    False when there is no checksum file to verify against.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        CheckpointError: an empty file, a mismatch or an unreadable checksum file, naming ``path``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    recorded = checksum_path(path)
+    if not recorded.is_file():
+        return False
+    try:
+        expected = recorded.read_text(encoding="ascii").split()[0].lower()
+    except (OSError, UnicodeDecodeError, IndexError):
+        raise CheckpointError(f"{recorded}: unreadable checksum file") from None
+    if _sha256(path) != expected:
+        raise CheckpointError(f"{path}: corrupt: its sha256 differs from the one recorded in {recorded.name}")
+    return True
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a hidden temporary name, fsync, then rename over ``path``.
+    """torch.save to a hidden temporary name, fsync, then rename over ``path``, with its checksum
+    file (``checkpoint_file``).
 
     A crash at any point leaves either the previous file or none, never a partial one under the
     final name.
     """
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    with checkpoint_file(path) as tmp, open(tmp, "wb") as handle:
         torch.save(obj, handle)
 
 
@@ -84,7 +173,8 @@ def torch_load(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several unrelated types for a bad file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        first_line = str(err).splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first_line})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an EBERT checkpoint (no 'model' entry)")
     return state
@@ -92,9 +182,9 @@ def torch_load(path: str | Path) -> dict[str, Any]:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint of either backend without Cerebras packages: ``cstorch.save`` files (HDF5
-    signature) through training/cstorch_checkpoint.py, anything else through ``torch_load``."""
-    # Imported here: cstorch_checkpoint imports CheckpointError from this module.
-    from ebert_modelzoo.training.cstorch_checkpoint import is_cstorch_checkpoint, read_cstorch_checkpoint
+    signature) through cerebras/checkpoint_format.py, anything else through ``torch_load``."""
+    # Imported here: checkpoint_format imports CheckpointError from this module.
+    from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
 
     return read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path)
 

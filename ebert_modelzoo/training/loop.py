@@ -20,6 +20,7 @@ from ebert_modelzoo.config import Params, parse_checkpoint_states
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.training.backends.base import Backend, Batch
 from ebert_modelzoo.training.checkpoint import (
+    CHECKSUM_SUFFIX,
     FORMAT_VERSION,
     CheckpointError,
     capture_rng,
@@ -29,8 +30,9 @@ from ebert_modelzoo.training.checkpoint import (
     load_model_weights,
     prune_checkpoints,
     restore_rng,
+    verify_checkpoint,
 )
-from ebert_modelzoo.training import optimizer_state
+from ebert_modelzoo.cerebras import optimizer_state
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.reporting import RunReporter
@@ -38,6 +40,18 @@ from ebert_modelzoo.training.step import make_eval_step, make_train_step
 from ebert_modelzoo.training.tasks import DataSource, Task
 
 LOGGER = logging.getLogger("ebert_modelzoo")
+
+
+def _check_finite(weights: dict[str, torch.Tensor], step: int, model_dir: Path) -> None:
+    """Raise FloatingPointError naming a few NaN/infinite weights, and the checkpoint that stays
+    the newest, instead of saving them."""
+    bad = [name for name, tensor in weights.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        kept = latest_checkpoint(model_dir)
+        raise FloatingPointError(
+            f"step {step}: weights are NaN or infinite ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+            f"not saved, the newest checkpoint stays {kept or 'none'}; lower the learning rate or enable loss scaling")
 
 
 def seed_everything(seed: int) -> None:
@@ -103,27 +117,47 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write the checkpoint of the current step (main process), then prune old ones.
+        """Write the checkpoint of the current step and its checksum file (main process), then
+        prune old ones.
 
         Where the backend fetches weights from a device only at checkpoint steps, call this
         through ``backend.on_checkpoint`` at one of the steps announced to ``backend.batches``.
+
+        Raises:
+            FloatingPointError: a weight is NaN or infinite; nothing is written, the previous
+                checkpoint stays the newest.
         """
         path = checkpoint_path(self.model_dir, self.step)
         if self.backend.is_main:
-            self.backend.save_checkpoint(self.state(), path)
+            state = self.state()
+            if self.backend.runs_steps:
+                _check_finite(state["model"], self.step, self.model_dir)
+            self.backend.save_checkpoint(state, path)  # with its checksum file
             prune_checkpoints(self.model_dir, self.init.checkpoint.keep_last)
             LOGGER.info("saved checkpoint %s", path)
         self.backend.barrier()
         return path
 
-    def load(self, path: Path, states: Optional[tuple[str, ...]], strict: bool) -> None:
-        """Load the selected ``states`` of the checkpoint at ``path``.
+    def read(self, path: Path) -> dict[str, Any]:
+        """The checkpoint at ``path``, checked against its checksum file first.
+
+        Raises:
+            CheckpointError: corrupt, empty or unreadable (one line naming the file).
+        """
+        if not verify_checkpoint(path):
+            LOGGER.info("%s: no %s file beside it: read without a checksum check", path, CHECKSUM_SUFFIX)
+        return self.backend.load_checkpoint(path)
+
+    def load(self, path: Path, states: Optional[tuple[str, ...]], strict: bool,
+             state: Optional[dict[str, Any]] = None) -> None:
+        """Load the selected ``states`` of the checkpoint at ``path`` (``state``: its content,
+        if read already).
 
         ``states`` None means the params' checkpoint.load_checkpoint_states, except for a
         checkpoint of another model (a pre-training checkpoint loaded to fine-tune), of which
         only the weights can apply.
         """
-        state = self.backend.load_checkpoint(path)
+        state = self.read(path) if state is None else state
         if states is None:
             states = parse_checkpoint_states(self.init.checkpoint.load_checkpoint_states)
             other = ((state.get("params") or {}).get("trainer", {}).get("init", {}).get("model", {}).get("name"))
@@ -159,7 +193,7 @@ class Trainer:
 
     def _from_other_backend(self, path: Path, state: dict[str, Any], states: tuple[str, ...]) -> dict[str, Any]:
         """``state`` with the optimizer, scheduler and grad-scaler states of a checkpoint written
-        by the other backend put into this backend's layout (training/optimizer_state.py), for
+        by the other backend put into this backend's layout (cerebras/optimizer_state.py), for
         those of them in ``states``.
 
         Raises:
@@ -187,18 +221,38 @@ class Trainer:
         """Load the explicit checkpoint, else the newest in model_dir (if the params'
         autoload_last_checkpoint allows it), else the initial checkpoint, else nothing."""
         ckpt = self.init.checkpoint
-        path = settings.checkpoint_path
-        if path is None and ckpt.autoload_last_checkpoint:
-            path = latest_checkpoint(self.model_dir)
-        if path is None:
-            path = settings.initial_path
-        if path is None:
-            return
         try:
             states = parse_checkpoint_states(settings.states) if settings.states else None
         except ValueError as err:
             raise CheckpointError(f"--load_checkpoint_states: {err}") from None
-        self.load(Path(path), states, strict=not ckpt.disable_strict_checkpoint_loading)
+        strict = not ckpt.disable_strict_checkpoint_loading
+        if settings.checkpoint_path is None and ckpt.autoload_last_checkpoint:
+            found = self.newest_valid_checkpoint()
+            if found is not None:
+                self.load(found[0], states, strict, found[1])
+                return
+        path = settings.checkpoint_path or settings.initial_path
+        if path is not None:
+            self.load(Path(path), states, strict)
+
+    def newest_valid_checkpoint(self) -> Optional[tuple[Path, dict[str, Any]]]:
+        """The newest checkpoint in model_dir that is intact (checksum, readable) and its
+        content; a corrupt newer one is logged and passed over. None when model_dir has none.
+
+        Raises:
+            CheckpointError: every checkpoint in model_dir is corrupt (naming the newest).
+        """
+        found = [path for _, path in list_checkpoints(self.model_dir)]
+        first_error: Optional[CheckpointError] = None
+        for path in reversed(found):
+            try:
+                return path, self.read(path)
+            except CheckpointError as err:
+                first_error = first_error or err
+                LOGGER.warning("%s; falling back to the previous checkpoint", err)
+        if first_error is not None:
+            raise CheckpointError(f"{first_error} (and no older checkpoint in {self.model_dir} is intact)")
+        return None
 
     # ------------------------------------------------------------------ training
 
@@ -348,8 +402,18 @@ class Trainer:
         found = [Path(p) for p in paths] if paths else [path for _, path in list_checkpoints(self.model_dir)]
         if not found:
             raise FileNotFoundError(f"{self.model_dir}: no checkpoint_<step>.mdl to evaluate")
+        corrupt: list[CheckpointError] = []
         for path in found:
-            self.load(path, ("model", "step"), strict=True)
+            try:
+                state = self.read(path)
+            except CheckpointError as err:
+                LOGGER.warning("%s; skipped", err)
+                corrupt.append(err)
+                continue
+            self.load(path, ("model", "step"), strict=True, state=state)
             for i, (loader_path, loader_cfg) in enumerate(loaders):
                 name = "eval" if len(loaders) == 1 else f"eval_{i}"
                 self.validate(loader_cfg, eval_steps, name, loader_path)
+        if corrupt:
+            raise CheckpointError(f"{corrupt[0]} ({len(corrupt)} of {len(found)} checkpoints skipped, "
+                                  "the others evaluated)")

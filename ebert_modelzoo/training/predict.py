@@ -96,14 +96,17 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
     if params.trainer.init.model.name != "ebert_finetune":
         raise ParamsError(f"{params_file}: predictions need a fine-tuning model (ebert_finetune)")
     model_dir = Path(params.trainer.init.model_dir)
-    checkpoint = checkpoint or latest_checkpoint(model_dir)
-    if checkpoint is None:
+    if checkpoint is None and latest_checkpoint(model_dir) is None:
         raise FileNotFoundError(f"{model_dir}: no checkpoint to predict with")
     loader_cfg = _loader(params, loader_path).model_copy(update={"shuffle": False, "drop_last": False})
     backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
     try:
         trainer = Trainer(params, backend, params_file, model_dir)
-        trainer.load(Path(checkpoint), ("model", "step"), strict=True)
+        if checkpoint is None:  # the newest intact one
+            checkpoint, state = trainer.newest_valid_checkpoint()
+            trainer.load(checkpoint, ("model", "step"), strict=True, state=state)
+        else:
+            trainer.load(Path(checkpoint), ("model", "step"), strict=True)
         order_source = DataSource(loader_cfg)
         cell_index, window_index = sample_order(order_source)
         collected: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "weights": []}

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ebert_modelzoo.atomic import tmp_name
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.segmentation import read_segmentation
-from ebert_modelzoo.preprocessing.segmentation_store import (COARSE_STEP, entry_key, open_segmentation,
-                                                             prune)
+from ebert_modelzoo.preprocessing.segmentation_store import (COARSE_STEP, commit, discard, entry_key,
+                                                             open_segmentation, prune)
 from ebert_modelzoo.preprocessing.writer import sha256_file
 
 
@@ -68,6 +67,9 @@ def test_entries_are_keyed_by_bytes_and_genome(tmp_path):
     lengths, root = {"chr1": 1_000_000}, tmp_path / "store"
     sha = sha256_file(bed)
     first = open_segmentation(bed, sha, lengths, root)
+    assert first.final == root / entry_key(sha, lengths) and first.entry.name.startswith(".")  # private until commit
+    commit(first)
+    assert first.entry == root / entry_key(sha, lengths) and first.final is None
     assert [p.name for p in root.iterdir()] == [entry_key(sha, lengths)]
     # the same bytes again: the entry is read, the BED is not parsed
     bed.write_text("chr1\t5\t1\tE1\n")
@@ -87,16 +89,16 @@ def test_prune_removes_unused_entries_and_dead_runs_leftovers(tmp_path):
     for name in ("a", "b"):
         bed = write_bed(tmp_path / f"{name}.bed", {"chr1": 50}, rng)
         shas.append(sha256_file(bed))
-        open_segmentation(bed, shas[-1], lengths, root)
+        commit(open_segmentation(bed, shas[-1], lengths, root))
     host = socket.gethostname()
     finished = subprocess.Popen(["true"])
     finished.wait()
     dead = finished.pid
-    leftovers = {owner: root / tmp_name(f"{entry_key(shas[0], lengths)}.{owner}")
+    leftovers = {owner: root / f".{entry_key(shas[0], lengths)}.{owner}.tmp"
                  for owner in (f"{host}-{dead}", f"{host}-{os.getpid()}", f"other-host-{dead}")}
     for path in leftovers.values():
         path.mkdir()
-    prune(root, keep={entry_key(shas[0], lengths)})
+    prune(root, keep={entry_key(shas[0], lengths)}, owner=tmp_path)
     assert sorted(p.name for p in root.iterdir()) == sorted(
         [entry_key(shas[0], lengths), leftovers[f"{host}-{os.getpid()}"].name, leftovers[f"other-host-{dead}"].name])
 
@@ -109,9 +111,33 @@ def test_cli_rerun_reuses_the_entries_and_clears_a_killed_runs_leftover(tmp_path
     assert len(entries) == 2  # one per cell type's BED
     finished = subprocess.Popen(["true"])
     finished.wait()
-    leftover = root / tmp_name(f"{next(iter(entries))}.{socket.gethostname()}-{finished.pid}")
+    leftover = root / f".{next(iter(entries))}.{socket.gethostname()}-{finished.pid}.tmp"
     leftover.mkdir()
     (leftover / "starts.bin").write_bytes(b"half")
     rerun = run_cli("pretraining", config)
     assert "skipping" in rerun.stderr
     assert {p.name: p.stat().st_ino for p in root.iterdir()} == entries
+
+
+def test_prune_deletes_nothing_through_a_symlinked_store(tmp_path):
+    """A store reached through a symlink (here .cache -> a folder outside the output folder) is
+    not the run's to prune: its unused entries stay."""
+    rng = np.random.default_rng(3)
+    lengths, outside = {"chr1": 1_000_000}, tmp_path / "elsewhere"
+    bed = write_bed(tmp_path / "a.bed", {"chr1": 50}, rng)
+    commit(open_segmentation(bed, sha256_file(bed), lengths, outside / "segmentations"))
+    (outside / "segmentations" / "precious").mkdir()
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / ".cache").symlink_to(outside)
+    prune(output / ".cache" / "segmentations", keep=set(), owner=output)
+    assert len(list((outside / "segmentations").iterdir())) == 2
+
+
+def test_discard_removes_only_an_uncommitted_entry(tmp_path):
+    rng = np.random.default_rng(4)
+    lengths, root = {"chr1": 1_000_000}, tmp_path / "store"
+    bed = write_bed(tmp_path / "a.bed", {"chr1": 50}, rng)
+    staged = open_segmentation(bed, sha256_file(bed), lengths, root)
+    discard(staged)
+    assert list(root.iterdir()) == []

@@ -1,4 +1,4 @@
-"""Reading cstorch.save checkpoints without Cerebras packages (training/cstorch_checkpoint.py),
+"""Reading cstorch.save checkpoints without Cerebras packages (cerebras/checkpoint_format.py),
 on a small real file written by cstorch.save (tests/data/PROVENANCE.md)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ebert_modelzoo.training.checkpoint import CheckpointError, atomic_torch_save, read_checkpoint
-from ebert_modelzoo.training.cstorch_checkpoint import is_cstorch_checkpoint, read_cstorch_checkpoint
+from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
 from tests.training.cstorch_sample import sample_state
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "cstorch_checkpoint.mdl"

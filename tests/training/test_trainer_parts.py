@@ -111,11 +111,11 @@ def test_atomic_save_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         atomic_torch_save({"model": {}}, checkpoint_path(tmp_path, 10))
     assert not checkpoint_path(tmp_path, 10).exists()
-    assert (tmp_path / ".checkpoint_10.mdl.tmp").exists()  # what a crash leaves: ignored below
+    assert len(list(tmp_path.glob(".checkpoint_10.mdl.*.tmp"))) == 1  # what a crash leaves: ignored below
     assert list_checkpoints(tmp_path) == [(5, good)]
     assert torch.equal(torch_load(good)["model"]["w"], torch.ones(2))
     prune_checkpoints(tmp_path, None)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_5.mdl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_5.mdl", "checkpoint_5.mdl.sha256"]
 
 
 def test_prune_keeps_the_newest(tmp_path):
@@ -193,3 +193,18 @@ def test_evaluation_metrics_only_from_steps_that_ran(tmp_path, data, runs_steps)
     trainer.validate(params.trainer.validate_.val_dataloader, name="validate")
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*/metrics_step_*.json"))
     assert written == (["eval/metrics_step_2.json", "validate/metrics_step_2.json"] if runs_steps else [])
+
+
+def test_checkpoint_file_writes_a_matching_checksum_and_prune_takes_it_along(tmp_path):
+    import hashlib
+
+    from ebert_modelzoo.training.checkpoint import checksum_path, verify_checkpoint
+
+    for step in (1, 2, 3):
+        atomic_torch_save({"model": {"w": torch.full((3,), float(step))}}, checkpoint_path(tmp_path, step))
+    path = checkpoint_path(tmp_path, 3)
+    digest, name = checksum_path(path).read_text().split()
+    assert name == path.name and digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert verify_checkpoint(path)
+    prune_checkpoints(tmp_path, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_3.mdl", "checkpoint_3.mdl.sha256"]

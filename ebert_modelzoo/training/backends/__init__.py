@@ -2,17 +2,8 @@
 cerebras.pytorch (CPU, GPU, CSX). ``select_backend`` picks one."""
 from __future__ import annotations
 
-import importlib.util
-
+from ebert_modelzoo.cerebras import cstorch_installed
 from ebert_modelzoo.training.backends.base import Backend, BackendOptions
-
-
-def cerebras_available() -> bool:
-    """True when cerebras.pytorch can be imported (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("cerebras.pytorch") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def select_backend(options: BackendOptions) -> Backend:
@@ -21,8 +12,8 @@ def select_backend(options: BackendOptions) -> Backend:
     Raises:
         RuntimeError: CSX was asked for but cerebras.pytorch is not installed.
     """
-    if cerebras_available():
-        from ebert_modelzoo.training.backends.cstorch import CstorchBackend
+    if cstorch_installed():
+        from ebert_modelzoo.cerebras.backend import CstorchBackend
 
         return CstorchBackend(options)
     if options.target == "CSX":
@@ -35,4 +26,4 @@ def select_backend(options: BackendOptions) -> Backend:
     return TorchBackend(options)
 
 
-__all__ = ["Backend", "BackendOptions", "cerebras_available", "select_backend"]
+__all__ = ["Backend", "BackendOptions", "select_backend"]

@@ -72,7 +72,7 @@ class Backend(Protocol):
 
     name: str
     """'torch' or 'cstorch', written to the checkpoint: a checkpoint of the other backend has its
-    optimizer, schedule and loss-scale states converted (training/optimizer_state.py)."""
+    optimizer, schedule and loss-scale states converted (cerebras/optimizer_state.py)."""
     device: torch.device
     """Where the model's parameters live after setup_model."""
     is_main: bool
@@ -135,7 +135,8 @@ class Backend(Protocol):
         ``on_checkpoint`` function (on CSX it is read from the cluster's input workers)."""
 
     def save_checkpoint(self, state: dict[str, Any], path: Path) -> None:
-        """Write ``state`` to ``path`` so that no partial file is ever visible under ``path``."""
+        """Write ``state`` to ``path`` with its checksum file (training/checkpoint.py,
+        ``checkpoint_file``) so that no partial file is ever visible under either name."""
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         """Read a checkpoint written by either backend (tensors on the CPU)."""

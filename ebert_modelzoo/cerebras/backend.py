@@ -3,18 +3,18 @@
 cstorch's programming model: the model is ``cstorch.compile``d, the step is ``cstorch.trace``d
 (on CSX it is traced once, lowered, compiled and run on the wafer), host-side reads of step
 results happen in ``cstorch.step_closure``s, data flows through ``cstorch.utils.data.DataLoader``
-(built from cstorch_input.input_fn, which CSX input workers import and call) and a
+(built from input_workers.input_fn, which CSX input workers import and call) and a
 ``DataExecutor`` that fixes the number of steps and the checkpoint steps, and checkpoints are
-``cstorch.save`` / ``cstorch.load`` files (HDF5; ``cstorch.load`` also reads ``torch.save``
-files) written in ``cstorch.checkpoint_closure``s, which run only at those checkpoint steps.
+``cstorch.save`` files (HDF5) written in ``cstorch.checkpoint_closure``s, which run only at those
+checkpoint steps, and read back by checkpoint_format.py, never by ``cstorch.load`` (see
+``load_checkpoint``).
 
 CSX without a cluster: ``validate_only`` traces one step and lowers it locally to Cerebras IR
 (``<model_dir>/cerebras_logs/executors/<n>/cirh.mlir``); it needs the venv's ``bin/`` on PATH
 (``torch-cirh-opt``). ``compile_only`` and real runs need a management address; without one
 this module raises :class:`ClusterAccessError` before anything runs.
 
-This is the only module (with registry.py) that imports Cerebras packages, and it is imported
-only when ``cerebras.pytorch`` is installed.
+It is imported only when ``cerebras.pytorch`` is installed.
 """
 from __future__ import annotations
 
@@ -24,18 +24,17 @@ import sys
 import warnings
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
 import cerebras.pytorch as cstorch
 from cerebras.appliance.cluster.config import ClusterConfigError
 from cerebras.pytorch.backend import use_cs
-from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
-from ebert_modelzoo.training.backends.cstorch_input import input_fn, worker_config
-from ebert_modelzoo.training.checkpoint import CheckpointError
+from ebert_modelzoo.cerebras.input_workers import input_fn, worker_config
+from ebert_modelzoo.training.checkpoint import checkpoint_file, read_checkpoint
 from ebert_modelzoo.training.schedules import schedule_phases
 
 # Where a Cerebras user node keeps the cluster's address and certificates (cstorch's default).
@@ -89,18 +88,6 @@ def _cluster_error(err: Exception) -> ClusterAccessError:
         f"cannot reach the Cerebras cluster ({err}); check --mgmt_address and --credentials_path, "
         f"or use --validate_only to check the model offline"
     )
-
-
-def _plain(value: Any) -> Any:
-    """Checkpoint values as plain CPU tensors and containers (cstorch.load returns deferred
-    tensors, which torch.set_rng_state and friends do not accept)."""
-    if isinstance(value, torch.Tensor):
-        return torch.empty(value.shape, dtype=value.dtype).copy_(value)
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(item) for item in value)
-    return value
 
 
 class CstorchBackend:
@@ -285,22 +272,17 @@ class CstorchBackend:
         """
         if not self.runs_steps:
             return
-        with atomic_path(path) as tmp:
+        with checkpoint_file(path) as tmp:  # with its checksum file
             cstorch.save(state, str(tmp))
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
-        """Read a checkpoint of either backend (cstorch HDF5 or torch.save) as plain CPU values."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found")
-        try:
-            state = cstorch.load(str(path), map_location="cpu")
-        except Exception as err:  # h5py, pickle and cstorch raise unrelated types for a bad file
-            first_line = str(err).splitlines()[0] if str(err) else ""
-            raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first_line})") from None
-        if not isinstance(state, Mapping) or "model" not in state:
-            raise CheckpointError(f"{path}: not an EBERT checkpoint (no 'model' entry)")
-        return _plain(state)
+        """Read a checkpoint of either backend (cstorch HDF5 or torch.save) as plain CPU values,
+        without ``cstorch.load``: under torch 2.4 it unpickles a torch.save file with
+        ``weights_only=False`` and a pre-0.5 cstorch file's spec with dill, so a crafted file
+        runs code. training/cstorch_checkpoint.py reads cstorch files from their JSON spec and
+        raw arrays, and torch files with ``weights_only=True``.
+        """
+        return read_checkpoint(path)
 
     def barrier(self) -> None:
         return None

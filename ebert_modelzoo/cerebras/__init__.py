@@ -1,0 +1,23 @@
+"""The Cerebras edge: the only code of this package that imports Cerebras packages
+(``cerebras.pytorch``, ``cerebras.appliance``, ``cerebras.modelzoo``); tests/test_cerebras_edge.py
+enforces it.
+
+- ``backend``: the cerebras.pytorch backend (CPU, GPU, CSX); imported only when cerebras.pytorch is.
+- ``input_workers``: the input function CSX input workers import and call.
+- ``checkpoint_format``: reads ``cstorch.save`` files with h5py alone (no Cerebras import).
+- ``optimizer_state``: optimizer, schedule and loss-scale states between the two backends' layouts.
+- ``registry``: registration into Model Zoo's registry; ``modelzoo_cli``: hand-over to its ``cszoo``.
+
+Importing this package imports no Cerebras package.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+
+def cstorch_installed() -> bool:
+    """True when cerebras.pytorch can be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("cerebras.pytorch") is not None
+    except (ImportError, ValueError):
+        return False
