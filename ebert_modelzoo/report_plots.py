@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from ebert_modelzoo.atomic import atomic_path
@@ -35,8 +37,13 @@ def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def colour_map(names: Sequence[str]) -> dict[str, str]:
-    """A matplotlib colour per name, in order, so one name has one colour across figures."""
-    return {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(names))}
+    """A matplotlib colour per name, in order, so one name has one colour across figures (the
+    default cycle for up to 10 names, tab20 for up to 20, so no two names share one)."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) <= 10:
+        return {name: f"C{i}" for i, name in enumerate(unique)}
+    cmap = colormaps["tab20"]
+    return {name: to_hex(cmap(i % 20)) for i, name in enumerate(unique)}
 
 
 def plot_training_curves(curves: Sequence, path: Path, colours: Mapping[str, str]) -> None:
@@ -113,7 +120,8 @@ def plot_pr_curves(groups: Mapping[str, Sequence], table: Mapping, label_names: 
             recall, precision = precision_recall_curve(run.scores[:, k], run.labels[:, k], run.weights[:, k])
             if recall.size:
                 value = table[variant][name]["auprc"]
-                label = f"{variant}: {value:.3f}" + (f" (median of {len(runs)} seeds)" if len(runs) > 1 else "")
+                label = f"{variant}: {value:.3f}" + (f" (mean of {len(runs)} seeds; curve: seed {run.seed}, the median)"
+                                                     if len(runs) > 1 else "")
                 ax.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="pre", color=colours[variant],
                         linewidth=2.6 - 1.8 * i / max(1, count - 1), label=label)
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1.0, label=f"chance: {chance:.3f}")
