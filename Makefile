@@ -13,10 +13,14 @@ setup: $(VENV)/.installed
 
 # The local CPU torch wheel is installed first so the package's `torch>=2.4` never pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml
+	@echo "setup: [1/3] creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "setup: [2/3] CPU torch 2.13.0 (about 40 s from the pip cache)"
 	$(PY) -m pip install -q torch==2.13.0
+	@echo "setup: [3/3] this package and its test dependencies (about 50 s)"
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
+	@echo "setup: done; activate with: source $(VENV)/bin/activate"
 
 demo: setup
 	$(PY) -m ebert_modelzoo.demo

@@ -204,19 +204,42 @@ def parse_checkpoint_states(value: str) -> tuple[str, ...]:
 
 
 class CheckpointConfig(StrictConfig):
-    """When checkpoints are written and how they are loaded."""
+    """When checkpoints are written and how they are loaded (Model Zoo's ``Checkpoint`` keys;
+    pruning and the states to load are the ``callbacks`` KeepNCheckpoints and LoadCheckpointStates)."""
 
     steps: Optional[int] = None
     """Write a checkpoint every this many steps (the last step is always saved); null = last only."""
-    keep_last: Optional[int] = None
-    """Keep only the newest this many checkpoints in model_dir; null = keep all."""
     autoload_last_checkpoint: bool = True
     """Resume from the newest checkpoint in model_dir when no checkpoint path is given."""
+    disable_strict_checkpoint_loading: bool = False
+    """Allow missing/unexpected model weights (e.g. new fine-tuning heads on a pre-trained encoder)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "CheckpointConfig":
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        return self
+
+
+class KeepNCheckpointsConfig(StrictConfig):
+    """Checkpoint pruning (Model Zoo's ``KeepNCheckpoints`` callback)."""
+
+    n: Optional[int] = None
+    """Keep only the newest n checkpoints in model_dir; null = keep all."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "KeepNCheckpointsConfig":
+        if self.n is not None and self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        return self
+
+
+class LoadCheckpointStatesConfig(StrictConfig):
+    """Which states a loaded checkpoint restores (Model Zoo's ``LoadCheckpointStates`` callback)."""
+
     load_checkpoint_states: str = "all"
     """Comma-separated states to load: all, or some of model,optimizer,schedulers,grad_scaler,
     dataloader,step,rng."""
-    disable_strict_checkpoint_loading: bool = False
-    """Allow missing/unexpected model weights (e.g. new fine-tuning heads on a pre-trained encoder)."""
 
     @field_validator("load_checkpoint_states")
     @classmethod
@@ -224,13 +247,33 @@ class CheckpointConfig(StrictConfig):
         parse_checkpoint_states(value)
         return value
 
-    @model_validator(mode="after")
-    def _check(self) -> "CheckpointConfig":
-        for key in ("steps", "keep_last"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
-        return self
+
+class KeepNCheckpointsItem(StrictConfig):
+    """`- KeepNCheckpoints: {n: ...}`"""
+
+    KeepNCheckpoints: KeepNCheckpointsConfig
+
+
+class LoadCheckpointStatesItem(StrictConfig):
+    """`- LoadCheckpointStates: {load_checkpoint_states: ...}`"""
+
+    LoadCheckpointStates: LoadCheckpointStatesConfig
+
+
+def _callback_kind(value: Any) -> str:
+    keys = list(value) if isinstance(value, dict) else list(type(value).model_fields)
+    return f"[{keys[0]}]" if len(keys) == 1 and keys[0] in _CALLBACKS else "[unknown]"
+
+
+_CALLBACKS = ("KeepNCheckpoints", "LoadCheckpointStates")
+
+CallbackItem = Annotated[
+    # Model Zoo's callbacks this trainer implements; tags in brackets stay out of error paths.
+    Union[Annotated[KeepNCheckpointsItem, Tag("[KeepNCheckpoints]")],
+          Annotated[LoadCheckpointStatesItem, Tag("[LoadCheckpointStates]")]],
+    Discriminator(_callback_kind, custom_error_type="unknown_callback",
+                  custom_error_message=f"expected one key, one of {', '.join(_CALLBACKS)}"),
+]
 
 
 class LoggingConfig(StrictConfig):
@@ -269,6 +312,30 @@ class InitConfig(StrictConfig):
     """Checkpoint cadence and loading."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logging cadence."""
+    callbacks: list[CallbackItem] = Field(default_factory=list)
+    """Model Zoo callbacks: KeepNCheckpoints (pruning), LoadCheckpointStates (states to load)."""
+
+    @property
+    def keep_last(self) -> Optional[int]:
+        """KeepNCheckpoints' n: how many checkpoints to keep (None = all)."""
+        kept = [item.KeepNCheckpoints.n for item in self.callbacks if isinstance(item, KeepNCheckpointsItem)]
+        return kept[0] if kept else None
+
+    @property
+    def load_checkpoint_states(self) -> str:
+        """LoadCheckpointStates' states ("all" without it)."""
+        states = [item.LoadCheckpointStates.load_checkpoint_states for item in self.callbacks
+                  if isinstance(item, LoadCheckpointStatesItem)]
+        return states[0] if states else "all"
+
+    @field_validator("callbacks")
+    @classmethod
+    def _one_of_each(cls, items: list[Any]) -> list[Any]:
+        kinds = [type(item).__name__ for item in items]
+        repeated = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+        if repeated:
+            raise ValueError(f"each callback may appear once; repeated: {', '.join(k[:-4] for k in repeated)}")
+        return items
 
     @model_validator(mode="after")
     def _check_learning_rate(self) -> "InitConfig":

@@ -1,16 +1,23 @@
-"""Strict pydantic base for every config section, and errors that name the full YAML key path."""
+"""Strict base classes of every config section, and errors that name the full YAML key path.
+
+The sections derive from Cerebras Model Zoo's config classes when Model Zoo is installed
+(ebert_modelzoo/cerebras/config_bases.py), from plain pydantic otherwise; the keys, types and
+checks are the same either way."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Collection, Type, TypeVar
+from typing import Any, Collection, Optional, Type, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ebert_modelzoo.cerebras.config_bases import DataSectionBase, ModelSectionBase, SectionBase
+
 C = TypeVar("C", bound="StrictConfig")
 
 
-class StrictConfig(BaseModel):
+class StrictConfig(SectionBase):
     """Base for config sections: unknown keys are errors, values are type-checked and frozen.
 
     Field docstrings are the user documentation of each key.
@@ -24,6 +31,21 @@ class StrictConfig(BaseModel):
         protected_namespaces=(),
         allow_inf_nan=False,  # a NaN learning rate would train NaN weights without a word
     )
+
+
+class ModelSection(StrictConfig, ModelSectionBase):
+    """Base of a registered model's config (``trainer.init.model``; ``name`` selects the model):
+    Model Zoo's ``ModelConfig`` when it is installed."""
+
+
+class DataSection(StrictConfig, DataSectionBase):
+    """Base of a registered data processor's config (a dataloader section; ``data_processor``
+    selects the processor): Model Zoo's ``DataConfig`` when it is installed."""
+
+
+def updated(section: C, **changes: Any) -> C:
+    """A copy of ``section`` with ``changes``, validated again (sections are frozen)."""
+    return type(section).model_validate({**section.model_dump(by_alias=True), **changes})
 
 
 class ParamsError(ValueError):
@@ -40,7 +62,31 @@ def _join_path(prefix: str, loc: tuple[Any, ...]) -> str:
     return path
 
 
-def describe_validation_error(err: ValidationError, prefix: str = "", tags: Collection[str] = ()) -> str:
+def _key_names(cls: Any, seen: Optional[set[int]] = None) -> set[str]:
+    """Every key name of ``cls`` and of the config sections nested in it (for "did you mean")."""
+    seen = set() if seen is None else seen
+    if id(cls) in seen:
+        return set()
+    seen.add(id(cls))
+    names: set[str] = set()
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        for name, info in cls.model_fields.items():
+            names.add(name)
+            names |= _key_names(info.annotation, seen)
+    for arg in get_args(cls):
+        names |= _key_names(arg, seen)
+    return names
+
+
+def _did_you_mean(key: Any, cls: Any) -> str:
+    if cls is None or not isinstance(key, str):
+        return ""
+    close = difflib.get_close_matches(key, sorted(_key_names(cls)), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def describe_validation_error(err: ValidationError, prefix: str = "", tags: Collection[str] = (),
+                              cls: Any = None) -> str:
     """Turn a pydantic error into one line per problem, each starting with the dotted key path.
 
     Union/discriminator noise (pydantic's tagged-union loc entries such as ``function-after[...]``,
@@ -54,7 +100,7 @@ def describe_validation_error(err: ValidationError, prefix: str = "", tags: Coll
         )
         path = _join_path(prefix, loc) or "<root>"
         if problem["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(loc[-1] if loc else None, cls)
         elif problem["type"] == "missing":
             message = "required key is missing"
         else:
@@ -72,12 +118,12 @@ def parse_section(
     cls: Type[C], data: Any, prefix: str, source: str | Path | None = None, tags: Collection[str] = ()
 ) -> C:
     """Validate ``data`` as ``cls``; on failure raise ParamsError naming ``source`` and the key path
-    (union member ``tags`` left out of it)."""
+    (union member ``tags`` left out of it); an unknown key close to a known one gets a "did you mean"."""
     try:
         return cls.model_validate(data)
     except ValidationError as err:
         where = f"{source}: " if source else ""
-        raise ParamsError(where + describe_validation_error(err, prefix, tags)) from None
+        raise ParamsError(where + describe_validation_error(err, prefix, tags, cls)) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

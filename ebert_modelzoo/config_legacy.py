@@ -18,9 +18,10 @@ _LEGACY_RUNCONFIG = {
     "eval_steps": ("loop", "eval_steps"),
     "eval_frequency": ("loop", "eval_frequency"),
     "checkpoint_steps": ("checkpoint", "steps"),
-    "keep_checkpoint_max": ("checkpoint", "keep_last"),
+    "keep_checkpoint_max": ("callbacks", "KeepNCheckpoints.n"),
+    "max_checkpoints": ("callbacks", "KeepNCheckpoints.n"),
     "autoload_last_checkpoint": ("checkpoint", "autoload_last_checkpoint"),
-    "load_checkpoint_states": ("checkpoint", "load_checkpoint_states"),
+    "load_checkpoint_states": ("callbacks", "LoadCheckpointStates.load_checkpoint_states"),
     "disable_strict_checkpoint_loading": ("checkpoint", "disable_strict_checkpoint_loading"),
     "log_steps": ("logging", "log_steps"),
     "model_dir": (None, "model_dir"),
@@ -116,7 +117,11 @@ def convert_legacy(data: Mapping[str, Any], source: str | Path | None = None) ->
         if key not in _LEGACY_RUNCONFIG:
             raise ParamsError(f"{where}runconfig.{key}: unknown key")
         target, name = _LEGACY_RUNCONFIG[key]
-        (init if target is None else section(target))[name] = value
+        if target == "callbacks":
+            callback, arg = name.split(".")
+            init.setdefault("callbacks", []).append({callback: {arg: value}})
+        else:
+            (init if target is None else section(target))[name] = value
 
     if train_input is not None:
         fit = section("fit")

@@ -22,6 +22,7 @@ MAX_K = 6
 
 _INVALID = 255
 _AMBIGUOUS = 4
+_PADDING = 6  # encode_centred's filler (never a table value)
 
 
 def _byte_table() -> np.ndarray:
@@ -78,6 +79,52 @@ class DNATokenizer:
         kmers = codes.reshape(-1, self.k)  # (n_tok, k)
         ids = kmers.astype(np.int64) @ self._place + self.first_kmer_id
         ids[(kmers == _AMBIGUOUS).any(axis=1)] = self.n_id
+        return ids.astype(np.uint16)
+
+    def encode_centred(self, sequences: list[bytes], length: int) -> np.ndarray:
+        """Token ids (uint16 [n, length / k]) of sequences of at most ``length`` bases, each centred
+        in the window: padding goes on both sides in whole k-mers (the left side gets the smaller
+        share) and reads [PAD]; a k-mer holding both bases and padding (the sequence's last partial
+        k-mer) reads [N]. One vectorised pass over all sequences.
+
+        Raises:
+            ValueError: ``"row R: ..."`` for the first sequence that is empty, longer than
+                ``length`` or holds a character that is neither a base nor an IUPAC code.
+        """
+        if length % self.k:
+            raise ValueError(f"window length {length} is not a multiple of k={self.k}")
+        n = len(sequences)
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
+        if n and lengths.min() == 0:
+            raise ValueError(f"row {int(np.argmin(lengths))}: empty sequence")
+        if n and lengths.max() > length:
+            row = int(np.argmax(lengths > length))
+            raise ValueError(f"row {row}: sequence of {int(lengths[row])} bp is longer than the window ({length} bp)")
+        codes = _BYTE_TABLE[np.frombuffer(b"".join(sequences), dtype=np.uint8)]
+        ends = np.cumsum(lengths)
+        bad = np.flatnonzero(codes == _INVALID)
+        if bad.size:
+            pos = int(bad[0])
+            row = int(np.searchsorted(ends, pos, side="right"))
+            char = chr(b"".join(sequences)[pos])
+            raise ValueError(f"row {row}: invalid DNA character {char!r} at position {pos - int(ends[row] - lengths[row])}")
+        left = (length - lengths) // 2 // self.k * self.k
+        grid = np.full((n, length), _PADDING, dtype=np.uint8)
+        rows = np.repeat(np.arange(n), lengths)
+        cols = np.arange(codes.size) - np.repeat(ends - lengths, lengths) + np.repeat(left, lengths)
+        grid[rows, cols] = codes
+        # k strided passes over (n, tokens) arrays: reductions over a short last axis are slow
+        ids = np.zeros((n, length // self.k), dtype=np.int32)
+        padded = np.zeros(ids.shape, dtype=np.uint8)
+        ambiguous = np.zeros(ids.shape, dtype=bool)
+        for j in range(self.k):
+            column = grid[:, j::self.k]
+            ids = ids * 4 + (column & 3)
+            padded += column == _PADDING
+            ambiguous |= column == _AMBIGUOUS
+        ids += self.first_kmer_id
+        ids[ambiguous | ((padded > 0) & (padded < self.k))] = self.n_id
+        ids[padded == self.k] = self.pad_id
         return ids.astype(np.uint16)
 
     def decode(self, ids: np.ndarray | list[int]) -> str:

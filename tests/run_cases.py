@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from ebert_modelzoo.data import schema
-from ebert_modelzoo.tokenizer import MAX_K, DNATokenizer
+from ebert_modelzoo.data.synthetic import kmer_size
 from tests.data_processors.split_builder import FIRST_KMER, build_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,12 +34,6 @@ def make_learnable(split_dir: Path, distinct: int = 8) -> None:
             values = FIRST_KMER + (offset + np.arange(windows)) % distinct
             tokens[...] = np.repeat(values[:, None], length, axis=1).astype(tokens.dtype)
             offset += windows
-
-
-def kmer_size(vocab_size: int) -> int:
-    """k of the tokenizer whose vocabulary has ``vocab_size`` entries."""
-    (k,) = [k for k in range(1, MAX_K + 1) if DNATokenizer(k).vocab_size == vocab_size]
-    return k
 
 
 def data_for(params_file: str, root: Path, learnable: bool = False,

@@ -119,7 +119,7 @@ def test_quick_run_writes_json_and_summary(quick_results):
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "EBERT vs transformers BertForMaskedLM" in summary and "### micro" in summary
     # the other benchmarks ran at their quick sizes into the same folder and judged nothing
-    for name in ("preprocessing", "data_processor", "cerebras_lowering"):
+    for name in ("preprocessing", "data_processor", "cerebras_lowering", "own_data", "reliability"):
         other = json.loads((tmp_path / f"{name}.json").read_text())
         assert other["benchmark"] == name and other["quick"] is True
         assert other["targets"] and all(t["met"] is None for t in other["targets"].values())
@@ -217,3 +217,16 @@ def test_summary_shows_each_target_met_or_not(tmp_path):
     assert "| a.json | slow | <= 1 | 2.000 | **not met** |" in text and "| a.json | info | none stated | 1.500 | n/a |" in text
     assert "| b.json | t | n | not measured | n/a |" in text and "Not measured: no venv" in text
     assert "- figures.x: 1" in text
+
+
+def test_quick_own_data_figures_are_consistent(quick_results):
+    data = json.loads((quick_results / "own_data.json").read_text())
+    assert data["benchmark"] == "own_data" and data["quick"] is True
+    for part in ("tables", "regions"):
+        entry = data[part]
+        assert entry["pipeline_sequences_per_s"] > 0 and entry["reference_sequences_per_s"] > 0
+        assert abs(entry["speedup"] - entry["reference_s"] / entry["pipeline_s"]) < 0.01 * entry["speedup"] + 0.01
+    assert data["predictions"]["tsv_rows_per_s"] > 0 and data["predictions"]["bigwig_values_per_s"] > 0
+    memory = data["memory"]
+    assert memory["large"]["rows"] == 10 * memory["small"]["rows"] and memory["small"]["peak_rss_mb"] > 0
+    assert all(t["met"] is None for t in data["targets"].values())

@@ -106,8 +106,13 @@ def test_base_schedule_is_warmup_then_linear_decay():
         (lambda d: d["trainer"]["init"]["backend"].update(backend_type="TPU"), "trainer.init.backend.backend_type: Input should be 'CPU', 'GPU' or 'CSX'"),
         (lambda d: d["trainer"]["init"]["loop"].pop("max_steps"), "trainer.init.loop.max_steps: required key is missing"),
         (lambda d: d["trainer"]["init"]["loop"].update(eval_frequency=0), "trainer.init.loop: eval_frequency must be >= 1"),
-        (lambda d: d["trainer"]["init"]["checkpoint"].update(load_checkpoint_states="model,foo"),
-         "trainer.init.checkpoint.load_checkpoint_states: unknown checkpoint state 'foo'"),
+        (lambda d: d["trainer"]["init"].update(callbacks=[{"LoadCheckpointStates": {"load_checkpoint_states": "model,foo"}}]),
+         "trainer.init.callbacks[0].LoadCheckpointStates.load_checkpoint_states: unknown checkpoint state 'foo'"),
+        (lambda d: d["trainer"]["init"]["checkpoint"].update(keep_last=2), "trainer.init.checkpoint.keep_last: unknown key"),
+        (lambda d: d["trainer"]["init"]["callbacks"].append({"KeepNChekpoints": {"n": 2}}),
+         "trainer.init.callbacks[1]: expected one key, one of KeepNCheckpoints, LoadCheckpointStates"),
+        (lambda d: d["trainer"]["init"]["callbacks"].append({"KeepNCheckpoints": {"n": 3}}),
+         "trainer.init.callbacks: each callback may appear once; repeated: KeepNCheckpoints"),
         (lambda d: d["trainer"]["init"]["logging"].update(log_step=3), "trainer.init.logging.log_step: unknown key"),
         (lambda d: d["trainer"]["init"].update(sed=3), "trainer.init.sed: unknown key"),
         (lambda d: d["trainer"].update(predict={}), "trainer.predict: unknown key"),
@@ -228,7 +233,7 @@ def test_legacy_form_converts_to_the_equivalent_trainer_form(tmp_path):
     assert init.optimizer.AdamW.betas == (0.9, 0.999) and init.optimizer.AdamW.eps == 1e-6
     assert init.precision.max_gradient_norm == 1.0 and init.precision.enabled is False
     assert (init.loop.max_steps, init.loop.eval_frequency) == (1500, 750)
-    assert (init.checkpoint.steps, init.checkpoint.keep_last, init.logging.log_steps) == (750, 2, 10)
+    assert (init.checkpoint.steps, init.keep_last, init.logging.log_steps) == (750, 2, 10)
     assert schedule_phases(init) == schedule_phases(load_params(PARAMS_DIR / "ebert_tiny.yaml").trainer.init)
     assert legacy.trainer.fit.val_dataloader == legacy.trainer.validate_.val_dataloader
     # round trip: the converted params written in trainer form load back to the same Params

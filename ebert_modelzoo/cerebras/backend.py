@@ -279,7 +279,7 @@ class CstorchBackend:
         """Read a checkpoint of either backend (cstorch HDF5 or torch.save) as plain CPU values,
         without ``cstorch.load``: under torch 2.4 it unpickles a torch.save file with
         ``weights_only=False`` and a pre-0.5 cstorch file's spec with dill, so a crafted file
-        runs code. training/cstorch_checkpoint.py reads cstorch files from their JSON spec and
+        runs code. checkpoint_format.py reads cstorch files from their JSON spec and
         raw arrays, and torch files with ``weights_only=True``.
         """
         return read_checkpoint(path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -107,6 +108,21 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module_name), name)
 
 
+def type_name(annotation: Any) -> str:
+    """A config key's type as a user writes values: Literal choices quoted, unions joined by
+    ``|``, None as ``null`` (``'gelu' | 'relu'``, ``list[float] | 'auto' | null``)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is type(None):
+        return "null"
+    if origin is typing.Literal:
+        return " | ".join(repr(arg) for arg in args)
+    if origin is typing.Union or isinstance(annotation, types.UnionType):
+        return " | ".join(type_name(arg) for arg in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_name(arg) for arg in args)}]"
+    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+
+
 def _describe_params_path(name: str, given: Optional[str]) -> Optional[Path]:
     if given:
         return Path(given)
@@ -128,8 +144,7 @@ def describe(name: str, params: Optional[str]) -> str:
     lines = [f"{name}: {entry.path} (config {config_cls.__name__})", ""]
     for key, field in config_cls.model_fields.items():
         default = "required" if field.is_required() else repr(field.default)
-        kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
-        lines.append(f"  {key}: {kind} = {default}")
+        lines.append(f"  {key}: {type_name(field.annotation)} = {default}")
         if field.description:
             lines.append(f"      {' '.join(field.description.split())}")
     path = _describe_params_path(name, params)

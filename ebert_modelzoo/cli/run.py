@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ebert_modelzoo.config import Params, load_params
+from ebert_modelzoo.config import Params, load_params, params_from_dict
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.data.synthetic import write_split_for
 from ebert_modelzoo.errors import one_line
-from ebert_modelzoo.folder_lock import folder_lock
+from ebert_modelzoo.folder_lock import LOCK_FILE, folder_lock
+from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.backends.torch import end_process
 from ebert_modelzoo.training.checkpoint import CheckpointError, list_checkpoints
@@ -23,14 +27,28 @@ LOGGER = logging.getLogger("ebert_modelzoo")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PARAMS = REPO_ROOT / "params" / "ebert_tiny.yaml"
 MODES = ("train", "eval", "train_and_eval", "eval_all")
+PREDICT_HINT = ("scores per window go to a file with: python -m ebert_modelzoo.training.predict -p PARAMS "
+                "--out predictions.tsv (.bed, .bedGraph, .bw, .npz)")
+
+
+def _mode(text: str) -> str:
+    if text in MODES:
+        return text
+    hint = f"; {PREDICT_HINT}" if text.startswith("pred") else ""
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(MODES)}){hint}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Model Zoo's run.py arguments."""
-    parser = argparse.ArgumentParser(prog="run.py", description="Train or evaluate EBERT (Model Zoo run.py flags).")
+    parser = argparse.ArgumentParser(prog="run.py", description="Train or evaluate EBERT (Model Zoo run.py flags).",
+                                     epilog=f"Predictions: {PREDICT_HINT}. Relative paths in the params "
+                                            "(model_dir, data_dir, ckpt_path) are read from the current folder.")
     parser.add_argument("target_device", choices=("CPU", "GPU", "CSX"), help="where to run")
     parser.add_argument("-p", "--params", help=f"params YAML (default: {DEFAULT_PARAMS.relative_to(REPO_ROOT)})")
-    parser.add_argument("-m", "--mode", choices=MODES, default="train")
+    parser.add_argument("-m", "--mode", type=_mode, default="train", metavar="{" + ",".join(MODES) + "}",
+                        help="train (default); train_and_eval: evaluate every loop.eval_frequency steps and at the "
+                             "end; eval: one checkpoint (--checkpoint_path, validate.ckpt_path or the newest in "
+                             "model_dir); eval_all: every checkpoint in model_dir")
     parser.add_argument("-o", "--model_dir", help="checkpoints, events and metrics (overrides trainer.init.model_dir)")
     parser.add_argument("--checkpoint_path", help="checkpoint to load (default: the newest in model_dir)")
     parser.add_argument("--load_checkpoint_states",
@@ -46,13 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     only = csx.add_mutually_exclusive_group()
     only.add_argument("--compile_only", action="store_true", help="compile without running (needs a cluster)")
     only.add_argument("--validate_only", action="store_true", help="trace and lower one step locally")
-    csx.add_argument("--num_csx", type=int, default=1)
-    csx.add_argument("--mgmt_address")
-    csx.add_argument("--credentials_path")
-    csx.add_argument("--mount_dirs", nargs="*", default=[])
-    csx.add_argument("--python_paths", nargs="*", default=[])
-    csx.add_argument("--compile_dir")
-    csx.add_argument("--job_labels", nargs="*", default=[])
+    csx.add_argument("--num_csx", type=int, default=1, help="Cerebras systems to run on (only 1 is supported)")
+    csx.add_argument("--mgmt_address", help="HOST:PORT of the cluster's management node (default: the user node's config)")
+    csx.add_argument("--credentials_path", help="TLS certificate of the cluster")
+    csx.add_argument("--mount_dirs", nargs="*", default=[], help="folders the cluster mounts (data, model_dir, code)")
+    csx.add_argument("--python_paths", nargs="*", default=[], help="folders added to PYTHONPATH on the cluster (this checkout)")
+    csx.add_argument("--compile_dir", help="compile artefacts folder on the cluster")
+    csx.add_argument("--job_labels", nargs="*", default=[], help="KEY=VALUE labels of the cluster job")
     gpu = parser.add_argument_group("GPU")
     gpu.add_argument("--dist_addr", help="MASTER_ADDR:PORT of torch.distributed")
     gpu.add_argument("--dist_backend", help="torch.distributed backend (nccl, gloo)")
@@ -108,15 +126,53 @@ def _loader(params: Params, path: str) -> Any:
     raise ParamsError(f"{path}: required for this mode but {section} has none")
 
 
+def with_synthetic_data(params: Params, loaders: Sequence[str], source: Path) -> Params:
+    """``params`` with each of ``loaders`` whose data_dir does not exist pointed at a synthetic
+    split shaped from the params (under model_dir/synthetic_data/), for --validate_only, which
+    lowers a step from the shapes alone."""
+    data = params.model_dump(by_alias=True)
+    model = params.trainer.init.model
+    replaced = False
+    for path in loaders:
+        loader = _loader(params, path)
+        if Path(loader.data_dir).exists():
+            continue
+        name = path.removeprefix("trainer.").replace("[", "_").replace("]", "").replace(".", "_")
+        root = write_split_for(Path(params.trainer.init.model_dir) / "synthetic_data" / name, model, loader)
+        LOGGER.info("%s.data_dir %s not found: --validate_only uses synthetic batches shaped from the params "
+                    "(%s)", path, loader.data_dir, root)
+        section = data
+        for part in re.findall(r"[^.\[\]]+", path):
+            section = section[int(part)] if part.isdigit() else section[part]
+        section["data_dir"] = str(root)
+        replaced = True
+    return params_from_dict(data, str(source)) if replaced else params
+def _where_hint(params_path: Path, model_dir: Path) -> str:
+    """What to do when model_dir holds no checkpoint, saying how relative paths were read."""
+    if model_dir.is_absolute():
+        return "train first or give --checkpoint_path"
+    return (f"train first or give --checkpoint_path (model_dir {str(model_dir)!r} in {params_path} is read from "
+            f"the current folder {Path.cwd()}; run from the folder it is relative to, or use -o/--model_dir)")
+
+
 def run(args: argparse.Namespace) -> None:
     """Load the params, pick a backend and run the mode."""
     params_path = Path(args.params) if args.params else DEFAULT_PARAMS
     if not args.params:
         LOGGER.info("no --params given: using %s", params_path)
+        if Path.cwd().resolve() != REPO_ROOT:
+            # the default params' relative paths are the repository's: read them from there
+            for flag in ("model_dir", "checkpoint_path"):
+                if getattr(args, flag):
+                    setattr(args, flag, str(Path(getattr(args, flag)).resolve()))
+            LOGGER.info("its relative paths are read from %s", REPO_ROOT)
+            os.chdir(REPO_ROOT)
     params = load_params(params_path, overrides_from_args(args))
     loaders = _used_loaders(params, args.mode)
     for path in loaders:
         _loader(params, path)
+    if args.validate_only:
+        params = with_synthetic_data(params, loaders, params_path)
     model_dir = Path(params.trainer.init.model_dir)
     options = BackendOptions(
         target=args.target_device, model_dir=model_dir, dist_addr=args.dist_addr,
@@ -129,6 +185,7 @@ def run(args: argparse.Namespace) -> None:
     if not backend.is_main:
         LOGGER.setLevel(logging.WARNING)  # one process reports
     lock = ExitStack()
+    created = not os.path.lexists(model_dir)
     try:
         if backend.is_main:  # one run writes into a model_dir (the main process holds it)
             lock.enter_context(folder_lock(model_dir, "run"))
@@ -137,13 +194,18 @@ def run(args: argparse.Namespace) -> None:
         if args.mode in ("train", "train_and_eval"):
             fit = params.trainer.fit
             initial = Path(fit.ckpt_path) if fit is not None and fit.ckpt_path else None
+            if initial is not None and args.validate_only and not initial.exists():
+                # The lowered step depends on shapes, not on weights.
+                LOGGER.info("trainer.fit.ckpt_path %s not found: --validate_only lowers the step from freshly "
+                            "initialised weights", initial)
+                initial = None
             trainer.restore(LoadSettings(explicit, args.load_checkpoint_states, initial))
             trainer.fit(num_steps=args.num_steps, evaluate_during=args.mode == "train_and_eval")
         elif args.mode == "eval":
             validate = params.trainer.validate_
             initial = Path(validate.ckpt_path) if validate is not None and validate.ckpt_path else None
             if explicit is None and initial is None and not list_checkpoints(model_dir):
-                raise FileNotFoundError(f"{model_dir}: no checkpoint to evaluate (give --checkpoint_path)")
+                raise FileNotFoundError(f"{model_dir.resolve()}: no checkpoint to evaluate; {_where_hint(params_path, model_dir)}")
             # Evaluation uses the weights and the step only (a checkpoint of the other backend has
             # optimizer/scheduler states this backend cannot restore).
             trainer.restore(LoadSettings(explicit or initial, args.load_checkpoint_states or "model,step"))
@@ -157,6 +219,8 @@ def run(args: argparse.Namespace) -> None:
     finally:
         backend.close()
         lock.close()
+        if created and backend.is_main and model_dir.is_dir() and {p.name for p in model_dir.iterdir()} <= {LOCK_FILE}:
+            remove_owned(model_dir, model_dir)  # a run that failed before writing anything leaves no folder
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

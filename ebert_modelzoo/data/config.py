@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import model_validator
 
-from ebert_modelzoo.config_base import StrictConfig
+from ebert_modelzoo.config_base import DataSection, StrictConfig
 
 
 class DataLoaderConfig(StrictConfig):
@@ -77,7 +77,7 @@ class DataLoaderConfig(StrictConfig):
         return self
 
 
-class PretrainingDataProcessorConfig(DataLoaderConfig):
+class PretrainingDataProcessorConfig(DataLoaderConfig, DataSection):
     """Pre-training samples with dynamic masking, redrawn every time a sample is read."""
 
     data_processor: Literal["EBertPretrainingDataProcessor"]
@@ -115,7 +115,7 @@ class PretrainingDataProcessorConfig(DataLoaderConfig):
         return self
 
 
-class FinetuningDataProcessorConfig(DataLoaderConfig):
+class FinetuningDataProcessorConfig(DataLoaderConfig, DataSection):
     """Fine-tuning samples: one (window, cell type) with its multi-label targets."""
 
     data_processor: Literal["EBertFinetuningDataProcessor"]

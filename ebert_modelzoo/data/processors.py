@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -89,10 +89,13 @@ class BatchBuilder:
         rows, n = tokens.shape[0], self.num_tokens
         input_ids = np.full((rows, self.seq_len), self.pad_id, dtype=np.int32)
         input_ids[:, 0] = self.cls_id
-        input_ids[:, 1 : 1 + n] = tokens if self.dna else self.n_id
+        # [PAD] inside the window: a labelled sequence shorter than the window (sequence_data.py)
+        real = tokens != self.pad_id
+        input_ids[:, 1 : 1 + n] = tokens if self.dna else np.where(real, self.n_id, self.pad_id)
         input_ids[:, 1 + n] = self.sep_id
         attention_mask = np.zeros((rows, self.seq_len), dtype=np.int32)
         attention_mask[:, : n + 2] = 1
+        attention_mask[:, 1 : 1 + n] = real
         out: dict[str, np.ndarray] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.token_masking is not None:
             out.update(self.token_masking.apply(input_ids, n, rng))
@@ -142,7 +145,9 @@ class _EBertDataProcessor:
     streams = 8
     chunk_batches = 8
 
-    def __init__(self, config: Union[DataLoaderConfig, Mapping[str, Any]]) -> None:
+    def __init__(self, config: DataLoaderConfig) -> None:
+        # The annotations name the config class alone: Model Zoo derives a processor's config
+        # schema from them. A plain mapping (CSX input workers, tests) is validated here.
         if not isinstance(config, self.config_class):
             config = parse_section(self.config_class, config, "dataloader")
         self.config = config
@@ -263,7 +268,7 @@ class EBertPretrainingDataProcessor(_EBertDataProcessor):
 
     config_class = PretrainingDataProcessorConfig
 
-    def __init__(self, config: Union[PretrainingDataProcessorConfig, Mapping[str, Any]]) -> None:
+    def __init__(self, config: PretrainingDataProcessorConfig) -> None:
         super().__init__(config)
         if self.config.state_mask_rate > 0 and not self.use_states:
             raise DatasetError(
@@ -309,7 +314,7 @@ class EBertFinetuningDataProcessor(_EBertDataProcessor):
 
     config_class = FinetuningDataProcessorConfig
 
-    def __init__(self, config: Union[FinetuningDataProcessorConfig, Mapping[str, Any]]) -> None:
+    def __init__(self, config: FinetuningDataProcessorConfig) -> None:
         super().__init__(config)
         p = self.params
         if not p.label_names:

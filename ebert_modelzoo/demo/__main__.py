@@ -25,6 +25,7 @@ from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.config_base import ParamsError, read_yaml
 from ebert_modelzoo.demo import stages
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, QUICK_SEEDS, SEEDS, plan_runs
+from ebert_modelzoo.errors import one_line
 from ebert_modelzoo.report import EvaluationSet
 
 LOGGER = logging.getLogger("ebert_modelzoo.demo")
@@ -136,10 +137,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         print(run(args))
     except stages.DemoError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 1
     except (ParamsError, FileNotFoundError, ValueError) as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     return 0
 

@@ -6,7 +6,7 @@ from typing import Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ebert_modelzoo.config_base import StrictConfig
+from ebert_modelzoo.config_base import ModelSection, StrictConfig
 
 
 class EBertEncoderConfig(StrictConfig):
@@ -74,7 +74,7 @@ class EBertEncoderConfig(StrictConfig):
         return self
 
 
-class EBertPretrainConfig(EBertEncoderConfig):
+class EBertPretrainConfig(EBertEncoderConfig, ModelSection):
     """EBERT pre-training: masked DNA tokens, optionally masked chromatin states."""
 
     name: Literal["ebert"]
@@ -97,7 +97,7 @@ class EBertPretrainConfig(EBertEncoderConfig):
         return self
 
 
-class EBertFinetuneConfig(EBertEncoderConfig):
+class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     """EBERT fine-tuning: multi-label classification per window (e.g. TFs) or per bin."""
 
     name: Literal["ebert_finetune"]

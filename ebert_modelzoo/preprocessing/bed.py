@@ -49,10 +49,15 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     try:
         with open_binary(path) as fh:
             for raw in fh:
+                text = raw.decode("utf-8").replace("\r\n", "\n")
+                pieces = text.split("\r")  # a lone CR ends a line too (as text mode reads it)
+                for piece in pieces[:-1]:
+                    line_no += 1
+                    yield line_no, piece + "\n"
                 line_no += 1
-                yield line_no, raw.decode("utf-8")
+                yield line_no, pieces[-1]
     except READ_ERRORS as err:
-        raise read_failure(path, err, line_no + (not isinstance(err, UnicodeDecodeError))) from None
+        raise read_failure(path, err, line_no + 1) from None
 
 
 def read_records(path: str | Path, min_columns: int = 3) -> Iterator[tuple[int, list[str], int, int]]:

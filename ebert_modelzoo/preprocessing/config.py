@@ -3,7 +3,7 @@ resolved against the folder holding the YAML file, so a config and its inputs ca
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import model_validator
 
@@ -106,6 +106,23 @@ class LabelsConfig(StrictConfig):
     """One entry per label (TF)."""
 
 
+class RegionsConfig(StrictConfig):
+    """Windows from a BED of regions (e.g. peaks plus sampled background) instead of tiling the
+    split. Columns are 1-based numbers, or names from a ``#chrom start end ...`` header line."""
+
+    bed: str
+    """BED of regions (chrom start end, more columns optional), plain or gzipped, any order."""
+    windows: Literal["center", "tile"] = "center"
+    """center: one window centred on each region; tile: windows every windows.stride inside each
+    region (a region shorter than a window gets one centred window)."""
+    label_columns: dict[str, Union[int, str]] = {}
+    """Labels read from the BED: {label name: column}; 1, 0, -1/empty/NA (missing), the same for every
+    cell type. Added after labels.tfs (which label the windows as tiled windows are labelled)."""
+    split_column: Optional[Union[int, str]] = None
+    """Column naming each region's split (train, validation/dev/valid/val, test). Without it the
+    split section decides: a window lying inside one of a split's regions belongs to it."""
+
+
 class OutputConfig(StrictConfig):
     output_dir: str = "data"
     """Folder receiving one sub-folder per split."""
@@ -125,7 +142,10 @@ class OutputConfig(StrictConfig):
 
 class PreprocessingConfig(StrictConfig):
     genome: GenomeConfig
-    split: SplitConfig
+    split: Optional[SplitConfig] = None
+    """Required unless regions.split_column splits the regions."""
+    regions: Optional[RegionsConfig] = None
+    """Windows from a BED of regions instead of tiling the split (create_finetuning_data.py)."""
     windows: WindowConfig = WindowConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     cell_types: list[CellTypeConfig] = []
@@ -143,6 +163,10 @@ class PreprocessingConfig(StrictConfig):
             raise ValueError(f"tokenizer.k must be in 1..{MAX_K}, got {k}")
         if self.windows.bin_size % k:
             raise ValueError(f"windows.bin_size ({self.windows.bin_size}) must be a multiple of tokenizer.k ({k})")
+        if self.split is None and (self.regions is None or self.regions.split_column is None):
+            raise ValueError("split: required key is missing (or give regions.split_column)")
+        if self.regions and self.regions.label_columns and self.labels and self.labels.bin_labels:
+            raise ValueError("labels.bin_labels: BED label columns label whole regions, not bins")
         names = [c.name for c in self.cell_types]
         if len(set(names)) != len(names):
             raise ValueError(f"cell_types: duplicate names in {names}")
@@ -197,6 +221,8 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         data["labels"] = labels
     if isinstance(data.get("output"), dict) and isinstance(data["output"].get("output_dir"), str):
         data["output"]["output_dir"] = _resolve(data["output"]["output_dir"], base)
+    if isinstance(data.get("regions"), dict) and isinstance(data["regions"].get("bed"), str):
+        data["regions"]["bed"] = _resolve(data["regions"]["bed"], base)
     return data
 
 
@@ -214,8 +240,115 @@ def load_config(path: str | Path, kind: Literal["pretraining", "finetuning"]) ->
     config = parse_section(PreprocessingConfig, raw, "", source=path)
     if kind == "pretraining" and config.labels is not None:
         raise ParamsError(f"{path}: labels: only create_finetuning_data.py takes labels")
-    if kind == "finetuning" and config.labels is None:
+    if config.regions is not None and kind == "pretraining":
+        raise ParamsError(f"{path}: regions: only create_finetuning_data.py takes regions")
+    if kind == "finetuning" and config.labels is None and not (config.regions and config.regions.label_columns):
         raise ParamsError(f"{path}: labels: required key is missing (fine-tuning needs labels)")
     if not config.cell_types:
         raise ParamsError(f"{path}: cell_types: at least one cell type is needed (a sample is a window x cell type)")
     return config
+
+
+# ---------------------------------------------------------------------------------------------
+# labelled sequences (create_sequence_data.py): tables or FASTA instead of a genome
+
+
+class SequenceFilesConfig(StrictConfig):
+    """Where the labelled sequences are: one list of files per split, or ``table`` files with a
+    ``split_column``. Files are CSV (``.csv``), TSV (``.tsv``/``.txt``) with a header line, or FASTA
+    (``.fa``/``.fasta``/``.fna``) whose headers carry the labels (``>id CTCF=1 NRF1=0``, or
+    ``>id 1`` for one label called ``label``); any of them may be gzipped (``.gz``)."""
+
+    train: list[str] = []
+    """Files of the training split."""
+    validation: list[str] = []
+    """Files of the validation split (the DNA-LM benchmarks' "dev")."""
+    test: list[str] = []
+    """Files of the test split."""
+    table: list[str] = []
+    """Files holding every split, told apart by ``split_column``."""
+    split_column: Optional[str] = None
+    """Column of ``table`` naming each row's split: train, validation (or dev/valid/val), test."""
+    sequence_column: str = "sequence"
+    """Column holding the DNA (A/C/G/T and IUPAC codes, either case)."""
+    id_column: Optional[str] = None
+    """Column holding a row id carried into the predictions (default: ``id`` or ``name`` if present)."""
+    label_columns: Optional[list[str]] = None
+    """Label columns, the K axis in this order (default: every other column, in file order).
+    Values: 1 (positive), 0 (negative), -1 or empty or NA (missing: weight 0)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: [v] if k in ("train", "validation", "test", "table") and isinstance(v, str) else v
+                    for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "SequenceFilesConfig":
+        if self.table and (self.train or self.validation or self.test):
+            raise ValueError("give either table (with split_column) or train/validation/test files, not both")
+        if self.table and not self.split_column:
+            raise ValueError("table needs split_column (the column naming each row's split)")
+        if not self.table and not self.train:
+            raise ValueError("train: at least one file is needed (or table with split_column)")
+        return self
+
+
+class SequenceDataConfig(StrictConfig):
+    """A fine-tuning dataset from labelled sequences: DNA only, one sample per row, written as the
+    same shards as genome data (one pseudo cell type, no epigenome)."""
+
+    sequences: SequenceFilesConfig
+    window_length: Optional[int] = None
+    """Model window in bp (a multiple of bin_size); shorter sequences are centred in it and padded
+    with [PAD] (not attended to), longer ones are an error naming the row. Default: the longest
+    sequence of all files, rounded up to bin_size."""
+    bin_size: int = 200
+    """Bin size in bp; fixes the model's tokens_per_bin (bin_size / k). 200 matches the shipped params."""
+    tokenizer: TokenizerConfig = TokenizerConfig(k=4)
+    """k-mer length (default 4, as the shipped tiny and base params)."""
+    cell_type: str = "sequence"
+    """Name of the one (pseudo) cell type of every sample."""
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "SequenceDataConfig":
+        k = self.tokenizer.k
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"tokenizer.k must be in 1..{MAX_K}, got {k}")
+        if self.bin_size < 1 or self.bin_size % k:
+            raise ValueError(f"bin_size ({self.bin_size}) must be a positive multiple of tokenizer.k ({k})")
+        if self.window_length is not None and (self.window_length < 1 or self.window_length % self.bin_size):
+            raise ValueError(f"window_length ({self.window_length}) must be a positive multiple of bin_size ({self.bin_size})")
+        return self
+
+
+def resolve_sequence_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Copy of a raw sequence-data mapping with its file paths made absolute against ``base``."""
+    data = dict(data)
+    files = data.get("sequences")
+    if isinstance(files, dict):
+        files = dict(files)
+        for key in ("train", "validation", "test", "table"):
+            value = files.get(key)
+            if isinstance(value, str):
+                files[key] = _resolve(value, base)
+            elif isinstance(value, list):
+                files[key] = [_resolve(v, base) if isinstance(v, str) else v for v in value]
+        data["sequences"] = files
+    if isinstance(data.get("output"), dict) and isinstance(data["output"].get("output_dir"), str):
+        data["output"] = {**data["output"], "output_dir": _resolve(data["output"]["output_dir"], base)}
+    return data
+
+
+def load_sequence_config(path: str | Path) -> SequenceDataConfig:
+    """Read and validate a sequence-data YAML (see SequenceDataConfig).
+
+    Raises:
+        ParamsError: one line naming the file and the key that is wrong.
+    """
+    path = Path(path)
+    raw = resolve_sequence_paths(read_yaml(path), path.resolve().parent)
+    return parse_section(SequenceDataConfig, raw, "", source=path)

@@ -46,7 +46,7 @@ def _decode(path: Path, chunk: bytes, first_line: int) -> str:
     """``chunk`` (whole lines from ``first_line`` on) as text; InputError naming the line of a
     byte that is not UTF-8."""
     try:
-        return chunk.decode("utf-8")
+        return chunk.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # line ends as text mode reads them
     except UnicodeDecodeError as err:
         raise read_failure(path, err, first_line + chunk.count(b"\n", 0, err.start)) from None
 
@@ -132,7 +132,7 @@ class _DreamChunks:
             starts, ends = (np.fromiter(map(int, cols[:, c]), dtype=np.int64, count=n) for c in (1, 2))
         except (ValueError, OverflowError):
             r = next(i for i in range(n) if not (_is_int(cols[i, 1]) and _is_int(cols[i, 2])))
-            fail(r, f"{path}:{first_line + r}: start/stop are not integers (of at most 18 digits)")
+            fail(r, f"{path}:{first_line + r}: start/stop are not integers")
             starts, ends = (np.fromiter(map(int, cols[:n, c]), dtype=np.int64, count=n) for c in (1, 2))
         bad = np.flatnonzero(ends <= starts)
         if bad.size:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ebert_modelzoo.atomic import tmp_pattern
 from ebert_modelzoo.data import schema
+from ebert_modelzoo.preprocessing.bed_regions import SplitWindows, region_windows
 from ebert_modelzoo.preprocessing.config import PreprocessingConfig
 from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
@@ -64,6 +65,9 @@ class Plan:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
+    region_windows: Optional[dict[str, SplitWindows]] = None
+    """Windows from regions.bed per split (None: windows tile the split regions)."""
+    region_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def use_states(self) -> bool:
@@ -78,6 +82,8 @@ def _input_files(config: PreprocessingConfig) -> list[tuple[str, str]]:
     files = [("genome", config.genome.fasta)]
     if config.windows.blacklist:
         files.append(("blacklist", config.windows.blacklist))
+    if config.regions:
+        files.append(("regions", config.regions.bed))
     for cell in config.cell_types:
         if cell.segmentation:
             files.append((f"segmentation:{cell.name}", cell.segmentation))
@@ -132,11 +138,22 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
     regions = parse_splits(
         {"train": config.split.train, "validation": config.split.validation, "test": config.split.test},
         genome.names, lengths,
-    )
+    ) if config.split else {s: [] for s in schema.SPLITS}
     used = {r.contig for rs in regions.values() for r in rs}
+    windows, counts = None, {}
+    if config.regions:
+        w = config.windows
+        windows, counts = region_windows(config.regions, w.window_length, w.stride, genome.names, lengths,
+                                         regions if config.split else None)
+        used = {c for sw in windows.values() for c in sw.contigs}
+        if not len(windows["train"].starts):
+            raise InputError(f"{config.regions.bed}: no window falls in the train split ({counts})")
     contigs = [c for c in genome.names if c in used]
     # index layout and every base the splits read, before anything is written
     genome.check((r.contig, r.start, r.end) for rs in regions.values() for r in rs)
+    if windows:
+        length = config.windows.window_length
+        genome.check((c, int(s), int(s) + length) for sw in windows.values() for c, s in zip(sw.contigs, sw.starts))
     cell_types = [c.name for c in config.cell_types]
     track_names = config.signal.tracks or sorted({a for c in config.cell_types for a in c.tracks})
     for cell in config.cell_types:
@@ -177,7 +194,8 @@ def make_plan(config: PreprocessingConfig, kind: Kind, output_dir: Optional[str]
         cell_types=cell_types, track_names=track_names,
         segmentations=segmentations, num_states=num_states,
         state_names=[names.get(s, str(s)) for s in range(1, num_states + 1)],
-        blacklist=blacklist, label_names=label_names, dream=dreams, peaks=peaks, inputs=inputs,
+        blacklist=blacklist, label_names=label_names + list(config.regions.label_columns if config.regions else ()),
+        dream=dreams, peaks=peaks, inputs=inputs, region_windows=windows, region_counts=counts,
     ), cache, cache_path)
 
 
@@ -260,10 +278,11 @@ def build_shard(task: ShardTask) -> dict[str, Any]:
     chroms, starts_out, tokens, states, signal, labels, bin_labels = [], [], [], [], [], [], []
     dropped_n = dropped_black = 0
     n_inf = np.zeros(n_tracks, dtype=np.int64)
-    all_contigs = np.asarray(task.contigs)
     all_starts = np.asarray(task.starts, dtype=np.int64)
-    for contig in dict.fromkeys(task.contigs):
-        starts = all_starts[all_contigs == contig]
+    all_labels = (np.asarray(task.labels, dtype=np.int8).reshape(len(all_starts), -1) if task.labels
+                  else np.zeros((len(all_starts), 0), dtype=np.int8))
+    for contig, run in _runs(task.contigs, all_starts):
+        starts, column_labels = all_starts[run], all_labels[run]
         span_start, span_end = int(starts[0]), int(starts[-1]) + length
         offsets = (starts - span_start)[:, None] + np.arange(length)  # (W, L) into the span
         seq = np.frombuffer(h["genome"].fetch(contig, span_start, span_end), dtype=np.uint8)[offsets]
@@ -274,7 +293,7 @@ def build_shard(task: ShardTask) -> dict[str, Any]:
         dropped_black += int(black.sum())
         if not keep.any():
             continue
-        starts, offsets, seq = starts[keep], offsets[keep], seq[keep]
+        starts, offsets, seq, column_labels = starts[keep], offsets[keep], seq[keep], column_labels[keep]
         chroms.append(np.full(len(starts), contig_idx[contig], dtype=np.int32))
         starts_out.append(starts)
         tokens.append(_tokens(plan, h["genome"], contig, span_start, seq, starts))
@@ -296,9 +315,12 @@ def build_shard(task: ShardTask) -> dict[str, Any]:
                         sig[c, :, :, t] = transform(bin_means(values[offsets], bin_size))
             signal.append(sig)
         if plan.label_names:
-            labels.append(_labels(plan, contig, starts[:, None], starts[:, None] + length,
-                                  cfg.labels.center_bp))  # (C, W, 1, K)
-            if cfg.labels.bin_labels:
+            center_bp = cfg.labels.center_bp if cfg.labels else length
+            window_labels = _labels(plan, contig, starts[:, None], starts[:, None] + length, center_bp)  # (C, W, 1, K)
+            if column_labels.shape[1]:
+                window_labels[..., 0, len(plan.dream):] = column_labels
+            labels.append(window_labels)
+            if cfg.labels and cfg.labels.bin_labels:
                 bin_labels.append(_labels(plan, contig, bin_starts, bin_starts + bin_size, bin_size))
 
     num_windows = sum(len(s) for s in starts_out)
@@ -332,7 +354,7 @@ def build_shard(task: ShardTask) -> dict[str, Any]:
             arrays[schema.DATASET_SIGNAL], axis[schema.DATASET_SIGNAL] = stored, 1
         if plan.label_names:
             arrays[schema.DATASET_LABELS], axis[schema.DATASET_LABELS] = np.concatenate(labels, axis=1)[:, :, 0, :], 1
-            if cfg.labels.bin_labels:
+            if cfg.labels and cfg.labels.bin_labels:
                 arrays[schema.DATASET_BIN_LABELS] = np.concatenate(bin_labels, axis=1)
                 axis[schema.DATASET_BIN_LABELS] = 1
         record["sha256"] = write_shard(split_dir, task.index, arrays, axis, cfg.output.compression,
@@ -348,7 +370,7 @@ def _labels(plan: Plan, contig: str, r_start: np.ndarray, r_end: np.ndarray, wid
     hi = lo + width
     out = np.full((len(plan.cell_types),) + r_start.shape + (len(plan.label_names),),
                   schema.LABEL_AMBIGUOUS, dtype=np.int8)
-    for k in range(len(plan.label_names)):
+    for k in range(len(plan.dream)):  # label files; BED-column labels follow them
         dream, peaks = plan.dream[k], plan.peaks[k]
         for c, cell in enumerate(plan.cell_types):
             if dream is not None and cell in dream.cell_types:
@@ -362,8 +384,24 @@ def _labels(plan: Plan, contig: str, r_start: np.ndarray, r_end: np.ndarray, wid
 # the run
 
 
+def _runs(contigs: tuple[str, ...], starts: np.ndarray, max_gap: int = 1 << 16) -> list[tuple[str, np.ndarray]]:
+    """Index arrays of a shard's windows read in one span each: consecutive windows on one contig
+    less than ``max_gap`` bp apart (tiled windows give one run per contig; sparse regions many)."""
+    names = np.asarray(contigs)
+    cut = np.flatnonzero((names[1:] != names[:-1]) | (starts[1:] - starts[:-1] > max_gap) |
+                         (starts[1:] < starts[:-1])) + 1
+    bounds = np.r_[0, cut, len(starts)]
+    return [(str(names[a]), np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
 def _all_tasks(plan: Plan) -> list[ShardTask]:
     w = plan.config.windows
+    if plan.region_windows is not None:
+        n = plan.config.output.windows_per_shard
+        return [ShardTask(split, i // n, tuple(sw.contigs[i:i + n]), tuple(int(x) for x in sw.starts[i:i + n]),
+                          tuple(map(tuple, sw.labels[i:i + n].tolist())))
+                for split in schema.SPLITS for sw in [plan.region_windows[split]]
+                for i in range(0, len(sw.starts), n)]
     return [t for split in schema.SPLITS
             for t in shard_tasks(split, plan.regions[split], w.window_length, w.stride,
                                  plan.config.output.windows_per_shard)]
@@ -439,13 +477,19 @@ def _finish(plan: Plan, tasks: list[ShardTask]) -> bool:
     stats = _train_stats(plan, records["train"]) if plan.use_signal else None
     tokenizer = DNATokenizer(plan.config.tokenizer.k)
     for split in schema.SPLITS:
-        if not plan.regions[split]:
+        if not _has_split(plan, split):
             continue
         split_dir = plan.output_dir / split
         tokenizer.save_vocab(split_dir / schema.VOCAB_FILE)
         atomic_write_json(split_dir / schema.DATA_PARAMS_FILE, _data_params(plan, split, records[split], stats, tokenizer))
-    log.info("wrote %s", ", ".join(str(plan.output_dir / s) for s in schema.SPLITS if plan.regions[s]))
+    log.info("wrote %s", ", ".join(str(plan.output_dir / s) for s in schema.SPLITS if _has_split(plan, s)))
     return True
+
+
+def _has_split(plan: Plan, split: str) -> bool:
+    if plan.region_windows is not None:
+        return len(plan.region_windows[split].starts) > 0
+    return bool(plan.regions[split])
 
 
 def _train_stats(plan: Plan, records: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -494,8 +538,12 @@ def _data_params(plan: Plan, split: str, records: list[dict[str, Any]], stats: O
             "dropped_n_fraction": sum(r["dropped_n"] for r in records),
             "dropped_blacklist": sum(r["dropped_blacklist"] for r in records),
             "max_n_fraction": w.max_n_fraction,
+            **plan.region_counts,
         },
     }
+    if cfg.regions:
+        params["windows_from"] = {"bed": cfg.regions.bed, "windows": cfg.regions.windows,
+                                  "split": "column" if cfg.regions.split_column is not None else "split regions"}
     if plan.use_signal:
         params["tracks"] = {
             "names": plan.track_names,
@@ -513,10 +561,11 @@ def _data_params(plan: Plan, split: str, records: list[dict[str, Any]], stats: O
     if plan.label_names:
         params["labels"] = {
             "names": plan.label_names,
-            "center_bp": cfg.labels.center_bp,
-            "bin_labels": cfg.labels.bin_labels,
+            "center_bp": cfg.labels.center_bp if cfg.labels else None,
+            "bin_labels": bool(cfg.labels and cfg.labels.bin_labels),
             "rule": "DREAM TSV: B inside the central region -> 1, else A -> -1, else U -> 0, none -> -1; "
-                    "peaks: summit inside -> 1, else peak overlap -> -1, else 0",
+                    "peaks: summit inside -> 1, else peak overlap -> -1, else 0; "
+                    "BED label columns: the region's value (1, 0, -1/empty/NA -> -1) for every cell type",
         }
     params["provenance"] = {"inputs": plan.inputs, "config": plan.settings}
     return params

@@ -35,17 +35,25 @@ class ShardTask:
     index: int
     contigs: tuple[str, ...]  # one per window
     starts: tuple[int, ...]
+    labels: tuple[tuple[int, ...], ...] = ()  # per window: labels from regions.bed's columns (if any)
 
 
 def parse_region(text: str, genome_lengths: dict[str, int], where: str) -> Region:
-    """Parse ``chrX`` or ``chrX:40,000,000-45,000,000`` (0-based, half-open) against the genome."""
-    match = _REGION.match(text.strip())
+    """Parse ``chrX`` or ``chrX:40,000,000-45,000,000`` (0-based, half-open) against the genome.
+    A genome contig whose name holds ``:`` (``chr1:15710957-15711157``) is taken whole when the
+    text is exactly its name."""
+    text = text.strip()
+    if text in genome_lengths:
+        return Region(text, 0, genome_lengths[text])
+    match = _REGION.match(text)
     if not match:
         raise InputError(f"{where}: cannot parse region {text!r} (expected chrom or chrom:start-end)")
     name = match.group(1)
     contig = ContigMap(where, genome_lengths).get(name)
     if contig is None:
-        raise InputError(f"{where}: contig {name!r} is not in the genome FASTA")
+        syntax = (f" ({text!r} is read as the range chrom:start-end of contig {name!r}; no FASTA contig is named "
+                  f"{text!r} either)" if match.group(2) is not None else "")
+        raise InputError(f"{where}: contig {name!r} is not in the genome FASTA{syntax}")
     length = genome_lengths[contig]
     if match.group(2) is None:
         return Region(contig, 0, length)

@@ -24,7 +24,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -163,6 +163,26 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """
     with checkpoint_file(path) as tmp, open(tmp, "wb") as handle:
         torch.save(obj, handle)
+
+
+def read_verified(path: str | Path, read: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """``read(path)`` while the file is checked against its checksum file on a thread (reading
+    never runs code from the file, so it need not wait); returns the content and whether it was
+    verified (False: no checksum file).
+
+    Raises:
+        CheckpointError: the checksum differs (preferred to the reader's own error), the file is
+            empty, or the reader fails.
+    """
+    path = Path(path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        verified = pool.submit(verify_checkpoint, path)
+        try:
+            state = read(path)
+        except (CheckpointError, FileNotFoundError):
+            verified.result()  # a checksum mismatch says more than the reader's error
+            raise
+        return state, verified.result()
 
 
 def torch_load(path: str | Path) -> dict[str, Any]:

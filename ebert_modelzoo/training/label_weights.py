@@ -63,7 +63,6 @@ def resolve_positive_weight(params: Params, source: str | Path) -> Params:
                           f"{err}") from None
     LOGGER.info("%s auto -> %s (sqrt(negatives / positives); positives %s of %s labelled in %s)",
                 KEY, weights, positives.tolist(), labelled.tolist(), fit.train_dataloader.data_dir)
-    resolved = parse_section(EBertFinetuneConfig, {**model.model_dump(), "positive_weight": weights},
-                             "trainer.init.model", source)
-    init = params.trainer.init.model_copy(update={"model": resolved})
-    return params.model_copy(update={"trainer": params.trainer.model_copy(update={"init": init})})
+    data = params.model_dump(by_alias=True)
+    data["trainer"]["init"]["model"]["positive_weight"] = weights
+    return parse_section(Params, data, "", source)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ebert_modelzoo.config import Params, parse_checkpoint_states
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config_base import ParamsError, updated
 from ebert_modelzoo.training.backends.base import Backend, Batch
 from ebert_modelzoo.training.checkpoint import (
     CHECKSUM_SUFFIX,
@@ -30,7 +30,7 @@ from ebert_modelzoo.training.checkpoint import (
     load_model_weights,
     prune_checkpoints,
     restore_rng,
-    verify_checkpoint,
+    read_verified,
 )
 from ebert_modelzoo.cerebras import optimizer_state
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
@@ -68,7 +68,7 @@ class LoadSettings:
     checkpoint_path: Optional[Path] = None
     """Explicit checkpoint (--checkpoint_path); wins over everything."""
     states: Optional[str] = None
-    """Comma-separated states (None = the params' checkpoint.load_checkpoint_states)."""
+    """Comma-separated states (None = the params' LoadCheckpointStates callback)."""
     initial_path: Optional[Path] = None
     """Starting point when model_dir holds no checkpoint yet (the params' ckpt_path, e.g. a
     pre-training checkpoint to fine-tune from); a run that stopped resumes from model_dir."""
@@ -133,7 +133,7 @@ class Trainer:
             if self.backend.runs_steps:
                 _check_finite(state["model"], self.step, self.model_dir)
             self.backend.save_checkpoint(state, path)  # with its checksum file
-            prune_checkpoints(self.model_dir, self.init.checkpoint.keep_last)
+            prune_checkpoints(self.model_dir, self.init.keep_last)
             LOGGER.info("saved checkpoint %s", path)
         self.backend.barrier()
         return path
@@ -144,22 +144,23 @@ class Trainer:
         Raises:
             CheckpointError: corrupt, empty or unreadable (one line naming the file).
         """
-        if not verify_checkpoint(path):
+        state, verified = read_verified(path, self.backend.load_checkpoint)
+        if not verified:
             LOGGER.info("%s: no %s file beside it: read without a checksum check", path, CHECKSUM_SUFFIX)
-        return self.backend.load_checkpoint(path)
+        return state
 
     def load(self, path: Path, states: Optional[tuple[str, ...]], strict: bool,
              state: Optional[dict[str, Any]] = None) -> None:
         """Load the selected ``states`` of the checkpoint at ``path`` (``state``: its content,
         if read already).
 
-        ``states`` None means the params' checkpoint.load_checkpoint_states, except for a
+        ``states`` None means the params' LoadCheckpointStates callback, except for a
         checkpoint of another model (a pre-training checkpoint loaded to fine-tune), of which
         only the weights can apply.
         """
         state = self.read(path) if state is None else state
         if states is None:
-            states = parse_checkpoint_states(self.init.checkpoint.load_checkpoint_states)
+            states = parse_checkpoint_states(self.init.load_checkpoint_states)
             other = ((state.get("params") or {}).get("trainer", {}).get("init", {}).get("model", {}).get("name"))
             if other is not None and other != self.init.model.name:
                 LOGGER.info("%s is a %r checkpoint: loading its weights only into %r",
@@ -295,7 +296,7 @@ class Trainer:
         LOGGER.info("training steps %d..%d on %s (%s backend)", self.step + 1, end,
                     self.init.backend.backend_type, self.backend.name)
         self.model.train()
-        reporter.start(self.step)
+        reporter.start(self.step, end)
         try:
             first = self.step
             for batch in self.backend.batches(source, end - first, checkpoint_steps=sorted(s - first for s in save_steps)):
@@ -305,6 +306,7 @@ class Trainer:
                 learning_rate = float(self.optimizer.param_groups[0]["lr"])  # the one this step uses
                 loss = train_step(batch)
                 self.step += 1
+                reporter.advance(self.step)
                 if self.step % logging_cfg.log_steps == 0 or self.step == end:
                     report(self.step, loss, learning_rate)
                 if self.step in save_steps:
@@ -357,7 +359,7 @@ class Trainer:
         if self.init.model.name == "ebert_finetune" and len(cell_types) > 1:
             metrics["per_cell_type"] = {
                 cell: self._evaluate_source(
-                    self.data_source(loader_cfg.model_copy(update={"cell_types": [cell]}), loader_path),
+                    self.data_source(updated(loader_cfg, cell_types=[cell]), loader_path),
                     eval_steps)
                 for cell in cell_types
             }

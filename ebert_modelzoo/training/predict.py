@@ -6,8 +6,12 @@ each batch's logits; the data pipeline's epoch plan says which (cell type, windo
 of every batch is, so the scores come back as arrays [C, W, K] (C = the dataloader's cell types
 in its order, W = every window of the split in file order, K = its labels).
 
-    python -m ebert_modelzoo.training.predict --params P --out scores.npz \\
-        [--loader trainer.validate.val_dataloader] [--checkpoint_path CKPT]
+    python -m ebert_modelzoo.training.predict --params P --out predictions.tsv \\
+        [--loader trainer.validate.val_dataloader] [--data_dir SPLIT] [--checkpoint_path CKPT]
+
+``--out`` picks the format by its name: .npz (arrays [C, W, K] with labels and weights), .tsv /
+.tsv.gz / .bed (coordinates or input rows, one probability column per label), .bedGraph / .bw
+(one track per cell type and label); see prediction_files.py.
 """
 from __future__ import annotations
 
@@ -21,12 +25,14 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ebert_modelzoo.config import Params, load_params
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config_base import ParamsError, updated
 from ebert_modelzoo.data.loader import ShardDataset
+from ebert_modelzoo.data.shards import load_data_params
 from ebert_modelzoo.sample_scores import SampleScores
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.checkpoint import CheckpointError, latest_checkpoint
 from ebert_modelzoo.training.loop import Trainer
+from ebert_modelzoo.training.prediction_files import describe, output_format, write_predictions
 from ebert_modelzoo.training.tasks import DataSource
 
 LOGGER = logging.getLogger("ebert_modelzoo")
@@ -85,9 +91,10 @@ def _loader(params: Params, loader_path: str) -> Any:
 
 
 def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_LOADER,
-            checkpoint: Optional[Path] = None) -> Predictions:
+            checkpoint: Optional[Path] = None, data_dir: Optional[str | Path] = None) -> Predictions:
     """Score every sample of ``loader_path``'s data with ``checkpoint`` (default: the newest in
-    the params' model_dir), read in order (no shuffle, no dropped last batch).
+    the params' model_dir), read in order (no shuffle, no dropped last batch). ``data_dir``
+    scores another split folder with that dataloader's settings.
 
     Raises:
         ParamsError: not a fine-tuning model, or no such dataloader.
@@ -97,8 +104,12 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
         raise ParamsError(f"{params_file}: predictions need a fine-tuning model (ebert_finetune)")
     model_dir = Path(params.trainer.init.model_dir)
     if checkpoint is None and latest_checkpoint(model_dir) is None:
-        raise FileNotFoundError(f"{model_dir}: no checkpoint to predict with")
-    loader_cfg = _loader(params, loader_path).model_copy(update={"shuffle": False, "drop_last": False})
+        raise FileNotFoundError(f"{model_dir.resolve()}: no checkpoint to predict with (train first, or give "
+                                "--checkpoint_path; relative paths in the params are read from the current folder)")
+    update: dict[str, Any] = {"shuffle": False, "drop_last": False}
+    if data_dir is not None:
+        update["data_dir"] = str(data_dir)
+    loader_cfg = updated(_loader(params, loader_path), **update)
     backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
     try:
         trainer = Trainer(params, backend, params_file, model_dir)
@@ -140,26 +151,35 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line: write a fine-tuned checkpoint's per-sample scores to an .npz."""
-    parser = argparse.ArgumentParser(prog="python -m ebert_modelzoo.training.predict",
-                                     description="Per-sample scores [C, W, K] of a fine-tuned EBERT checkpoint.")
+    """Command line: write a fine-tuned checkpoint's per-sample scores (.npz, .tsv, .bed, .bedGraph, .bw)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ebert_modelzoo.training.predict",
+        description="Scores of a fine-tuned EBERT checkpoint on one split, with coordinates (or input rows).")
     parser.add_argument("-p", "--params", required=True, help="fine-tuning params YAML")
-    parser.add_argument("--out", required=True, help="output .npz (scores, labels, weights, names)")
+    parser.add_argument("--out", required=True,
+                        help="output file; its name picks the format: .tsv/.tsv.gz (chrom start end cell_type "
+                             "+ one probability per label; labelled sequences: source row id ...), .bed (BED3+), "
+                             ".bedGraph or .bw (one track per cell type and label: <stem>.<cell>.<label>.bw), "
+                             ".npz (logits, labels, weights as [cell type, window, label])")
     parser.add_argument("--loader", default=DEFAULT_LOADER, help=f"dataloader to score (default {DEFAULT_LOADER})")
+    parser.add_argument("--data_dir", help="score this split folder instead of the dataloader's data_dir")
     parser.add_argument("--checkpoint_path", help="checkpoint (default: the newest in model_dir)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     try:
+        output_format(args.out)
         params = load_params(args.params)
         ckpt = Path(args.checkpoint_path) if args.checkpoint_path else None
-        path = predict(params, args.params, args.loader, ckpt).save(args.out)
+        preds = predict(params, args.params, args.loader, ckpt, args.data_dir)
+        split = load_data_params(args.data_dir or _loader(params, args.loader).data_dir)
+        paths = write_predictions(args.out, split, preds)
     except ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (FileNotFoundError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
-    LOGGER.info("wrote %s", path)
+    LOGGER.info("wrote %s", describe(paths))
     return 0
 
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ebert_modelzoo.atomic import atomic_write_text
 
@@ -85,17 +89,31 @@ class RunReporter:
         self._writers: dict[str, SummaryWriter] = {}
         self._last_time: Optional[float] = None
         self._last_step = 0
+        self._began: Optional[tuple[float, int]] = None
+        self._end: Optional[int] = None
+        self._bar: Optional[tqdm] = None
+        self._redirect = ExitStack()
 
     def _writer(self, name: str) -> SummaryWriter:
         if name not in self._writers:
             self._writers[name] = SummaryWriter(log_dir=str(self.model_dir / name))
         return self._writers[name]
 
-    def start(self, step: int) -> None:
-        """Start the throughput clock at ``step``; the JSONL log keeps only the steps up to it."""
+    def start(self, step: int, end: Optional[int] = None) -> None:
+        """Start the throughput clock at ``step``; the JSONL log keeps only the steps up to it.
+        With ``end`` each step line carries an ETA, and on a terminal a progress bar runs."""
         self._last_time, self._last_step = time.perf_counter(), step
+        self._began, self._end = (self._last_time, step), end
         if self.enabled:
             _truncate_train_log(train_log_path(self.model_dir), step)
+        if self.enabled and end is not None and sys.stderr.isatty():
+            self._redirect.enter_context(logging_redirect_tqdm([logging.getLogger()]))  # log lines above the bar
+            self._bar = tqdm(total=end, initial=step, unit="step", desc="training", dynamic_ncols=True, leave=False)
+
+    def advance(self, step: int) -> None:
+        """Move the progress bar (if any) to ``step``."""
+        if self._bar is not None:
+            self._bar.update(step - self._bar.n)
 
     def train(self, step: int, loss: float, learning_rate: float) -> None:
         """Log one training line; throughput is measured since the previous line."""
@@ -106,9 +124,14 @@ class RunReporter:
         self._last_time, self._last_step = now, step
         if not self.enabled:
             return
+        eta = ""
+        if self._end is not None and self._began is not None and step > self._began[1]:
+            left = (now - self._began[0]) / (step - self._began[1]) * (self._end - step)
+            eta = f", ETA {int(left // 60)}m{int(left % 60):02d}s"
+        self.advance(step)
         LOGGER.info(
-            "step %d, loss %.5f, lr %.3e, %.1f samples/s, %.0f tokens/s",
-            step, loss, learning_rate, samples_per_s, samples_per_s * self.tokens_per_sample,
+            "step %d, loss %.5f, lr %.3e, %.1f samples/s, %.0f tokens/s%s",
+            step, loss, learning_rate, samples_per_s, samples_per_s * self.tokens_per_sample, eta,
         )
         writer = self._writer("train")
         writer.add_scalar("loss", loss, step)
@@ -135,6 +158,10 @@ class RunReporter:
         return write_metrics(self.model_dir, step, metrics, name)
 
     def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._redirect.close()
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()

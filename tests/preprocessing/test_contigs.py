@@ -18,7 +18,8 @@ from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import read_dream_tsv, read_peaks
 from ebert_modelzoo.preprocessing.segmentation import read_segmentation
 from ebert_modelzoo.preprocessing.tracks import BigWigTrack
-from ebert_modelzoo.preprocessing.windows import Blacklist
+from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.preprocessing.windows import Blacklist, Region, parse_region
 from tests.preprocessing.helpers import DATA, assert_clean_failure, fixture_dna, write_bw, write_fasta
 
 SEG = DATA / "E003_15_coreMarks_segments.bed"
@@ -151,3 +152,12 @@ def test_x_bigwig_on_chrx_fasta_gives_the_same_shards(tmp_path, make_config, run
         assert np.isfinite(params["tracks"]["mean"]).all() and params["tracks"]["stats_count"][0] > 0
     assert "X->chrX" in proc.stderr and ABSENT in proc.stderr
     assert len(digests["matching"]) >= 3 and digests["matching"] == digests["renamed"]
+
+
+def test_contig_names_with_colons_in_splits():
+    lengths = {"chr1:15710957-15711157": 200, "chr6": 1000}
+    assert parse_region("chr1:15710957-15711157", lengths, "split.train[0]") == Region("chr1:15710957-15711157", 0, 200)
+    assert parse_region("chr6:100-300", lengths, "split.train[1]") == Region("chr6", 100, 300)
+    with pytest.raises(InputError, match=r"split.train\[2\]: contig 'chr2' is not in the genome FASTA \('chr2:5-10' is "
+                                         r"read as the range chrom:start-end of contig 'chr2'; no FASTA contig"):
+        parse_region("chr2:5-10", lengths, "split.train[2]")

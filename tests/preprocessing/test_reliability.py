@@ -130,3 +130,16 @@ def test_an_output_folder_that_cannot_be_made_is_one_capped_line(tmp_path, make_
     assert last.startswith(f"error: {str(tmp_path)[:40]}") and "characters left out]...ddd" in last
     assert last.endswith(": cannot create or lock the folder (File name too long)")
     assert len(last) < 1100
+
+
+def test_crlf_and_lf_beds_read_the_same(tmp_path):
+    from ebert_modelzoo.preprocessing.segmentation import read_segmentation
+
+    lf = SEG.read_text()
+    (tmp_path / "crlf.bed").write_bytes(lf.replace("\n", "\r\n").encode())
+    lengths = {"X": 155_270_560}
+    a, b = read_segmentation(SEG, lengths), read_segmentation(tmp_path / "crlf.bed", lengths)
+    assert a.state_names == b.state_names and a.segments.keys() == b.segments.keys()
+    for contig in a.segments:
+        for x, y in zip(a.segments[contig], b.segments[contig]):
+            assert (x == y).all()

@@ -142,3 +142,11 @@ def test_loading_a_crafted_checkpoint_never_runs_its_code(tmp_path, trained):
         done = run_py("CPU", "--params", str(params), "--mode", "eval", "--checkpoint_path", str(path), check=1)
         assert done.stderr.startswith(f"error: {path}: ") and done.stderr.count("\n") == 1
         assert not marker.exists()
+
+
+def test_a_run_that_fails_before_writing_leaves_no_model_dir(tmp_path, data):
+    params = pretrain_params(data, tmp_path / "model", max_steps=2)
+    params["trainer"]["fit"]["train_dataloader"]["data_dir"] = str(tmp_path / "no_such_data")
+    done = run_py("CPU", "--params", str(write_params(tmp_path / "p.yaml", params)), check=None)
+    assert done.returncode in (1, 2) and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "model").exists()

@@ -165,7 +165,7 @@ def test_bad_params_exit_2_with_one_line_naming_the_key(tmp_path, data):
     params["trainer"]["init"]["model"]["hidden_sizee"] = 3
     path = write_params(tmp_path / "bad.yaml", params)
     done = run_py("CPU", "--params", str(path), check=2)
-    assert done.stderr == f"error: {path}: trainer.init.model.hidden_sizee: unknown key\n"
+    assert done.stderr == f"error: {path}: trainer.init.model.hidden_sizee: unknown key (did you mean 'hidden_size'?)\n"
 
 
 def test_model_data_mismatch_names_both_files(tmp_path, data):
@@ -207,7 +207,33 @@ def test_default_params_are_announced(tmp_path):
 def test_csx_without_cerebras_is_a_clear_error(tmp_path, data):
     path = write_params(tmp_path / "p.yaml", pretrain_params(data, tmp_path / "model"))
     done = run_py("CSX", "--params", str(path), check=1)
-    assert "CSX needs cerebras.pytorch" in done.stderr and "Python 3.11" in done.stderr
+    assert "CSX needs cerebras.pytorch" in done.stderr and "tools/cerebras_venv.sh ensure" in done.stderr
+
+
+def test_mode_predict_points_at_the_predict_command():
+    done = run_py("CPU", "-m", "predict", check=2)
+    assert "python -m ebert_modelzoo.training.predict -p PARAMS --out predictions.tsv" in done.stderr.splitlines()[-1]
+
+
+def test_eval_without_checkpoint_says_where_it_looked(tmp_path, data):
+    params = pretrain_params(data, tmp_path / "model")
+    params["trainer"]["init"]["model_dir"] = "relative/model"
+    path = write_params(tmp_path / "p.yaml", params)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "run.py"), "CPU", "--params", str(path), "-m", "eval"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"{tmp_path / 'relative' / 'model'}: no checkpoint to evaluate" in last
+    assert "read from the current folder" in last and "-o/--model_dir" in last
+
+
+def test_default_params_read_their_paths_from_the_repository(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "run.py"), "CPU", "-m", "eval", "-o", "elsewhere"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert f"its relative paths are read from {REPO}" in done.stdout
+    assert done.returncode == 1 and f"{tmp_path / 'elsewhere'}: no checkpoint to evaluate" in done.stderr
 
 
 def test_csx_flags_are_rejected_elsewhere(tmp_path, data):

@@ -18,8 +18,9 @@ def select_backend(options: BackendOptions) -> Backend:
         return CstorchBackend(options)
     if options.target == "CSX":
         raise RuntimeError(
-            "target CSX needs cerebras.pytorch, which is not importable here: install the cerebras extra "
-            "(pip install -e '.[cerebras]') in its own Python 3.11 virtual environment and run from there"
+            "target CSX needs cerebras.pytorch, which this Python cannot import (it pins torch 2.4, so it lives in "
+            "its own venv): run `tools/cerebras_venv.sh ensure` once, then `tools/cerebras_venv.sh run python run.py "
+            "CSX ...` (README, \"Cerebras\")"
         )
     from ebert_modelzoo.training.backends.torch import TorchBackend
 
