@@ -6,6 +6,7 @@ Dimensions:
     P  masked-LM positions per sample (fixed, padded with masked_lm_mask = 0)
     N  epigenome bins per sample
     T  signal tracks (assays)
+    M  motif tracks (known motifs scored per bin)
     Q  masked chromatin-state positions per sample (fixed, padded with masked_state_mask = 0)
     K  labels per sample (e.g. one per TF)
 
@@ -67,6 +68,8 @@ FIELDS: dict[str, Field] = {
     # continuous signal tracks
     "signal": Field(torch.float32, ("B", "N", "T"), "signal", "transformed, normalised signal per bin and track"),
     "signal_mask": Field(torch.float32, ("B", "N", "T"), "signal", "1 where the value is measured, 0 where missing"),
+    # known motifs
+    "motif_scores": Field(torch.float32, ("B", "N", "M"), "motifs", "best motif score per bin and motif, in [0, 1]"),
     # cell type
     "cell_type_ids": Field(torch.int32, ("B",), "cell_type", "cell-type index into data_params' cell-type list"),
     # fine-tuning targets

@@ -466,6 +466,11 @@ def check_params(params: Params, source: str | Path | None = None) -> None:
                 f"{where}{path}.use_signal is false but trainer.init.model.num_signal_tracks is "
                 f"{model.num_signal_tracks}; set it to 0 for a model without signal input"
             )
+        if (model.num_motif_tracks > 0) != (loader.motif_file is not None):
+            raise ParamsError(
+                f"{where}{path}.motif_file is {loader.motif_file} but trainer.init.model.num_motif_tracks is "
+                f"{model.num_motif_tracks}; motif tracks need both"
+            )
         if loader.use_cell_type != (model.num_cell_types > 0):
             raise ParamsError(
                 f"{where}{path}.use_cell_type is {str(loader.use_cell_type).lower()} but "

@@ -165,6 +165,17 @@ def encode_dna(sequence: str) -> np.ndarray:
     return _ENCODE[np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)]
 
 
+def token_code_table(tokenizer: DNATokenizer) -> np.ndarray:
+    """[V, k] uint8 base codes of every token id of ``tokenizer``: a k-mer's k bases, [N] k N
+    codes, 255 for ids that are not DNA ([PAD], [CLS], ...)."""
+    table = np.full((tokenizer.vocab_size, tokenizer.k), 255, dtype=np.uint8)
+    table[tokenizer.n_id] = N_CODE
+    vocab = tokenizer.tokens
+    for i in range(tokenizer.first_kmer_id, tokenizer.vocab_size):
+        table[i] = encode_dna(vocab[i])
+    return table
+
+
 def codes_from_tokens(tokens: np.ndarray, tokenizer: DNATokenizer) -> np.ndarray:
     """[..., n_tok * k] base codes of token ids [..., n_tok] of ``tokenizer``'s k-mer vocabulary.
 
@@ -175,10 +186,7 @@ def codes_from_tokens(tokens: np.ndarray, tokenizer: DNATokenizer) -> np.ndarray
     """
     vocab = tokenizer.tokens
     k = tokenizer.k
-    table = np.full((len(vocab), k), 255, dtype=np.uint8)  # 255: not DNA
-    table[tokenizer.n_id] = N_CODE
-    for i in range(tokenizer.first_kmer_id, len(vocab)):
-        table[i] = encode_dna(vocab[i])
+    table = token_code_table(tokenizer)
     tokens = np.asarray(tokens)
     if tokens.size and (tokens.min() < 0 or tokens.max() >= len(vocab)):
         raise ValueError(f"token ids must be in [0, {len(vocab)}), got {tokens.min()}..{tokens.max()}")
@@ -232,3 +240,62 @@ def max_score(codes: np.ndarray, pwm: np.ndarray) -> np.ndarray:
 def min_score(pwm: np.ndarray) -> float:
     """The lowest score an all-ACGT site can have (a floor for windows with no N-free site)."""
     return float(np.asarray(pwm).min(axis=0).sum())
+
+
+def best_score(pwm: np.ndarray) -> float:
+    """The highest score a site can have (the consensus'): the sum of the column maxima."""
+    return float(np.asarray(pwm).max(axis=0).sum())
+
+
+@dataclass(frozen=True)
+class MotifTracks:
+    """Known motifs as per-bin input tracks (the ENCODE-DREAM winners' motif features), computed
+    from a window's stored tokens: for each motif and bin, the best two-strand score of the sites
+    centred in that bin, as a fraction of the motif's best possible score, clipped to [0, 1]
+    (0 = no site scoring above 0 bits, 1 = the consensus). Picklable, so DataLoader workers run it."""
+
+    pwms: tuple[np.ndarray, ...]
+    """[4, L] log-odds matrices, one per track."""
+    names: tuple[str, ...]
+    """The TF each track scores, in track order."""
+    code_table: np.ndarray
+    """[V, k] base codes of every token id (255 = not DNA); see ``codes_from_tokens``."""
+    bin_bp: int
+    window_bp: int
+    """Sites centred within window_bp around a bin's centre count for it (bin_bp = the bin itself)."""
+
+    @classmethod
+    def build(cls, motifs: MotifSet, names: tuple[str, ...], tokenizer: DNATokenizer, tokens_per_bin: int,
+              window_bp: int | None = None) -> "MotifTracks":
+        """Tracks of the motifs for TFs ``names`` (each must be in ``motifs``) over ``tokenizer``'s
+        tokens; ``window_bp`` as the field (None = the bin).
+
+        Raises:
+            MotifError: a name has no motif.
+        """
+        pwms = tuple(motifs.log_odds(name) for name in names)
+        bin_bp = tokens_per_bin * tokenizer.k
+        return cls(pwms=pwms, names=tuple(names), code_table=token_code_table(tokenizer),
+                   bin_bp=bin_bp, window_bp=bin_bp if window_bp is None else window_bp)
+
+    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+        """[n, N, M] float32 tracks of windows' token ids [n, n_tok] (no specials)."""
+        codes = self.code_table[tokens].reshape(tokens.shape[0], -1)  # [n, S]
+        if np.any(codes == 255):
+            raise ValueError("motif tracks: tokens hold non-DNA ids; pass stored window tokens only")
+        length = codes.shape[1]
+        num_bins = length // self.bin_bp
+        tracks = np.zeros((tokens.shape[0], num_bins, len(self.pwms)), dtype=np.float32)
+        for m, pwm in enumerate(self.pwms):
+            width = pwm.shape[1]
+            if width > length:
+                continue  # no site fits: the track stays 0
+            # site starting at s is centred at s + width // 2; put it in that base's bin
+            centred = np.full((tokens.shape[0], length), -np.inf, dtype=np.float32)
+            centred[:, width // 2 : width // 2 + length - width + 1] = scan(codes, pwm)
+            for b in range(num_bins):
+                middle = b * self.bin_bp + self.bin_bp // 2
+                first = max(0, middle - self.window_bp // 2)
+                best = centred[:, first : max(first + 1, middle - self.window_bp // 2 + self.window_bp)].max(axis=-1)
+                tracks[:, b, m] = np.clip(best / best_score(pwm), 0.0, 1.0)
+        return tracks

@@ -18,7 +18,7 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -51,6 +51,9 @@ class VariantScores:
     labels: np.ndarray
     weights: Optional[np.ndarray] = None
     description: str = ""
+    seed: Optional[int] = None
+    """The training seed of this run: several runs of one variant share ``name``, one per seed,
+    and the report shows their mean and spread. None for a single (or deterministic) scorer."""
 
     def __post_init__(self) -> None:
         num = len(self.label_names)
@@ -70,20 +73,27 @@ class VariantScores:
         object.__setattr__(self, "weights", weights.reshape(-1, num))
 
     @classmethod
-    def of(cls, name: str, samples: SampleScores, description: str = "") -> "VariantScores":
+    def of(cls, name: str, samples: SampleScores, description: str = "", seed: Optional[int] = None) -> "VariantScores":
         """The variant ``name`` scored by ``samples`` (a model's predictions or a baseline's scores)."""
-        return cls(name, samples.label_names, samples.scores, samples.labels, samples.weights, description)
+        return cls(name, samples.label_names, samples.scores, samples.labels, samples.weights, description, seed)
 
 
 @dataclass(frozen=True)
 class TrainingCurve:
-    """Training loss of one run: the (step, loss) records of its log."""
+    """Training loss of one run: the (step, loss) records of its log, optionally with the
+    validation loss at the steps it was evaluated."""
 
     run: str
     steps: np.ndarray
     losses: np.ndarray
     stage: str = "fine-tuning"
     """Runs of one stage share a plot panel (e.g. "pre-training", "fine-tuning")."""
+    loss_name: str = "loss"
+    """What the loss is (the panel's axis label), e.g. "binary cross-entropy"."""
+    validation_steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    validation_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seed: Optional[int] = None
+    """Training seed (runs of one variant share ``run`` and colour)."""
 
     @classmethod
     def from_records(cls, run: str, records: Iterable[Mapping[str, Any]], stage: str = "fine-tuning",
@@ -213,46 +223,97 @@ def _fmt(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def compare(variant: VariantScores, reference: VariantScores, comparison: Comparison, table: Mapping[str, Any],
-            bootstrap_samples: int = 500, seed: int = 0) -> ComparisonResult:
-    """Mean auPRC of ``variant`` vs ``reference``, with a paired bootstrap over evaluation samples.
+def _check_same_samples(a: VariantScores, b: VariantScores) -> None:
+    if (a.label_names != b.label_names or a.labels.shape != b.labels.shape
+            or not np.array_equal(a.labels, b.labels) or not np.array_equal(a.weights > 0, b.weights > 0)):
+        raise ValueError(
+            f"variants {a.name!r} and {b.name!r} were not scored on the same samples in the "
+            "same order (labels differ); score every variant on the evaluation split in one fixed order"
+        )
 
-    Both are resampled with the same sample indices, so the interval reflects how much the
-    difference depends on which windows happen to be in the evaluation set (not training noise:
-    one training seed per variant says nothing about that).
+
+def group_runs(variants: Sequence[VariantScores]) -> dict[str, list[VariantScores]]:
+    """Runs by variant name, in first-seen order (one run per seed).
+
+    Raises:
+        ValueError: two runs of one variant have the same seed.
+    """
+    groups: dict[str, list[VariantScores]] = {}
+    for v in variants:
+        runs = groups.setdefault(v.name, [])
+        if any(r.seed == v.seed for r in runs):
+            raise ValueError(f"write_report: variant {v.name!r} has two runs with seed {v.seed}")
+        runs.append(v)
+    return groups
+
+
+def seed_metrics(runs: Sequence[VariantScores]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """(metrics averaged over the runs, per-seed spread of the mean auPRC): {TF | "mean": {metric:
+    value}} and {"seeds", "auprc" (one per run), "sd", "min", "max"}."""
+    per_run = [variant_metrics(r) for r in runs]
+    labels = list(per_run[0])
+    with np.errstate(invalid="ignore"):
+        mean = {label: {m: float(np.nanmean([t[label][m] for t in per_run]))
+                        if any(not math.isnan(t[label][m]) for t in per_run) else math.nan
+                        for m in METRICS} for label in labels}
+    values = [t[MEAN]["auprc"] for t in per_run]
+    spread = {"seeds": [r.seed for r in runs], "auprc": values,
+              "auprc_per_label": {label: [t[label]["auprc"] for t in per_run] for label in labels},
+              "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+              "min": float(np.min(values)), "max": float(np.max(values))}
+    return mean, spread
+
+
+def _runs_text(runs: Sequence[VariantScores], spread: Mapping[str, Any]) -> str:
+    if len(runs) == 1:
+        return "one run"
+    return f"{len(runs)} seeds, sd {spread['sd']:.3f}"
+
+
+def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores], comparison: Comparison,
+            table: Mapping[str, Any], spreads: Mapping[str, Any], bootstrap_samples: int = 500,
+            seed: int = 0) -> ComparisonResult:
+    """Mean auPRC of ``variant``'s runs vs ``reference``'s (averaged over each one's seeds), with a
+    bootstrap over both what was evaluated and how training went.
+
+    Each resample draws the evaluation windows with replacement (the same windows for both
+    sides: paired) and, independently for each side, its seeds with replacement, and takes the
+    difference of the two sides' seed-averaged mean auPRC. So the 95% interval covers which
+    windows happen to be in the evaluation set and seed-to-seed training noise; "yes" only when
+    it lies above 0. A side with one run contributes no training noise (deterministic scorers).
 
     Raises:
         ValueError: the two variants do not hold the same samples (labels or weights differ).
     """
-    if (variant.label_names != reference.label_names or variant.labels.shape != reference.labels.shape
-            or not np.array_equal(variant.labels, reference.labels)
-            or not np.array_equal(variant.weights > 0, reference.weights > 0)):
-        raise ValueError(
-            f"variants {variant.name!r} and {reference.name!r} were not scored on the same samples in the "
-            "same order (labels differ); score every variant on the evaluation split in one fixed order"
-        )
+    for run in (*variant, *reference):
+        _check_same_samples(variant[0], run)
     rng = np.random.default_rng(seed)
-    n = variant.scores.shape[0]
+    n = variant[0].scores.shape[0]
     differences = []
     for _ in range(bootstrap_samples):
         rows = rng.integers(0, n, n)
-        differences.append(_mean_auprc(variant, rows) - _mean_auprc(reference, rows))
+        sides = []
+        for runs in (variant, reference):
+            drawn = rng.integers(0, len(runs), len(runs))
+            values = {i: _mean_auprc(runs[i], rows) for i in set(drawn.tolist())}
+            sides.append(float(np.mean([values[i] for i in drawn])))
+        differences.append(sides[0] - sides[1])
     finite = np.array([d for d in differences if not math.isnan(d)])
     low, high = (float(q) for q in np.quantile(finite, [0.025, 0.975])) if finite.size else (math.nan, math.nan)
-    ours, theirs = table[variant.name][MEAN]["auprc"], table[reference.name][MEAN]["auprc"]
-    per_label = {name: table[variant.name][name]["auprc"] - table[reference.name][name]["auprc"]
-                 for name in variant.label_names}
+    name, ref = variant[0].name, reference[0].name
+    ours, theirs = table[name][MEAN]["auprc"], table[ref][MEAN]["auprc"]
+    per_label = {label: table[name][label]["auprc"] - table[ref][label]["auprc"] for label in variant[0].label_names}
     wins = sum(1 for d in per_label.values() if d > 0)
     answer = "yes" if low > 0 else "no" if high < 0 else "unclear"
-    lead = {"yes": "Yes", "no": "No, it is worse", "unclear": "Not clearly"}[answer]
+    lead = {"yes": "Yes", "no": "No, it is worse", "unclear": "Not shown"}[answer]
     text = (
-        f"{comparison.question} {lead}: mean auPRC {_fmt(ours)} for {variant.name} vs {_fmt(theirs)} for "
-        f"{reference.name} (difference {ours - theirs:+.3f}, 95% paired-bootstrap interval "
-        f"[{low:+.3f}, {high:+.3f}] over {n} evaluation samples); higher on {wins} of "
+        f"{comparison.question} {lead}: mean auPRC {_fmt(ours)} for {name} ({_runs_text(variant, spreads[name])}) "
+        f"vs {_fmt(theirs)} for {ref} ({_runs_text(reference, spreads[ref])}): difference {ours - theirs:+.3f}, "
+        f"95% interval [{low:+.3f}, {high:+.3f}] over seeds and evaluation windows; higher on {wins} of "
         f"{len(per_label)} TFs."
     )
     if answer == "unclear":
-        text += " The interval includes 0, so this evaluation set cannot tell the two apart."
+        text += " The interval includes 0: the gain is within seed and window noise."
     return ComparisonResult(comparison, ours, theirs, (low, high), per_label, answer, text)
 
 
@@ -279,10 +340,11 @@ def _label_counts(variant: VariantScores) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _markdown(evaluation: EvaluationSet, variants: Sequence[VariantScores], table: Mapping[str, Any],
-              counts: Mapping[str, Mapping[str, int]], results: Sequence[ComparisonResult], verdict: str,
-              plots: Sequence[str]) -> str:
-    names = variants[0].label_names
+def _markdown(evaluation: EvaluationSet, groups: Mapping[str, Sequence[VariantScores]], table: Mapping[str, Any],
+              spreads: Mapping[str, Any], counts: Mapping[str, Mapping[str, int]], results: Sequence[ComparisonResult],
+              verdict: str, plots: Sequence[str]) -> str:
+    first = next(iter(groups.values()))[0]
+    names = first.label_names
     lines = ["# TF-binding evaluation", "", f"Evaluated on {evaluation.describe()}", ""]
     lines += ["| TF | bound | labelled | auPRC of a random guess |", "|---|---:|---:|---:|"]
     for name in names:
@@ -290,17 +352,25 @@ def _markdown(evaluation: EvaluationSet, variants: Sequence[VariantScores], tabl
         lines.append(f"| {name} | {c['bound']} | {c['labelled']} | "
                      f"{_fmt(c['bound'] / c['labelled'] if c['labelled'] else math.nan)} |")
     lines += ["", "## Variants", ""]
-    lines += [f"- **{v.name}**" + (f": {v.description}" if v.description else "") for v in variants]
+    for variant, runs in groups.items():
+        seeds = "" if len(runs) == 1 else f" ({len(runs)} training seeds: {', '.join(str(r.seed) for r in runs)})"
+        lines.append(f"- **{variant}**" + (f": {runs[0].description}" if runs[0].description else "") + seeds)
     header = " | ".join(METRIC_TITLES[m] for m in METRICS)
-    lines += ["", "## Metrics", "", f"| TF | variant | {header} |", "|---|---|" + "---:|" * len(METRICS)]
+    lines += ["", "## Metrics", "",
+              "Variants trained with several seeds: the mean over seeds; auPRC also as mean +- sd over seeds "
+              "[lowest, highest seed].", "",
+              f"| TF | variant | {header} | auPRC over seeds |", "|---|---|" + "---:|" * len(METRICS) + "---|"]
     for label in (*names, MEAN):
-        for v in variants:
-            row = " | ".join(_fmt(table[v.name][label][m]) for m in METRICS)
+        for variant, runs in groups.items():
+            row = " | ".join(_fmt(table[variant][label][m]) for m in METRICS)
+            per_seed = [v for v in spreads[variant]["auprc_per_label"][label] if not math.isnan(v)]
+            seeds = (f"{np.mean(per_seed):.3f} +- {np.std(per_seed, ddof=1):.3f} [{min(per_seed):.3f}, {max(per_seed):.3f}]"
+                     if len(per_seed) > 1 else "one run")
             tf = f"**{MEAN}** (over TFs)" if label == MEAN else label
-            lines.append(f"| {tf} | {v.name} | {row} |")
+            lines.append(f"| {tf} | {variant} | {row} | {seeds} |")
     lines += ["", "## Verdict", "", verdict, ""]
     if results:
-        lines += ["| question | variant | reference | mean auPRC difference | 95% interval | answer |",
+        lines += ["| question | variant | reference | mean auPRC difference | 95% interval (seeds and windows) | answer |",
                   "|---|---|---|---:|---|---|"]
         for r in results:
             lines.append(f"| {r.comparison.question} | {r.comparison.variant} | {r.comparison.reference} | "
@@ -328,35 +398,39 @@ def write_report(
          "evaluation": {"cell_types": [...], "regions": [...], "note": str, "samples": n,
                         "labels": {TF: {"bound": int, "labelled": int}}},
          "variants": [{"name", "description",
-                       "metrics": {TF | "mean": {"auroc", "auprc", "recall_at_10_fdr", "recall_at_50_fdr"}}}],
+                       "metrics": {TF | "mean": {"auroc", "auprc", "recall_at_10_fdr", "recall_at_50_fdr"}},
+                       "seeds": {"seeds": [seed | null per run], "auprc": [mean auPRC per run],
+                                 "auprc_per_label": {TF | "mean": [per run]}, "sd", "min", "max"}}],
          "comparisons": [{"question", "variant", "reference", "metric": "auprc/mean", "variant_value",
                           "reference_value", "difference", "interval": [low, high],
                           "per_label_difference": {TF: float}, "answer": "yes" | "no" | "unclear", "text"}],
          "verdict": str, "plots": [file names], "extra": {...caller's details}}
 
-    A metric that is undefined (no positives) is null.
+    ``variants`` may hold several runs of one variant (same name, one ``seed`` each): "metrics"
+    is then their mean over seeds, "seeds" their spread. A metric that is undefined (no
+    positives) is null.
 
     Raises:
-        ValueError: no variant, variants with different labels or duplicate names, a comparison
+        ValueError: no variant, variants with different labels, two runs of one variant with one seed, a comparison
             naming an unknown variant, or comparing variants scored on different samples.
     """
     if not variants:
         raise ValueError("write_report: no variant to report")
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise ValueError(f"write_report: variant names must be unique, got {names}")
     if any(v.label_names != variants[0].label_names for v in variants):
         raise ValueError("write_report: every variant must score the same labels in the same order")
-    by_name = {v.name: v for v in variants}
+    groups = group_runs(variants)
+    names = list(groups)
     for c in comparisons:
         for name in (c.variant, c.reference):
-            if name not in by_name:
+            if name not in groups:
                 raise ValueError(f"comparison {c.question!r}: no variant named {name!r} (variants: {', '.join(names)})")
-    table = {v.name: variant_metrics(v) for v in variants}
-    results = [compare(by_name[c.variant], by_name[c.reference], c, table, bootstrap_samples, seed)
+    table, spreads = {}, {}
+    for name, runs in groups.items():
+        table[name], spreads[name] = seed_metrics(runs)
+    results = [compare(groups[c.variant], groups[c.reference], c, table, spreads, bootstrap_samples, seed)
                for c in comparisons]
-    caveat = ("One training run per variant: the intervals cover which evaluation windows were drawn, not "
-              "run-to-run training noise.")
+    caveat = ("Intervals resample the evaluation windows and, for variants trained with several seeds, the "
+              "seeds; a variant with one run adds no training noise.")
     verdict = " ".join([r.text for r in results] + ([caveat] if results else [])) or "No comparison was requested."
     counts = _label_counts(variants[0])
 
@@ -366,9 +440,10 @@ def write_report(
     try:
         plots = ["pr_curves.png", "auprc.png"]
         colours = colour_map(names + [c.run for c in curves])
-        plot_pr_curves(variants, variants[0].label_names,
+        chance = {label: c["bound"] / c["labelled"] if c["labelled"] else math.nan for label, c in counts.items()}
+        plot_pr_curves(groups, table, variants[0].label_names,
                        f"Precision-recall on {evaluation.describe().split('. ')[0].rstrip('.')}", staging / plots[0], colours)
-        plot_metric_bars(table, names, variants[0].label_names, "auprc", "auPRC", staging / plots[1], colours)
+        plot_metric_bars(table, spreads, names, variants[0].label_names, chance, "auprc", "auPRC", staging / plots[1], colours)
         if curves:
             plots.append("training_curves.png")
             plot_training_curves(curves, staging / plots[-1], colours)
@@ -376,7 +451,8 @@ def write_report(
             "schema_version": REPORT_SCHEMA_VERSION,
             "evaluation": {"cell_types": list(evaluation.cell_types), "regions": list(evaluation.regions),
                            "note": evaluation.note, "samples": int(variants[0].scores.shape[0]), "labels": counts},
-            "variants": [{"name": v.name, "description": v.description, "metrics": table[v.name]} for v in variants],
+            "variants": [{"name": name, "description": runs[0].description, "metrics": table[name],
+                          "seeds": spreads[name]} for name, runs in groups.items()],
             "comparisons": [
                 {"question": r.comparison.question, "variant": r.comparison.variant,
                  "reference": r.comparison.reference, "metric": "auprc/mean", "variant_value": r.variant_value,
@@ -388,7 +464,8 @@ def write_report(
             "plots": plots,
             "extra": dict(extra or {}),
         }
-        atomic_write_text(staging / "results.md", _markdown(evaluation, variants, table, counts, results, verdict, plots))
+        atomic_write_text(staging / "results.md",
+                          _markdown(evaluation, groups, table, spreads, counts, results, verdict, plots))
         atomic_write_text(staging / "results.json", json.dumps(_json_safe(results_json), indent=1, allow_nan=False) + "\n")
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

@@ -59,7 +59,8 @@ def data_for(params_file: str, root: Path, learnable: bool = False,
                     k=kmer_size(model["vocab_size"]), tokens_per_bin=model["tokens_per_bin"],
                     num_bins=(loader["max_sequence_length"] - 2) // model["tokens_per_bin"],
                     num_states=model.get("num_chromatin_states", 0),
-                    tracks=tuple(f"track{i}" for i in range(model.get("num_signal_tracks", 0))),
+                    tracks=tuple(loader.get("signal_tracks") or
+                                 (f"track{i}" for i in range(model.get("num_signal_tracks", 0)))),
                     labels=labels, bin_labels=loader.get("label_level") == "bin", seed=seed)
         if learnable:
             make_learnable(path)
@@ -90,6 +91,8 @@ def write_params(source: str, dest: Path, data: dict[str, Path], model_dir: Path
     for split, loader in _loaders(trainer):
         if loader:
             loader["data_dir"] = str(data[split])
+            if loader.get("motif_file"):  # shipped params name it from the repository root
+                loader["motif_file"] = str(REPO / loader["motif_file"])
     dest.write_text(yaml.safe_dump(params, sort_keys=False))
     return dest
 

@@ -18,15 +18,19 @@ from ebert_modelzoo.config import load_params
 from ebert_modelzoo.config_base import read_yaml
 from ebert_modelzoo.data import schema
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, PRETRAIN_PARAMS, plan_runs
+from ebert_modelzoo.demo.stages import COMPARISONS
 from ebert_modelzoo.report import METRICS, VariantScores, variant_metrics
 from ebert_modelzoo.training.predict import Predictions, predict
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("EBERT DNA + epigenome", "EBERT DNA only", "EBERT epigenome only", "motif + accessibility baseline",
-            "EBERT DNA + epigenome (from scratch)")
+VARIANTS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome", "EBERT DNA only", "EBERT epigenome only",
+            "EBERT DNA + epigenome + motif tracks, from scratch", "motif + accessibility baseline",
+            "epigenome logistic regression", "4-mer logistic regression", "CNN peer (DNA + epigenome)")
 TFS = ("CTCF", "NRF1", "JUND", "REST")
-RUNS = ("pretrain_dna_epigenome", "pretrain_dna_only", "finetune_dna_epigenome", "finetune_dna_only",
-        "finetune_epigenome_only", "finetune_scratch")
+FINE_TUNING = ("finetune_motifs", "finetune_dna_epigenome", "finetune_dna_only", "finetune_epigenome_only",
+               "finetune_scratch")
+SEEDS = (1, 2)  # --quick
+RUNS = ("pretrain_dna_epigenome", "pretrain_dna_only") + tuple(f"{v}_seed{s}" for v in FINE_TUNING for s in SEEDS)
 
 
 def run_demo(output_dir: Path) -> tuple[subprocess.CompletedProcess, float]:
@@ -71,10 +75,19 @@ def test_every_run_finished_with_a_checkpoint_params_and_log(demo):
         assert state["step"] == steps
         log = [json.loads(line) for line in (out / "runs" / name / "train_log.jsonl").read_text().splitlines()]
         assert [r["step"] for r in log][-1] == steps and all(np.isfinite(r["loss"]) for r in log)
-    dna_only = load_params(out / "params" / "finetune_dna_only.yaml").trainer
+    dna_only = load_params(out / "params" / "finetune_dna_only_seed1.yaml").trainer
     assert dna_only.init.model.num_signal_tracks == 0 and not dna_only.fit.train_dataloader.use_signal
-    assert not load_params(out / "params" / "finetune_epigenome_only.yaml").trainer.fit.train_dataloader.use_dna
-    assert load_params(out / "params" / "finetune_scratch.yaml").trainer.fit.ckpt_path is None
+    assert dna_only.init.model.num_motif_tracks == 0 and dna_only.fit.train_dataloader.motif_file is None
+    assert not load_params(out / "params" / "finetune_epigenome_only_seed1.yaml").trainer.fit.train_dataloader.use_dna
+    assert load_params(out / "params" / "finetune_scratch_seed2.yaml").trainer.fit.ckpt_path is None
+    motifs = load_params(out / "params" / "finetune_motifs_seed2.yaml").trainer
+    assert motifs.init.model.num_motif_tracks == 4 and motifs.fit.train_dataloader.motif_window_bp == 600
+    assert motifs.init.seed == motifs.fit.train_dataloader.shuffle_seed == 2
+    assert load_params(out / "params" / "finetune_dna_epigenome_seed1.yaml").trainer.init.model.num_motif_tracks == 0
+    pretraining = load_params(out / "params" / "pretrain_dna_epigenome.yaml").trainer.init.model
+    assert pretraining.state_mlm_loss_weight > 0 and pretraining.num_signal_tracks == 3
+    # fine-tuning runs were evaluated during training: the validation points of the training curves
+    assert sorted(p.name for p in (out / "runs" / "finetune_motifs_seed1" / "eval").glob("metrics_step_*.json"))
 
 
 def test_predictions_are_in_the_baselines_sample_order(demo):
@@ -95,7 +108,7 @@ def test_predictions_follow_the_shards_and_match_the_trainers_metrics(demo):
     """Scores land on the right (cell type, window): labels equal the shards' own, read with h5py,
     and metrics recomputed from the arrays equal those of the trainer's evaluation pass."""
     out, _, _ = demo
-    params_file = out / "params" / "finetune_dna_epigenome.yaml"
+    params_file = out / "params" / "finetune_motifs_seed1.yaml"
     found = predict(load_params(params_file), params_file)
     split = out / "data" / "finetuning" / "test"
     data_params = json.loads((split / "data_params.json").read_text())
@@ -111,7 +124,7 @@ def test_predictions_follow_the_shards_and_match_the_trainers_metrics(demo):
     for tf in TFS:
         assert recomputed[tf]["auprc"] == pytest.approx(found.metrics[f"auprc/{tf}"], abs=1e-6)
         assert recomputed[tf]["auroc"] == pytest.approx(found.metrics[f"auroc/{tf}"], abs=1e-6)
-    cached = Predictions.load(out / "runs" / "finetune_dna_epigenome" / f"predictions_test_step_{found.step}.npz")
+    cached = Predictions.load(out / "runs" / "finetune_motifs_seed1" / f"predictions_test_step_{found.step}.npz")
     assert np.allclose(cached.scores, found.scores, atol=1e-5)  # other thread count: other summation order
 
 
@@ -119,6 +132,9 @@ def test_report_schema_and_files(demo):
     out, _, _ = demo
     data = results(out)
     assert [v["name"] for v in data["variants"]] == list(VARIANTS)
+    seeds = {v["name"]: v["seeds"]["seeds"] for v in data["variants"]}
+    assert all(seeds[name] == list(SEEDS) for name in VARIANTS[:5] + VARIANTS[-1:])
+    assert all(seeds[name] == [None] for name in VARIANTS[5:8])
     for variant in data["variants"]:
         assert set(variant["metrics"]) == set(TFS) | {"mean"}
         for values in variant["metrics"].values():
@@ -126,7 +142,7 @@ def test_report_schema_and_files(demo):
             assert all(v is None or 0.0 <= v <= 1.0 for v in values.values())
     assert data["evaluation"]["cell_types"] == ["sim_tissue1"]
     assert data["evaluation"]["regions"] == ["chrX:49000000-49500000"]
-    assert [c["question"] for c in data["comparisons"]] == ["Does the epigenome help?", "Does pre-training help?"]
+    assert [c["question"] for c in data["comparisons"]] == [c.question for c in COMPARISONS]
     assert all(c["answer"] in ("yes", "no", "unclear") for c in data["comparisons"])
     assert set(data["extra"]["runs"]) == set(RUNS) and data["extra"]["mode"] == "quick"
     table = (out / "report" / "results.md").read_text()
@@ -150,6 +166,8 @@ def test_epigenome_model_beats_chance(demo):
     out, _, _ = demo
     metrics = {v["name"]: v["metrics"] for v in results(out)["variants"]}
     assert metrics["EBERT DNA + epigenome"]["mean"]["auroc"] > 0.6
+    assert metrics["EBERT DNA + epigenome + motif tracks"]["mean"]["auroc"] > 0.6
+    assert metrics["epigenome logistic regression"]["mean"]["auroc"] > 0.8
     assert metrics["motif + accessibility baseline"]["mean"]["auroc"] > 0.9
 
 
@@ -167,17 +185,22 @@ def test_console_summary(demo):
 def test_rerun_reuses_finished_work_and_restarts_a_changed_run(demo):
     out, first, seconds = demo
     before = results(out)
-    state = out / ".demo_state" / "finetune_scratch.json"
+    state = out / ".demo_state" / "finetune_scratch_seed1.json"
+    timings = before["extra"]["seconds"]
     state.write_text(json.dumps({"fingerprint": "an older run"}))
     done, again = run_demo(out)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "skipping" in done.stdout and "finished shards" in done.stdout
     assert done.stdout.count("nothing to train") == len(RUNS) - 1
-    assert "finetune_scratch: its settings, data, code or starting checkpoint changed; starting it over" in done.stdout
+    assert "finetune_scratch_seed1: its settings, data, code or starting checkpoint changed; starting it over" in done.stdout
     assert done.stdout.count("scoring the test split with") == 1
     assert again < seconds
     after = results(out)
     assert after["variants"][:4] == before["variants"][:4]
+    # the report keeps the first run's timings of the work this rerun found finished
+    reused = set(after["extra"]["reused_from_an_earlier_run"])
+    assert "finetune_motifs_seed1" in reused and "finetune_scratch_seed1" not in reused
+    assert all(after["extra"]["seconds"][name] == timings[name] for name in reused)
 
 
 def test_default_pretraining_run_is_the_shipped_default_params():
@@ -188,12 +211,14 @@ def test_default_pretraining_run_is_the_shipped_default_params():
         def walk(value, key=""):
             if isinstance(value, dict):
                 return {k: walk(v, k) for k, v in value.items()}
+            if key == "motif_file" and value:
+                return str(REPO / value)  # the demo resolves it against the repository
             return str(Path(value)) if key in ("data_dir", "model_dir", "ckpt_path") and value else value
         return walk(data)
 
     assert normalised(runs["pretrain_dna_epigenome"].params) == normalised(read_yaml(PRETRAIN_PARAMS))
-    assert normalised(runs["finetune_dna_epigenome"].params) == normalised(read_yaml(FINETUNE_PARAMS))
-    assert runs["finetune_scratch"].params["trainer"]["init"]["loop"] == read_yaml(FINETUNE_PARAMS)["trainer"]["init"]["loop"]
+    assert normalised(runs["finetune_motifs_seed1"].params) == normalised(read_yaml(FINETUNE_PARAMS))
+    assert runs["finetune_scratch_seed3"].params["trainer"]["init"]["loop"] == read_yaml(FINETUNE_PARAMS)["trainer"]["init"]["loop"]
 
 
 @pytest.mark.parametrize("config, kind, params", [

@@ -200,3 +200,35 @@ def test_scan_rejects_bad_shapes() -> None:
         motifs.scan(motifs.encode_dna("ACGT"), pwm)
     with pytest.raises(ValueError, match=r"pwm must be \[4, L\]"):
         motifs.scan(motifs.encode_dna("ACGT" * 10), pwm[:3])
+
+
+def test_motif_tracks_score_sites_in_the_bin_of_their_centre(tmp_path: Path) -> None:
+    """Per-bin tracks: a planted consensus (either strand) gives 1.0 in the bin holding the site's
+    centre; every bin equals the best reference score of sites centred there / the consensus
+    score, clipped to [0, 1]; [N] tokens never match."""
+    path = write_motifs(tmp_path / "m.json", {"background": BACKGROUND.tolist(), "motifs": [motif_entry("CTCF", CTCF)]})
+    motif_set = motifs.load_motifs(path)
+    pwm = motif_set.log_odds("CTCF")
+    tokenizer = DNATokenizer(4)
+    tracks = motifs.MotifTracks.build(motif_set, ("CTCF",), tokenizer, tokens_per_bin=25)  # 100 bp bins
+    consensus = "".join("ACGT"[i] for i in pwm.argmax(axis=0))
+    rc = "".join(COMPLEMENT[b] for b in reversed(consensus))
+    rng = np.random.default_rng(3)
+    seqs = [implant(random_sequence(rng, 400), consensus, 230),   # centre 239: bin 2
+            implant(random_sequence(rng, 400), rc, 91),           # centre 100: bin 1 (its first base)
+            "N" * 200 + random_sequence(rng, 200)]
+    tokens = np.stack([tokenizer.encode(s) for s in seqs])
+    got = tracks(tokens)
+    assert got.shape == (3, 4, 1) and got.dtype == np.float32
+    assert got[0, 2, 0] == pytest.approx(1.0) and got[1, 1, 0] == pytest.approx(1.0)
+    assert np.all(got[2, :2] == 0.0)
+    best = pwm.max(axis=0).sum()
+    width = pwm.shape[1]
+    for w, seq in enumerate(seqs):
+        ref = reference_scan(seq, pwm)
+        centre = np.arange(len(ref)) + width // 2
+        for b in range(4):
+            in_bin = ref[(centre >= 100 * b) & (centre < 100 * (b + 1))]
+            assert got[w, b, 0] == pytest.approx(np.clip(in_bin.max() / best, 0, 1), abs=1e-5)
+    with pytest.raises(ValueError, match="non-DNA"):
+        tracks(np.full((1, 100), tokenizer.pad_id))

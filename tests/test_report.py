@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -104,7 +106,8 @@ def test_markdown_has_a_row_per_tf_and_variant(helps) -> None:
             matching = [r for r in rows if r.startswith(f"| {tf} | {v.name} |")]
             assert len(matching) == 1, (tf, v.name)
             cells = [c.strip() for c in matching[0].strip("|").split("|")]
-            assert len(cells) == 6 and all(re.fullmatch(r"\d\.\d{3}", c) for c in cells[2:])
+            assert len(cells) == 7 and all(re.fullmatch(r"\d\.\d{3}", c) for c in cells[2:6])
+            assert cells[6] == "one run"
     for plot in ("pr_curves.png", "auprc.png", "training_curves.png"):
         assert f"]({plot})" in text
 
@@ -127,8 +130,9 @@ def test_verdict_when_epigenome_helps_and_pretraining_does_not(helps) -> None:
     assert pretraining["answer"] == "unclear" and pretraining["interval"][0] < 0 < pretraining["interval"][1]
     verdict = results["verdict"]
     assert verdict.startswith("Does the epigenome help? Yes: mean auPRC ")
-    assert f"{epigenome['variant_value']:.3f} for DNA + epigenome vs {epigenome['reference_value']:.3f} for DNA only" in verdict
-    assert "Does pre-training help? Not clearly" in verdict and "cannot tell the two apart" in verdict
+    assert (f"{epigenome['variant_value']:.3f} for DNA + epigenome (one run) vs {epigenome['reference_value']:.3f} "
+            "for DNA only (one run)") in verdict
+    assert "Does pre-training help? Not shown" in verdict and "within seed and window noise" in verdict
     assert verdict in files.results_md.read_text()
 
 
@@ -170,7 +174,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
     good = variant("DNA only", y, 1.0, 1)
     with pytest.raises(ValueError, match="no variant named 'DNA \\+ epigenome'"):
         write_report(tmp_path / "r", [good], EVAL, comparisons=[EPIGENOME])
-    with pytest.raises(ValueError, match="names must be unique"):
+    with pytest.raises(ValueError, match="has two runs with seed None"):
         write_report(tmp_path / "r", [good, good], EVAL)
     shuffled = VariantScores("DNA + epigenome", TFS, good.scores, good.labels[::-1], good.weights[::-1])
     with pytest.raises(ValueError, match="not scored on the same samples in the same order"):
@@ -206,3 +210,54 @@ def test_precision_recall_curve_sums_to_auprc() -> None:
     assert np.all(np.diff(recall) >= 0) and recall[-1] == pytest.approx(1.0)
     assert np.sum(np.diff(np.r_[0.0, recall]) * precision) == pytest.approx(auprc(scores, y, w))
     assert precision_recall_curve(scores, np.zeros(300))[0].size == 0
+
+
+def seeded(name: str, y: np.ndarray, separations: list[float]) -> list[VariantScores]:
+    return [replace(variant(name, y, sep, 10 + i), seed=i + 1) for i, sep in enumerate(separations)]
+
+
+def test_seeds_are_averaged_and_their_spread_reported(tmp_path: Path) -> None:
+    """Runs sharing a name are one variant: metrics are the mean over seeds, the spread is kept,
+    the markdown shows mean +- sd [min, max] and the plots draw them."""
+    y = labels(seed=6)
+    runs = seeded("DNA + epigenome", y, [1.0, 2.0, 3.0])
+    files = write_report(tmp_path / "r", runs + [variant("DNA only", y, 1.0, 2)], EVAL, curves(),
+                         comparisons=[EPIGENOME], bootstrap_samples=60)
+    results = json.loads(files.results_json.read_text())
+    entry = results["variants"][0]
+    per_seed = [np.mean([auprc(r.scores[:, k], r.labels[:, k], r.weights[:, k]) for k in range(3)]) for r in runs]
+    assert entry["seeds"]["seeds"] == [1, 2, 3]
+    assert entry["seeds"]["auprc"] == pytest.approx(per_seed)
+    assert entry["seeds"]["sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert entry["metrics"]["mean"]["auprc"] == pytest.approx(np.mean(per_seed))
+    assert [v["name"] for v in results["variants"]] == ["DNA + epigenome", "DNA only"]
+    text = files.results_md.read_text()
+    assert f"{np.mean(per_seed):.3f} +- {np.std(per_seed, ddof=1):.3f} [{min(per_seed):.3f}, {max(per_seed):.3f}]" in text
+    assert "(3 training seeds: 1, 2, 3)" in text and "3 seeds, sd" in results["verdict"]
+
+
+def test_seed_noise_widens_the_interval_and_blocks_a_yes(tmp_path: Path) -> None:
+    """The same mean gain is "yes" when the seeds agree, but not when they scatter as widely as the
+    gain: the interval resamples seeds as well as windows."""
+    y = labels(seed=7, n=1500)
+    reference = seeded("DNA only", y, [1.4, 1.4, 1.4])
+    steady = seeded("DNA + epigenome", y, [1.7, 1.7, 1.7])
+    scattered = seeded("DNA + epigenome", y, [0.6, 1.7, 2.8])
+    answers, widths = [], []
+    for runs in (steady, scattered):
+        files = write_report(tmp_path / "r", runs + reference, EVAL, comparisons=[EPIGENOME], bootstrap_samples=200)
+        comparison = json.loads(files.results_json.read_text())["comparisons"][0]
+        answers.append(comparison["answer"])
+        widths.append(comparison["interval"][1] - comparison["interval"][0])
+    assert answers == ["yes", "unclear"]
+    assert widths[1] > 2 * widths[0]
+
+
+def test_training_curves_with_validation_and_seeds_plot(tmp_path: Path) -> None:
+    steps = np.arange(10, 610, 10.0)
+    runs = [TrainingCurve("EBERT", steps, 0.1 + np.exp(-steps / 200), "fine-tuning", "binary cross-entropy",
+                          np.array([300.0, 600.0]), np.array([0.3, 0.2]), seed) for seed in (1, 2, 3)]
+    y = labels(seed=8)
+    files = write_report(tmp_path / "r", [variant("EBERT", y, 1.0, 1)], EVAL, runs)
+    width, height = png_size(files.plots[-1])
+    assert files.plots[-1].name == "training_curves.png" and width >= 500 and height >= 300

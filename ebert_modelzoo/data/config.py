@@ -26,6 +26,10 @@ class DataLoaderConfig(StrictConfig):
     """Batches prefetched per worker (only with num_workers > 0)."""
     persistent_workers: bool = False
     """Keep workers alive between epochs (only with num_workers > 0)."""
+    shuffle_block_windows: int = 64
+    """Windows per contiguous read when shuffling (ebert_modelzoo/data/sampler.py): a batch mixes
+    the samples of a few such blocks, so smaller blocks give better-mixed batches (each rare
+    positive and its overlapping neighbours spread over more batches) for more, smaller reads."""
     drop_last: bool = True
     """Drop the last incomplete batch, keeping every batch's shape static."""
     max_sequence_length: int = 512
@@ -36,10 +40,25 @@ class DataLoaderConfig(StrictConfig):
     """Feed chromatin states (if the data has them); off for a DNA-only or signal-only ablation."""
     use_signal: bool = True
     """Feed signal tracks (if the data has them)."""
+    signal_tracks: Optional[list[str]] = None
+    """Feed only these tracks of the data, in this order (default: all). For held-out cell types,
+    the tracks they have: a track always measured in training but missing in evaluation is an
+    input the model never learnt to do without."""
     use_cell_type: bool = False
     """Feed the cell-type id (only meaningful when cell types are shared between train and eval)."""
     cell_types: Optional[list[str]] = None
     """Use only these cell types of the data (default: all)."""
+    motif_file: Optional[str] = None
+    """Known motifs as per-bin input tracks (``motif_scores``, the ENCODE-DREAM winners' motif
+    features): a motif JSON file (ebert_modelzoo/motifs.py's format, e.g. JASPAR matrices). Each
+    track is the best two-strand score of one motif's sites centred in each bin, as a fraction
+    of the consensus score, clipped to [0, 1], computed from the window's DNA as batches are
+    built. None = no motif tracks."""
+    motif_tracks: Optional[list[str]] = None
+    """TFs of motif_file to score, in track order (default: every motif of the file)."""
+    motif_window_bp: Optional[int] = None
+    """Sites count for a bin when centred within this many bp around the bin's centre (e.g. 600
+    for a 200 bp bin and its two flanks); default: the bin itself."""
 
     @model_validator(mode="after")
     def _check_loader(self) -> "DataLoaderConfig":
@@ -49,6 +68,12 @@ class DataLoaderConfig(StrictConfig):
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.num_workers == 0 and (self.prefetch_factor is not None or self.persistent_workers):
             raise ValueError("prefetch_factor and persistent_workers need num_workers > 0")
+        if self.shuffle_block_windows < 1:
+            raise ValueError(f"shuffle_block_windows must be >= 1, got {self.shuffle_block_windows}")
+        if (self.motif_tracks is not None or self.motif_window_bp is not None) and self.motif_file is None:
+            raise ValueError("motif_tracks and motif_window_bp need motif_file")
+        if self.motif_window_bp is not None and self.motif_window_bp < 1:
+            raise ValueError(f"motif_window_bp must be >= 1, got {self.motif_window_bp}")
         return self
 
 

@@ -11,6 +11,7 @@ Signal is stored transformed (log1p/arcsinh) but not normalised: the processor a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -35,6 +36,8 @@ from ebert_modelzoo.data.shards import (
     load_split,
     shard_has_dataset,
 )
+from ebert_modelzoo.motifs import MotifTracks, load_motifs
+from ebert_modelzoo.tokenizer import DNATokenizer
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class DataFeatures:
     num_bins: int
     num_chromatin_states: int
     num_signal_tracks: int
+    num_motif_tracks: int
     num_cell_types: int
     num_labels: int
     label_names: tuple[str, ...]
@@ -72,10 +76,13 @@ class BatchBuilder:
     cell_type: bool
     token_masking: Optional[TokenMasking] = None
     state_masking: Optional[StateMasking] = None
+    signal_tracks: Optional[np.ndarray] = None
+    """Indices of the data's tracks fed, in order."""
     signal_mean: Optional[np.ndarray] = None
     signal_std: Optional[np.ndarray] = None
     label_index: Optional[np.ndarray] = None
     bin_labels: bool = False
+    motif_tracks: Optional[MotifTracks] = None
 
     def __call__(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, torch.Tensor]:
         tokens = arrays[schema.DATASET_TOKENS]
@@ -98,11 +105,14 @@ class BatchBuilder:
                 out.update(self.state_masking.apply(states, rng))
             out["chromatin_states"] = states
         if self.signal:
-            signal = (arrays[schema.DATASET_SIGNAL].astype(np.float32) - self.signal_mean) / self.signal_std
+            signal = arrays[schema.DATASET_SIGNAL][..., self.signal_tracks].astype(np.float32)
+            signal = (signal - self.signal_mean) / self.signal_std
             measured = ~np.isnan(signal)
             signal[~measured] = 0.0
             out["signal"] = signal
             out["signal_mask"] = measured.astype(np.float32)
+        if self.motif_tracks is not None:
+            out["motif_scores"] = self.motif_tracks(tokens)
         if self.cell_type:
             out["cell_type_ids"] = arrays[CELL].astype(np.int32)
         if self.label_index is not None:
@@ -130,8 +140,8 @@ class _EBertDataProcessor:
     """What both processors share: reading the split, checking it against the config, the loader."""
 
     config_class: type[DataLoaderConfig]
-    # sampler tuning (see sampler.py): windows per contiguous read, virtual streams, batches per chunk
-    block_windows = 64
+    # sampler tuning (see sampler.py): virtual streams, batches per chunk (windows per contiguous
+    # read: the loader's shuffle_block_windows)
     streams = 8
     chunk_batches = 8
 
@@ -152,11 +162,21 @@ class _EBertDataProcessor:
             )
         self.use_states = config.use_chromatin_states and params.num_states > 0
         self.use_signal = config.use_signal and len(params.track_names) > 0
+        self.tracks = _pick_names(config.signal_tracks, params.track_names, "signal_tracks", params)
         self.fields = (schema.DATASET_TOKENS,)
         if self.use_states:
             self.fields += (schema.DATASET_STATES,)
         if self.use_signal:
             self.fields += (schema.DATASET_SIGNAL,)
+        self.motif_tracks: Optional[MotifTracks] = None
+        if config.motif_file is not None:
+            motifs = load_motifs(config.motif_file)
+            names = tuple(config.motif_tracks) if config.motif_tracks is not None else motifs.tfs
+            if len(set(names)) != len(names) or not names:
+                raise DatasetError(f"motif_tracks: names must be distinct and at least one, got {list(names)}")
+            tokenizer = DNATokenizer.from_vocab_file(Path(config.data_dir) / schema.VOCAB_FILE)
+            self.motif_tracks = MotifTracks.build(motifs, names, tokenizer, params.tokens_per_bin,
+                                                  config.motif_window_bp)
 
     def _builder(self) -> BatchBuilder:
         raise NotImplementedError
@@ -178,7 +198,10 @@ class _EBertDataProcessor:
             dims["N"] = p.num_bins
         if self.use_signal:
             groups += ("signal",)
-            dims.update(N=p.num_bins, T=len(p.track_names))
+            dims.update(N=p.num_bins, T=len(self.tracks))
+        if self.motif_tracks is not None:
+            groups += ("motifs",)
+            dims.update(N=p.num_bins, M=len(self.motif_tracks.names))
         if c.use_cell_type:
             groups += ("cell_type",)
         return DataFeatures(
@@ -187,7 +210,8 @@ class _EBertDataProcessor:
             tokens_per_bin=p.tokens_per_bin,
             num_bins=p.num_bins,
             num_chromatin_states=p.num_states if self.use_states else 0,
-            num_signal_tracks=len(p.track_names) if self.use_signal else 0,
+            num_signal_tracks=len(self.tracks) if self.use_signal else 0,
+            num_motif_tracks=len(self.motif_tracks.names) if self.motif_tracks is not None else 0,
             num_cell_types=len(p.cell_types) if c.use_cell_type else 0,
             num_labels=len(labels),
             label_names=labels,
@@ -208,7 +232,7 @@ class _EBertDataProcessor:
             seed=c.shuffle_seed,
             shuffle=c.shuffle,
             drop_last=c.drop_last,
-            block_windows=self.block_windows,
+            block_windows=c.shuffle_block_windows,
             streams=self.streams,
             chunk_batches=self.chunk_batches,
         )
@@ -235,9 +259,11 @@ class _EBertDataProcessor:
             dna=self.config.use_dna,
             states=self.use_states,
             signal=self.use_signal,
-            signal_mean=self.params.track_mean,
-            signal_std=self.params.track_std,
+            signal_tracks=np.asarray(self.tracks, dtype=np.int64),
+            signal_mean=self.params.track_mean[self.tracks],
+            signal_std=self.params.track_std[self.tracks],
             cell_type=self.config.use_cell_type,
+            motif_tracks=self.motif_tracks,
         )
 
 

@@ -121,7 +121,7 @@ def write_split_for(root: Path, model: Any, loader: Any) -> Path:
     write_synthetic_split(
         root, shard_windows=(windows,), cell_types=cells, k=kmer_size(model.vocab_size),
         tokens_per_bin=model.tokens_per_bin, num_bins=num_bins, num_states=model.num_chromatin_states,
-        tracks=[f"track{i}" for i in range(model.num_signal_tracks)], labels=labels,
+        tracks=list(loader.signal_tracks or (f"track{i}" for i in range(model.num_signal_tracks))), labels=labels,
         bin_labels=getattr(loader, "label_level", "sequence") == "bin",
     )
     return root

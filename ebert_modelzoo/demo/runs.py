@@ -1,10 +1,12 @@
-"""The demo's six training runs, each a params file derived from the shipped tiny params.
+"""The demo's training runs, each a params file derived from the shipped tiny params.
 
 Pre-training: (i) DNA + epigenome = params/ebert_tiny.yaml itself (with the default output folder
 nothing changes: `python run.py CPU` is that run), (ii) DNA only (no state/signal embeddings, the
-loaders' use_* off). Fine-tuning (params/ebert_finetune_tiny.yaml): (a) DNA + epigenome from (i),
-(b) DNA only from (ii), (c) epigenome only (every DNA token [N]) from (i), (e) DNA + epigenome from
-scratch. ``--quick`` shortens every run (same peak learning rates, schedules scaled).
+loaders' use_* off). Fine-tuning (params/ebert_finetune_tiny.yaml), each variant once per seed of
+SEEDS: (a) DNA + epigenome + known-motif tracks from (i) (the params file as shipped), (a0) the
+same without motif tracks (the paper's k-mer EBERT), (b) DNA only from (ii), (c) epigenome only
+(every DNA token [N]) from (i), (e) as (a) from scratch. ``--quick`` shortens every run (same peak
+learning rates, schedules scaled) and trains two seeds per variant.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ class Run:
     upstream: Optional[str] = None
     """The run whose checkpoint this one starts from."""
     description: str = ""
+    seed: Optional[int] = None
+    """Training seed of a fine-tuning run (its variant is ``title``)."""
 
     @property
     def max_steps(self) -> int:
@@ -78,6 +82,8 @@ def _derive(base: dict[str, Any], output_dir: Path, run: str, steps: Optional[in
         if loader is None:
             continue
         overrides[f"trainer.{section}.data_dir"] = _split_dir(loader["data_dir"], output_dir / "data")
+        if loader.get("motif_file") and not Path(loader["motif_file"]).is_absolute():
+            overrides[f"trainer.{section}.motif_file"] = str(REPO_ROOT / loader["motif_file"])
         for name, value in loader_keys.items():
             overrides[f"trainer.{section}.{name}"] = value
     if steps is not None:
@@ -88,15 +94,33 @@ def _derive(base: dict[str, Any], output_dir: Path, run: str, steps: Optional[in
     return apply_overrides(base, {**overrides, **extra})
 
 
+SEEDS = (1, 2, 3)
+"""Training seeds of every fine-tuning variant (initial weights, dropout, data order)."""
+QUICK_SEEDS = (1, 2)
+MOTIF_INPUTS_OFF = ({"motif_file": None, "motif_window_bp": None, "motif_tracks": None},
+                    {"trainer.init.model.num_motif_tracks": 0})
+"""Loader and model keys that turn the known-motif tracks off (the k-mer-only EBERT)."""
+
+
+def _seeded(params: dict[str, Any], run: str, seed: int, output_dir: Path) -> dict[str, Any]:
+    """``params`` of variant ``run`` trained with ``seed`` (weights, dropout and data order), in its own folder."""
+    return apply_overrides(params, {"trainer.init.seed": seed, "trainer.fit.train_dataloader.shuffle_seed": seed,
+                                    "trainer.init.model_dir": str(output_dir / "runs" / f"{run}_seed{seed}")})
+
+
 def plan_runs(output_dir: Path, quick: bool) -> list[Run]:
-    """The six runs, pre-training first; params written under ``output_dir``."""
+    """The runs, pre-training first, then every fine-tuning variant once per seed; params
+    written under ``output_dir``."""
     pre_base, ft_base = read_yaml(PRETRAIN_PARAMS), read_yaml(FINETUNE_PARAMS)
     pre_steps = QUICK_PRETRAIN_STEPS if quick else None
     ft_steps = QUICK_FINETUNE_STEPS if quick else None
     no_epigenome_model = {"trainer.init.model.num_chromatin_states": 0, "trainer.init.model.num_signal_tracks": 0}
     no_epigenome_data = {"use_chromatin_states": False, "use_signal": False}
+    no_motif_data, no_motif_model = MOTIF_INPUTS_OFF
     pre_i = _derive(pre_base, output_dir, "pretrain_dna_epigenome", pre_steps, {}, {})
-    pre_ii = _derive(pre_base, output_dir, "pretrain_dna_only", pre_steps, no_epigenome_data, no_epigenome_model)
+    pre_ii = _derive(pre_base, output_dir, "pretrain_dna_only", pre_steps,
+                     {**no_epigenome_data, "state_mask_rate": 0.0, "max_state_predictions": 0},
+                     {**no_epigenome_model, "trainer.init.model.state_mlm_loss_weight": 0.0})
     last = int(pre_i["trainer"]["init"]["loop"]["max_steps"])
 
     def checkpoint(run: str) -> dict[str, Any]:
@@ -104,23 +128,29 @@ def plan_runs(output_dir: Path, quick: bool) -> list[Run]:
 
     runs = [
         Run("pretrain_dna_epigenome", "(i) DNA + epigenome", "pre-training", pre_i,
-            description="MLM on DNA with ChromHMM states and signal tracks"),
+            description="MLM on DNA with ChromHMM states and signal tracks, plus the masked-state objective"),
         Run("pretrain_dna_only", "(ii) DNA only", "pre-training", pre_ii, description="MLM on DNA alone"),
-        Run("finetune_dna_epigenome", "EBERT DNA + epigenome", "fine-tuning",
-            _derive(ft_base, output_dir, "finetune_dna_epigenome", ft_steps, {}, checkpoint("pretrain_dna_epigenome")),
-            "pretrain_dna_epigenome", "(a) fine-tuned from pre-training (i), DNA + states + signal"),
-        Run("finetune_dna_only", "EBERT DNA only", "fine-tuning",
-            _derive(ft_base, output_dir, "finetune_dna_only", ft_steps, no_epigenome_data,
-                    {**no_epigenome_model, **checkpoint("pretrain_dna_only")}),
-            "pretrain_dna_only", "(b) fine-tuned from pre-training (ii), DNA alone"),
-        Run("finetune_epigenome_only", "EBERT epigenome only", "fine-tuning",
-            _derive(ft_base, output_dir, "finetune_epigenome_only", ft_steps, {"use_dna": False},
-                    checkpoint("pretrain_dna_epigenome")),
-            "pretrain_dna_epigenome", "(c) fine-tuned from (i) with every DNA token replaced by [N]"),
-        Run("finetune_scratch", "EBERT DNA + epigenome (from scratch)", "fine-tuning",
-            _derive(ft_base, output_dir, "finetune_scratch", ft_steps, {}, {"trainer.fit.ckpt_path": None}),
-            None, "(e) as (a) but from randomly initialised weights, same steps"),
     ]
+    variants = [
+        ("finetune_motifs", "EBERT DNA + epigenome + motif tracks", {}, checkpoint("pretrain_dna_epigenome"),
+         "pretrain_dna_epigenome", "(a) fine-tuned from pre-training (i): DNA, states, signal and known-motif tracks"),
+        ("finetune_dna_epigenome", "EBERT DNA + epigenome", no_motif_data,
+         {**no_motif_model, **checkpoint("pretrain_dna_epigenome")}, "pretrain_dna_epigenome",
+         "(a0) as (a) without the motif tracks: motifs only from the 4-mer tokens, as in the paper"),
+        ("finetune_dna_only", "EBERT DNA only", {**no_epigenome_data, **no_motif_data},
+         {**no_epigenome_model, **no_motif_model, **checkpoint("pretrain_dna_only")}, "pretrain_dna_only",
+         "(b) fine-tuned from pre-training (ii), 4-mer tokens alone"),
+        ("finetune_epigenome_only", "EBERT epigenome only", {"use_dna": False, **no_motif_data},
+         {**no_motif_model, **checkpoint("pretrain_dna_epigenome")}, "pretrain_dna_epigenome",
+         "(c) fine-tuned from (i) with every DNA token replaced by [N], no motif tracks"),
+        ("finetune_scratch", "EBERT DNA + epigenome + motif tracks, from scratch", {}, {"trainer.fit.ckpt_path": None},
+         None, "(e) as (a) but from randomly initialised weights, same steps"),
+    ]
+    for name, title, loader_keys, extra, upstream, description in variants:
+        params = _derive(ft_base, output_dir, name, ft_steps, loader_keys, extra)
+        for seed in QUICK_SEEDS if quick else SEEDS:
+            runs.append(Run(f"{name}_seed{seed}", title, "fine-tuning", _seeded(params, name, seed, output_dir),
+                            upstream, description, seed))
     return runs
 
 

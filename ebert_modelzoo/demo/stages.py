@@ -12,15 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.baselines import BaselineConfig, run_baseline
 from ebert_modelzoo.cli.run import main as run_main
+from ebert_modelzoo.cnn_peer import CNNConfig, run_cnn_peer
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.demo.runs import REPO_ROOT, Run, params_text
+from ebert_modelzoo.floor_baselines import run_floor
 from ebert_modelzoo.motifs import load_motifs
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.cli import main as preprocess_main
@@ -35,9 +39,20 @@ DEMO_DATA = REPO_ROOT / "data_processing" / "demo_data"
 CONFIGS = REPO_ROOT / "data_processing" / "configs"
 BASELINE_NAME = "motif + accessibility baseline"
 BASELINE = BaselineConfig(accessibility_track="DNase", central_bins=1, motif_region_bp=400)
+EPIGENOME_FLOOR = "epigenome logistic regression"
+KMER_FLOOR = "4-mer logistic regression"
+CNN_PEER = "CNN peer (DNA + epigenome)"
+MOTIFS, KMERS = "EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome"
 COMPARISONS = (
-    Comparison("Does the epigenome help?", "EBERT DNA + epigenome", "EBERT DNA only"),
-    Comparison("Does pre-training help?", "EBERT DNA + epigenome", "EBERT DNA + epigenome (from scratch)"),
+    Comparison("Does EBERT reach the motif + accessibility baseline?", MOTIFS, BASELINE_NAME),
+    Comparison("Do the known-motif tracks help?", MOTIFS, KMERS),
+    Comparison("Does the epigenome help?", KMERS, "EBERT DNA only"),
+    Comparison("Does the DNA add to the epigenome?", KMERS, "EBERT epigenome only"),
+    Comparison("Does pre-training help?", MOTIFS, "EBERT DNA + epigenome + motif tracks, from scratch"),
+    Comparison("Is EBERT epigenome-only at least the logistic regression on its inputs?", "EBERT epigenome only",
+               EPIGENOME_FLOOR),
+    Comparison("Is EBERT DNA-only at least the 4-mer logistic regression?", "EBERT DNA only", KMER_FLOOR),
+    Comparison("Does EBERT beat the CNN peer on the same inputs?", KMERS, CNN_PEER),
 )
 STATE_DIR = ".demo_state"
 MARKER = ".ebert_demo"
@@ -123,6 +138,8 @@ class RunResult:
     params_file: Path
     fingerprint: str
     command: str
+    cached: bool = False
+    """The run had finished before (a rerun): nothing was trained now."""
 
 
 def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[RunResult]) -> RunResult:
@@ -142,11 +159,13 @@ def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[R
         remove_owned(model_dir, output_dir)
     atomic_write_text(params_file, text)
     atomic_write_text(state_file, json.dumps({"fingerprint": fingerprint}) + "\n")
-    command = f"python run.py CPU -p {relative(params_file)} -m train"
-    LOGGER.info("%s %s (%s), %d steps\n$ %s", run.stage, run.title, run.description, run.max_steps, command)
-    if run_main(["CPU", "-p", str(params_file), "-m", "train"]) != 0:
+    command = f"python run.py CPU -p {relative(params_file)} -m train_and_eval"
+    seed = "" if run.seed is None else f", seed {run.seed}"
+    LOGGER.info("%s %s (%s), %d steps%s\n$ %s", run.stage, run.title, run.description, run.max_steps, seed, command)
+    cached = checkpoint_path(model_dir, run.max_steps).is_file()
+    if run_main(["CPU", "-p", str(params_file), "-m", "train_and_eval"]) != 0:
         raise DemoError(f"training run {run.name} failed")
-    return RunResult(run, params_file, fingerprint, command)
+    return RunResult(run, params_file, fingerprint, command, cached)
 
 
 def predictions(result: RunResult) -> Predictions:
@@ -177,13 +196,54 @@ def baseline(finetuning: Path, train_cells: Sequence[str], test_cells: Sequence[
 
 def variant(result: RunResult, found: Predictions) -> VariantScores:
     """A fine-tuning run's test scores as a report variant."""
-    return VariantScores.of(result.run.title, found, f"{result.run.description}; {result.run.max_steps} steps")
+    return VariantScores.of(result.run.title, found, f"{result.run.description}; {result.run.max_steps} steps",
+                            seed=result.run.seed)
+
+
+LOSS_NAMES = {"pre-training": "masked-token (+ masked-state) cross-entropy", "fine-tuning": "binary cross-entropy"}
 
 
 def curves(results: Sequence[RunResult]) -> list[TrainingCurve]:
-    """Training loss of every run, from its JSONL log."""
-    return [read_training_curve(train_log_path(r.run.params["trainer"]["init"]["model_dir"]), r.run.title, r.run.stage)
-            for r in results]
+    """Training loss of every run from its JSONL log, with its validation loss at each evaluation
+    (model_dir/eval/metrics_step_<N>.json)."""
+    out = []
+    for r in results:
+        model_dir = Path(r.run.params["trainer"]["init"]["model_dir"])
+        curve = read_training_curve(train_log_path(model_dir), r.run.title, r.run.stage)
+        points = sorted((int(f.stem.rsplit("_", 1)[1]), json.loads(f.read_text())["loss"])
+                        for f in (model_dir / "eval").glob("metrics_step_*.json"))
+        steps, losses = (np.array([p[i] for p in points], dtype=float) for i in (0, 1))
+        out.append(replace(curve, loss_name=LOSS_NAMES[r.run.stage], validation_steps=steps, validation_losses=losses,
+                           seed=r.run.seed))
+    return out
+
+
+def floors(finetuning: Path, train_cells: Sequence[str], test_cells: Sequence[str],
+           tracks: Sequence[str]) -> list[VariantScores]:
+    """The sanity floors (floor_baselines.py): logistic regressions on EBERT epigenome-only's and
+    DNA-only's inputs, fitted on the training split, scored on the test split."""
+    out = []
+    for name, inputs, what in ((EPIGENOME_FLOOR, "epigenome", f"the {', '.join(tracks)} tracks, their presence and "
+                                "the one-hot states of every bin"),
+                               (KMER_FLOOR, "kmer", "the window's 4-mer counts, reverse complements merged")):
+        LOGGER.info("fitting the %s (floor)", name)
+        scores = run_floor(finetuning / "train", finetuning / "test", inputs, train_cells, test_cells, tracks)
+        out.append(VariantScores.of(name, scores, f"floor: per-TF L2 logistic regression on {what}"))
+    return out
+
+
+def cnn_peer(finetuning: Path, train_cells: Sequence[str], test_cells: Sequence[str], tracks: Sequence[str],
+             seeds: Sequence[int], steps: int) -> list[VariantScores]:
+    """The CNN peer (cnn_peer.py) trained with each seed for ``steps`` steps and scored on the test split."""
+    out = []
+    for seed in seeds:
+        LOGGER.info("training the %s, seed %d, %d steps", CNN_PEER, seed, steps)
+        scores = run_cnn_peer(finetuning / "train", finetuning / "test", train_cells, test_cells, tracks,
+                              CNNConfig(steps=steps, seed=seed))
+        out.append(VariantScores.of(CNN_PEER, scores, "peer: DeepBind/FactorNet-like CNN on one-hot DNA + the per-bin "
+                                    f"epigenome, reverse-complement augmentation and strand-averaged scores; {steps} "
+                                    "steps of 16", seed=seed))
+    return out
 
 
 def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: EvaluationSet,

@@ -51,6 +51,9 @@ class EBertEncoderConfig(StrictConfig):
     """Continuous signal tracks per bin (DNase, ATAC, histone marks); 0 = no signal input."""
     num_cell_types: int = 0
     """Cell types for a learned cell-type embedding; 0 = no cell-type input."""
+    num_motif_tracks: int = 0
+    """Known-motif tracks per bin (the loaders' motif_file/motif_tracks), projected like the
+    signal tracks; 0 = none: the model reads motifs only from the DNA tokens, as the paper's EBERT."""
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "EBertEncoderConfig":
@@ -62,7 +65,7 @@ class EBertEncoderConfig(StrictConfig):
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
             )
-        for key in ("num_chromatin_states", "num_signal_tracks", "num_cell_types"):
+        for key in ("num_chromatin_states", "num_signal_tracks", "num_cell_types", "num_motif_tracks"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
         for key in ("dropout_rate", "attention_dropout_rate"):
@@ -120,6 +123,11 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     num_bins: Optional[int] = None
     """Bins per window (data_params.json's num_bins); needed by pooling: center_bins, checked
     against the data."""
+    head_bin_inputs: bool = False
+    """With pooling: center_bins, the head also reads the pooled bins' own inputs (mean over them
+    of the normalised signal, its presence mask, the motif tracks and the one-hot chromatin
+    state) beside the encoder's pooled vector: a wide-and-deep head, so what the window's centre
+    measures reaches the classifier in one step, and the encoder adds what the context says."""
 
     @model_validator(mode="after")
     def _check_labels(self) -> "EBertFinetuneConfig":
@@ -139,6 +147,8 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
 
     @model_validator(mode="after")
     def _check_pooling(self) -> "EBertFinetuneConfig":
+        if self.head_bin_inputs and self.pooling != "center_bins":
+            raise ValueError("head_bin_inputs needs pooling: center_bins (it reads the pooled bins' inputs)")
         if self.pooling == "cls":
             return self
         if self.head != "sequence":

@@ -88,6 +88,8 @@ def input_groups(config: EBertEncoderConfig) -> tuple[str, ...]:
         groups.append("states")
     if config.num_signal_tracks > 0:
         groups.append("signal")
+    if config.num_motif_tracks > 0:
+        groups.append("motifs")
     if config.num_cell_types > 0:
         groups.append("cell_type")
     return tuple(groups)
@@ -95,7 +97,8 @@ def input_groups(config: EBertEncoderConfig) -> tuple[str, ...]:
 
 def input_dims(config: EBertEncoderConfig) -> dict[str, int]:
     """Batch dimensions fixed by the config (checked against every batch)."""
-    return {"T": config.num_signal_tracks} if config.num_signal_tracks > 0 else {}
+    dims = {"T": config.num_signal_tracks} if config.num_signal_tracks > 0 else {}
+    return {**dims, "M": config.num_motif_tracks} if config.num_motif_tracks > 0 else dims
 
 
 class EBertForPreTrainingModel(nn.Module):
@@ -177,7 +180,7 @@ class EBertForFineTuningModel(nn.Module):
         labels = batch[self.label_key]
         if self.config.head == "sequence":
             positions = self.head.token_positions(labels.shape[0])
-            logits = self.head(self.ebert(batch, positions))
+            logits = self.head(self.ebert(batch, positions), batch)
         else:
             logits = self.head(self.ebert(batch), labels.shape[1])
         loss = weighted_mean(

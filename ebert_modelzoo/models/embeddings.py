@@ -2,7 +2,7 @@
 
 Shapes (see ebert_modelzoo/batch.py): B batch, L tokens, N bins, T signal tracks, H hidden.
 
-Per-bin inputs (chromatin-state ids, signal tracks with their presence mask) are embedded to
+Per-bin inputs (chromatin-state ids, signal tracks with their presence mask, known-motif tracks) are embedded to
 (B, N, H), summed, and broadcast to the ``tokens_per_bin`` tokens of each bin with static-shape
 ops (expand + reshape), then padded with zeros for [CLS] at position 0 and [SEP]/[PAD] after the
 last bin. The cell-type embedding is added to every token. Each epigenetic input exists only when
@@ -88,6 +88,9 @@ class EBertEmbeddings(nn.Module):
             nn.Linear(2 * config.num_signal_tracks, config.hidden_size)
             if config.num_signal_tracks > 0 else None
         )
+        self.motif_projection = (
+            nn.Linear(config.num_motif_tracks, config.hidden_size) if config.num_motif_tracks > 0 else None
+        )
         self.cell_type_embeddings = (
             nn.Embedding(config.num_cell_types, config.hidden_size)
             if config.num_cell_types > 0 else None
@@ -106,6 +109,9 @@ class EBertEmbeddings(nn.Module):
             # where(), not a product: a NaN left at a missing value must not leak through.
             value = torch.where(present > 0, batch["signal"], torch.zeros_like(batch["signal"]))
             projected = self.signal_projection(torch.cat([value, present], dim=-1))
+            per_bin = projected if per_bin is None else per_bin + projected
+        if self.motif_projection is not None:
+            projected = self.motif_projection(batch["motif_scores"])
             per_bin = projected if per_bin is None else per_bin + projected
         return per_bin
 

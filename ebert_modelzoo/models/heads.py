@@ -5,7 +5,7 @@ Q masked bins, S chromatin states, K labels.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from torch import nn
@@ -83,6 +83,29 @@ class MaskedStateHead(nn.Module):
         return self.decoder(self.transform(bins))
 
 
+def bin_input_width(config: EBertEncoderConfig) -> int:
+    """Width of ``bin_inputs``' vectors under ``config``."""
+    states = config.num_chromatin_states + 1 if config.num_chromatin_states > 0 else 0
+    return 2 * config.num_signal_tracks + config.num_motif_tracks + states
+
+
+def bin_inputs(batch: Mapping[str, torch.Tensor], counts: tuple[int, int, int]) -> torch.Tensor:
+    """(B, N, F) numeric per-bin inputs: normalised signal (0 where missing), its presence mask,
+    motif tracks and the one-hot chromatin state (unknown = 0 included), for the (states, signal
+    tracks, motif tracks) counts ``counts`` (0 = absent)."""
+    states, tracks, motifs = counts
+    parts = []
+    if tracks:
+        present = batch["signal_mask"]
+        parts += [torch.where(present > 0, batch["signal"], torch.zeros_like(batch["signal"])), present]
+    if motifs:
+        parts.append(batch["motif_scores"])
+    if states:
+        ids = batch["chromatin_states"].long().clamp(max=states)  # [MASK] (S + 1) never reaches fine-tuning
+        parts.append((ids.unsqueeze(-1) == torch.arange(states + 1, device=ids.device)).float())
+    return torch.cat(parts, dim=-1)
+
+
 class SequenceClassificationHead(nn.Module):
     """Window-level multi-label head: a pooled vector -> BERT pooler (dense + tanh) -> dropout -> K logits.
 
@@ -99,7 +122,12 @@ class SequenceClassificationHead(nn.Module):
             first = 1 + (config.num_bins - config.pooled_bins) // 2 * config.tokens_per_bin
             count = config.pooled_bins * config.tokens_per_bin
         self.register_buffer("pooled_tokens", torch.arange(first, first + count), persistent=False)
-        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
+        self.bin_inputs = bin_input_width(config) if config.head_bin_inputs else 0
+        self.config_counts = (config.num_chromatin_states, config.num_signal_tracks, config.num_motif_tracks)
+        if self.bin_inputs:
+            start = (config.num_bins - config.pooled_bins) // 2
+            self.pooled_bins = slice(start, start + config.pooled_bins)
+        self.pooler = nn.Linear(config.hidden_size + self.bin_inputs, config.hidden_size)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
@@ -107,10 +135,15 @@ class SequenceClassificationHead(nn.Module):
         """(B, M) positions of the tokens the head pools: [CLS], or the central bins' tokens."""
         return self.pooled_tokens.expand(batch_size, -1)
 
-    def forward(self, selected: torch.Tensor) -> torch.Tensor:
-        """selected (B, M, H) hidden states at ``token_positions`` -> logits (B, K)."""
-        pooled = torch.tanh(self.pooler(selected.mean(dim=1)))
-        return self.classifier(self.dropout(pooled))
+    def forward(self, selected: torch.Tensor, batch: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
+        """selected (B, M, H) hidden states at ``token_positions`` (and, with head_bin_inputs, the
+        batch dict whose bin inputs it reads) -> logits (B, K)."""
+        pooled = selected.mean(dim=1)
+        if self.bin_inputs:
+            if batch is None:
+                raise ValueError("head_bin_inputs: the head needs the batch dict")
+            pooled = torch.cat([pooled, bin_inputs(batch, self.config_counts)[:, self.pooled_bins].mean(dim=1)], dim=-1)
+        return self.classifier(self.dropout(torch.tanh(self.pooler(pooled))))
 
 
 class BinClassificationHead(nn.Module):

@@ -100,6 +100,9 @@ class Task:
         if model.num_signal_tracks != data.num_signal_tracks:
             raise mismatch("num_signal_tracks", model.num_signal_tracks, data.num_signal_tracks,
                            " (0 when the data has none or use_signal is false)")
+        if model.num_motif_tracks != data.num_motif_tracks:
+            raise mismatch("num_motif_tracks", model.num_motif_tracks, data.num_motif_tracks,
+                           " (0 when the loader has no motif_file)")
         if model.num_cell_types < data.num_cell_types:
             raise mismatch("num_cell_types", model.num_cell_types, data.num_cell_types, " cell types")
         if isinstance(model, EBertFinetuneConfig) and model.num_labels != data.num_labels:

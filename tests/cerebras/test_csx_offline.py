@@ -4,6 +4,8 @@ batches otherwise), and
 ``--compile_only`` or a run without a cluster address stops at once with what to do."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 pytest.importorskip("cerebras.pytorch")
@@ -32,6 +34,10 @@ def test_validate_only_lowers_the_training_step_of_every_shipped_params_file_wit
     """A fresh clone: the params' data_dirs do not exist, so the batches are synthetic, shaped
     from the params, and the log says so."""
     model_dir = tmp_path / "model_dir"
+    # motif_file (ebert_finetune_tiny) is named from the repository root: the same path under tmp_path
+    motifs = tmp_path / "data_processing" / "demo_data" / "motifs.json"
+    motifs.parent.mkdir(parents=True)
+    shutil.copy(PARAMS.parent / "data_processing" / "demo_data" / "motifs.json", motifs)
     result = validate_only(PARAMS / params_file, tmp_path, extra=["-o", str(model_dir)])
     assert "trainer.fit.train_dataloader.data_dir" in result.stdout
     assert "--validate_only uses synthetic batches shaped from the params" in result.stdout

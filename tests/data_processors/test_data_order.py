@@ -68,9 +68,11 @@ def _keys(split, batches):
 
 
 def _loader(split, tuning, **config):
+    if tuning:  # small blocks and chunks, so the epoch has several full rounds besides the tail
+        config["shuffle_block_windows"] = 5
     processor = pretraining(split, **config)
-    if tuning:  # small chunks, so the epoch has several full rounds besides the tail
-        processor.block_windows, processor.streams, processor.chunk_batches = 5, 4, 2
+    if tuning:
+        processor.streams, processor.chunk_batches = 4, 2
     return processor.create_dataloader()
 
 
