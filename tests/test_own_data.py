@@ -168,6 +168,8 @@ def test_predictions_on_regions_as_tsv_bed_bedgraph_and_bigwig(demo_regions):
     for loader in (fit["train_dataloader"], fit["val_dataloader"]):
         loader["data_dir"] = str(tmp / "regions" / loader["data_dir"].rsplit("/", 1)[1])
         loader["labels"] = labels
+        if loader.get("motif_file"):  # the shipped params name it relative to the repository
+            loader["motif_file"] = str(REPO / loader["motif_file"])
     params["trainer"]["validate"]["val_dataloader"] = {**fit["val_dataloader"], "data_dir": str(tmp / "regions" / "test"),
                                                        "cell_types": ["sim_tissue1", "sim_blood1"]}
     params["trainer"].pop("validate_all")
