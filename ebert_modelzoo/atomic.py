@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 
-def fsync_file(path: str | Path) -> None:
-    """Make a file's content durable."""
+def _fsync(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -22,13 +21,14 @@ def fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: str | Path) -> None:
+    """Make a file's content durable."""
+    _fsync(path)
+
+
 def fsync_dir(folder: str | Path) -> None:
     """Make a rename inside ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(folder)
 
 
 def tmp_name(name: str) -> str:
