@@ -107,6 +107,9 @@ class Task:
             raise mismatch("num_cell_types", model.num_cell_types, data.num_cell_types, " cell types")
         if isinstance(model, EBertFinetuneConfig) and model.num_labels != data.num_labels:
             raise mismatch("num_labels", model.num_labels, data.num_labels, " labels")
+        if isinstance(model, EBertFinetuneConfig) and model.label_names is not None \
+                and list(model.label_names) != list(data.label_names):
+            raise mismatch("label_names", model.label_names, list(data.label_names), " (the data's label order)")
         if isinstance(model, EBertFinetuneConfig) and model.num_bins is not None and model.num_bins != data.num_bins:
             raise mismatch("num_bins", model.num_bins, data.num_bins, " bins per window")
         missing = [group for group in self._target_groups() if group not in data.groups]
