@@ -23,7 +23,10 @@ import yaml
 pytest.importorskip("cerebras.pytorch")
 pytestmark = pytest.mark.cerebras
 
+import torch  # noqa: E402
+
 from ebert_modelzoo.cerebras.registry import modelzoo_installed  # noqa: E402
+from ebert_modelzoo.training.checkpoint import read_checkpoint  # noqa: E402
 from tests.run_cases import cszoo, data_for, ok, run_dev, run_py, write_params  # noqa: E402
 
 if not modelzoo_installed():
@@ -161,6 +164,11 @@ def test_both_runners_give_the_same_losses_from_the_same_step0_checkpoint(pretra
     theirs, ours = scalars(model_dir, "loss"), our_losses(ours_dir)
     assert sorted(theirs) == [1, 2, 3, 4]
     assert max(abs(theirs[step] - ours[step]) for step in theirs) <= SAME_VENV_TOLERANCE
+    # Ours honours save_initial_checkpoint too: its checkpoint_0 holds the weights it started from.
+    start, saved = (read_checkpoint(folder / "checkpoint_0.mdl") for folder in (model_dir, ours_dir))
+    assert saved["step"] == start["step"] == 0
+    assert sorted(saved["model"]) == sorted(start["model"])
+    assert all(torch.equal(saved["model"][name], start["model"][name]) for name in start["model"])
 
 
 def test_plain_torch_trainer_follows_modelzoo_from_its_step0_checkpoint(pretrain, tmp_path):
@@ -182,13 +190,15 @@ def test_checkpoints_resume_across_runners_as_an_uninterrupted_run(pretrain, our
     straight = our_losses(ours_dir)
     six = {"max_steps": 6, "eval_frequency": 6, "eval_steps": 2}
 
+    # Model Zoo autoloads only the checkpoints its checkpoints_index.yaml lists (by absolute
+    # path, here the original folder's): the folder is copied with it.
     own = tmp_path / "mz_resumed"
-    own.mkdir()
-    shutil.copy(model_dir / "checkpoint_4.mdl", own)
+    shutil.copytree(model_dir, own, symlinks=True)
     resumed_params = edited(params, tmp_path / "own.yaml", init__loop=six, init__model_dir=str(own))
     log = output(ok(cszoo(["fit", resumed_params], cwd=root)))
+    assert re.search(r'Found latest checkpoint at "\S+/checkpoint_4.mdl"', log)
     assert "Dataloader state found in checkpoint and loaded successfully" in log
-    resumed = scalars(own, "loss")
+    resumed = {step: loss for step, loss in scalars(own, "loss").items() if step > 4}
     assert sorted(resumed) == [5, 6]
     assert max(abs(resumed[step] - straight[step]) for step in resumed) <= SAME_VENV_TOLERANCE
 
