@@ -7,14 +7,11 @@ build, merged by its ``inject_cli_args_to_trainer_params``.
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any, Optional, Sequence
 
 from ebert_modelzoo.cerebras.backend import check_csx_options
 from ebert_modelzoo.config import Params
 from ebert_modelzoo.training.backends.base import BackendOptions
-
-LOGGER = logging.getLogger("ebert_modelzoo")
 
 # run.py flags passed on to Model Zoo's runconfig under the same names, when given.
 RUNCONFIG_FLAGS = ("compile_only", "validate_only", "num_csx", "mgmt_address", "credentials_path", "mount_dirs",

@@ -157,7 +157,8 @@ def _where_hint(params_path: Path, model_dir: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Load the params, pick a backend and run the mode."""
+    """Load the params, pick a runner (Model Zoo's Trainer for CSX where Model Zoo is installed,
+    else ours) and a backend, and run the mode."""
     params_path = Path(args.params) if args.params else DEFAULT_PARAMS
     if not args.params:
         LOGGER.info("no --params given: using %s", params_path)
