@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-from ebert_modelzoo import motifs
-from ebert_modelzoo.baselines import FEATURES, BaselineConfig, fit_baseline, fit_logistic, read_split_features, run_baseline
-from ebert_modelzoo.data import schema
-from ebert_modelzoo.data.shards import DatasetError
-from ebert_modelzoo.metrics import auprc, auroc
-from ebert_modelzoo.motifs import MotifError
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.schema import DatasetError
+from ebert_modelzoo.data import motifs
+from ebert_modelzoo.data.motifs import MotifError
+from ebert_modelzoo.evaluation.baselines import FEATURES, BaselineConfig, fit_baseline, fit_logistic, read_split_features, run_baseline
+from ebert_modelzoo.evaluation.metrics import auprc, auroc
 
 from tests.data_processors.split_builder import FIRST_KMER, N_ID, build_split
 

@@ -10,7 +10,7 @@ import torch
 
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.config_base import ParamsError, parse_section
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.models.heads import SequenceClassificationHead

@@ -10,7 +10,7 @@ import numpy as np
 import pyBigWig
 import pyfaidx
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
