@@ -39,7 +39,7 @@ import pyfaidx
 from bench import sim_inputs
 from bench.common import bench_parser, interleaved, machine, run_measured, summarize, target, write_json
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.schema import load_data_params
+from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.evaluation.prediction_files import write_predictions
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_config

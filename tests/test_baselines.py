@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.schema import DatasetError
+from ebert_modelzoo.contract.data_params import DatasetError
 from ebert_modelzoo.data import motifs
 from ebert_modelzoo.data.motifs import MotifError
 from ebert_modelzoo.evaluation.baselines import FEATURES, BaselineConfig, fit_baseline, fit_logistic, read_split_features, run_baseline

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ebert_modelzoo.config_base import ParamsError, parse_section
-from ebert_modelzoo.contract.schema import DatasetError
+from ebert_modelzoo.contract.data_params import DatasetError
 from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
 from ebert_modelzoo.evaluation.metrics import auroc
 from ebert_modelzoo.models.config import EBertFinetuneConfig

@@ -1,7 +1,7 @@
 """Shards -> batches: the data processors that read a split folder and yield batch dicts.
 
     config.py      the dataloader keys of the params
-    shards.py      vocab.txt and block reads from the HDF5 shards (data_params.json: contract/schema.py)
+    shards.py      vocab.txt and block reads from the HDF5 shards (data_params.json: contract/data_params.py)
     sampler.py     the epoch order (EpochPlan): blocks, streams, chunks, seeded permutations
     masking.py     dynamic MLM and masked-state masking (numpy)
     loader.py      ShardDataset (batches in EpochPlan order, ``sample_order``) and ResumableDataLoader

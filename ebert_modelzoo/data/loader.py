@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ebert_modelzoo.contract.schema import DataParams
+from ebert_modelzoo.contract.data_params import DataParams
 from ebert_modelzoo.data.sampler import (
     EpochPlan,
     make_blocks,

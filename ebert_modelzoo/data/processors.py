@@ -20,7 +20,7 @@ import torch
 from ebert_modelzoo.config_base import parse_section
 from ebert_modelzoo.contract import layout, schema
 from ebert_modelzoo.contract.batch import state_mask_id
-from ebert_modelzoo.contract.schema import DataParams, DatasetError
+from ebert_modelzoo.contract.data_params import DataParams, DatasetError
 from ebert_modelzoo.data.config import (
     DataLoaderConfig,
     FinetuningDataProcessorConfig,

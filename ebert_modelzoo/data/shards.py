@@ -1,6 +1,6 @@
 """Reading a split folder: data_params.json, vocab.txt and block reads from the HDF5 shards.
 
-Everything here checks the folder against ``contract/schema.py`` (which reads data_params.json) and fails with one line naming the file
+Everything here checks the folder against ``contract/`` (data_params.py reads data_params.json) and fails with one line naming the file
 and what is wrong. ``ShardReader`` opens h5py files lazily, so each DataLoader worker opens its
 own handles after the fork and nothing is shared between processes.
 """
@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.schema import DataParams, DatasetError, load_data_params
+from ebert_modelzoo.contract.data_params import DataParams, DatasetError, load_data_params
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 

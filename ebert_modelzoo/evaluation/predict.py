@@ -26,7 +26,7 @@ import numpy as np
 
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError, updated
-from ebert_modelzoo.contract.schema import load_data_params
+from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.data.loader import ShardDataset
 from ebert_modelzoo.evaluation.prediction_files import describe, output_format, write_predictions
 from ebert_modelzoo.evaluation.sample_scores import SampleScores

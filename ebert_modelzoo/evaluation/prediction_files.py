@@ -24,7 +24,7 @@ import pyBigWig
 
 from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.schema import DataParams
+from ebert_modelzoo.contract.data_params import DataParams
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
 
 FORMATS = (".npz", ".tsv", ".tsv.gz", ".bed", ".bedGraph", ".bw")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ebert_modelzoo.atomic import tmp_pattern
 from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import data_params_header
 from ebert_modelzoo.preprocessing.bed_regions import SplitWindows, region_windows
 from ebert_modelzoo.preprocessing.config import PreprocessingConfig
 from ebert_modelzoo.preprocessing.errors import InputError
@@ -511,7 +512,7 @@ def _data_params(plan: Plan, split: str, records: list[dict[str, Any]], stats: O
                  tokenizer: DNATokenizer) -> dict[str, Any]:
     cfg = plan.config
     w = cfg.windows
-    params = schema.data_params_header(
+    params = data_params_header(
         kind=plan.kind,
         split=split,
         shards=[{"file": r["file"], "num_windows": r["num_windows"], "sha256": r["sha256"]}

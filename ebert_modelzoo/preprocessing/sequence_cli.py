@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ebert_modelzoo.config_base import parse_section
-from ebert_modelzoo.contract.schema import load_data_params
+from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_sequence_config, resolve_sequence_paths

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import data_params_header
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig
 from ebert_modelzoo.preprocessing.errors import InputError
@@ -204,7 +205,7 @@ def _finish_split(config: SequenceDataConfig, writer: _SplitWriter, folder: Path
                   window: int, tokenizer: DNATokenizer, paths: list[Path], with_ids: bool) -> None:
     names = [p.name for p in paths]
     contigs = names if len(set(names)) == len(names) else [str(p) for p in paths]
-    params = schema.data_params_header(
+    params = data_params_header(
         kind="finetuning", split=writer.split, shards=writer.shards, contigs=contigs, regions=[],
         window_length=window, stride=window, bin_size=config.bin_size, k=tokenizer.k,
         vocab_size=tokenizer.vocab_size, cell_types=[config.cell_type], chromatin_states=None, tracks=None,
