@@ -35,7 +35,7 @@ from ebert_modelzoo.interpret.attribution import ism  # noqa: E402
 from ebert_modelzoo.interpret.scoring import Scorer, samples_for  # noqa: E402
 from ebert_modelzoo.interpret.variants import Variant, score_variants  # noqa: E402
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel  # noqa: E402
-from tests.data_processors.split_builder import build_split  # noqa: E402
+from tests.data.split_builder import build_split  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "interpret.json"
 TINY_TARGET = 500.0

@@ -15,9 +15,9 @@ from ebert_modelzoo.evaluation.metrics import auroc
 from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.tokenizer import DNATokenizer
-from tests.data_processors.helpers import finetuning
-from tests.data_processors.split_builder import build_split
-from tests.test_baselines import PFMS, motif_and_open_split, write_motif_file
+from tests.data.helpers import finetuning
+from tests.data.split_builder import build_split
+from tests.evaluation.test_baselines import PFMS, motif_and_open_split, write_motif_file
 
 TPB, BINS = 4, 6
 
