@@ -11,7 +11,8 @@ enforces it.
   eval metrics as cstorch ``Metric`` modules; ``modelzoo_runner``: run.py's CSX runs through
   Model Zoo's Trainer.
 
-Importing this package imports no Cerebras package.
+Importing this package imports no Cerebras package. May import the package root, ``contract``,
+``data``, ``models`` and ``training`` (tests/test_import_rules.py).
 """
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
-"""Our eval metrics (ebert_modelzoo/metrics.py) as ``cerebras.pytorch.metrics.Metric`` modules, the
-form Model Zoo's Trainer reports: its ``ModelEvalMetrics`` callback finds every ``Metric`` among
-the model's modules at the end of a validation, logs ``float(metric)`` under the metric's name
-(console "Evaluation metrics:", TensorBoard, under the dataloader's name scope) and resets it.
+"""Our eval metrics (ebert_modelzoo/evaluation/metrics.py) as ``cerebras.pytorch.metrics.Metric``
+modules, the form Model Zoo's Trainer reports: its ``ModelEvalMetrics`` callback finds every
+``Metric`` among the model's modules at the end of a validation, logs ``float(metric)`` under the
+metric's name (console "Evaluation metrics:", TensorBoard, under the dataloader's name scope) and
+resets it.
 
 One ``Metric`` holds one number, while our accumulators compute many at once (loss, accuracy and
 perplexity; auROC, auPRC and recall at two FDRs per label). So one :class:`SharedEvalMetrics`
 accumulates on the host (a step closure receives the materialized logits, labels and weights) and
-one :class:`EvalMetricView` per number reads its value from it. The math stays in metrics.py.
+one :class:`EvalMetricView` per number reads its value from it. The math stays in
+evaluation/metrics.py.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch
 
 import cerebras.pytorch as cstorch
 from cerebras.pytorch.metrics import Metric
-from ebert_modelzoo.metrics import DREAM_FDRS, FinetuneMetrics, PretrainMetrics
+from ebert_modelzoo.evaluation.metrics import DREAM_FDRS, FinetuneMetrics, PretrainMetrics
 
 # Fields of the model's output dataclasses and batch keys our accumulators read.
 PRETRAIN_FIELDS = ("mlm_logits", "state_logits")
