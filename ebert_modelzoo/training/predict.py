@@ -28,6 +28,7 @@ from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError, updated
 from ebert_modelzoo.data.loader import ShardDataset
 from ebert_modelzoo.data.shards import load_data_params
+from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.sample_scores import SampleScores
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.checkpoint import CheckpointError, latest_checkpoint
@@ -110,26 +111,29 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
     if data_dir is not None:
         update["data_dir"] = str(data_dir)
     loader_cfg = updated(_loader(params, loader_path), **update)
-    backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
-    try:
-        trainer = Trainer(params, backend, params_file, model_dir)
-        if checkpoint is None:  # the newest intact one
-            checkpoint, state = trainer.newest_valid_checkpoint()
-            trainer.load(checkpoint, ("model", "step"), strict=True, state=state)
-        else:
-            trainer.load(Path(checkpoint), ("model", "step"), strict=True)
-        order_source = DataSource(loader_cfg)
-        cell_index, window_index = sample_order(order_source)
-        collected: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "weights": []}
+    # model_dir's lock, as run.py holds it in every mode: no training run saves or prunes its
+    # checkpoints while they are read
+    with folder_lock(model_dir, "run"):
+        backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
+        try:
+            trainer = Trainer(params, backend, params_file, model_dir)
+            if checkpoint is None:  # the newest intact one
+                checkpoint, state = trainer.newest_valid_checkpoint()
+                trainer.load(checkpoint, ("model", "step"), strict=True, state=state)
+            else:
+                trainer.load(Path(checkpoint), ("model", "step"), strict=True)
+            order_source = DataSource(loader_cfg)
+            cell_index, window_index = sample_order(order_source)
+            collected: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "weights": []}
 
-        def collect(outputs: Any, batch: dict[str, Any]) -> None:
-            collected["scores"].append(outputs.logits.detach().float().cpu().numpy())
-            collected["labels"].append(batch["seq_labels"].cpu().numpy())
-            collected["weights"].append(batch["seq_label_weights"].cpu().numpy())
+            def collect(outputs: Any, batch: dict[str, Any]) -> None:
+                collected["scores"].append(outputs.logits.detach().float().cpu().numpy())
+                collected["labels"].append(batch["seq_labels"].cpu().numpy())
+                collected["weights"].append(batch["seq_label_weights"].cpu().numpy())
 
-        metrics = trainer.evaluate(loader_cfg, order_source.num_batches(), loader_path, on_batch=collect)
-    finally:
-        backend.close()
+            metrics = trainer.evaluate(loader_cfg, order_source.num_batches(), loader_path, on_batch=collect)
+        finally:
+            backend.close()
     data = order_source.processor
     num_windows, cells = sum(data.params.shard_windows), list(data.cells)
     arrays = {key: np.concatenate(parts) for key, parts in collected.items()}
@@ -176,7 +180,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, CheckpointError, ValueError, RuntimeError) as err:
+    except (OSError, CheckpointError, ValueError, RuntimeError) as err:  # OSError: a folder that cannot be locked
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     LOGGER.info("wrote %s", describe(paths))
