@@ -57,6 +57,23 @@ def interleaved(
     return times
 
 
+def interleaved_clocks(cases: Mapping[str, Callable[[], Any]], repeats: int
+                       ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(wall seconds, process CPU seconds) per call of each case, interleaved as ``interleaved``
+    does (no warm-up: run each case once before if it needs one). CPU seconds are steadier on a
+    shared machine; wall seconds include waiting on the disk (fsync)."""
+    names = list(cases)
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        for name in names if round_index % 2 == 0 else reversed(names):
+            began_wall, began_cpu = time.perf_counter(), time.process_time()
+            cases[name]()
+            wall[name].append(time.perf_counter() - began_wall)
+            cpu[name].append(time.process_time() - began_cpu)
+    return wall, cpu
+
+
 def summarize(seconds: list[float]) -> dict[str, float]:
     """Median, min and max of a list of timings, in seconds."""
     return {
