@@ -16,8 +16,9 @@
   the page cache while it is fsynced); the checksum's own cost, xxh3-128 of the file's bytes in
   memory, and sha256 of the file (what the checksum cost before); the finiteness check of the weights; and reading
   it (``torch_load``) against reading it while it is verified on a thread (``read_verified``).
-  Target: the checksum's CPU < 2% of a plain save's CPU (medians); the difference of whole saves
-  (median of paired rounds) is reported beside it.
+  Target: the checksum's CPU < 2% of a save's CPU (medians; the save's is the lower of the
+  checksummed and the plain save's, which differ by more than the checksum under memory
+  pressure); the difference of whole saves (median of paired rounds) is reported beside it.
 
 Writes bench/results/reliability.json.
 
@@ -160,21 +161,24 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
             wall[name].append(w)
     med = {name: float(np.median(v)) for name, v in cpu.items()}
     paired = [s - p for s, p in zip(cpu["save"], cpu["plain_save"])]
+    # a save's CPU: the cheaper of the two medians, so that a noisy plain save (page-cache reclaim
+    # under memory pressure is charged to the writer) cannot flatter the fractions
+    save_cpu = min(med["plain_save"], med["save"])
+    save_wall = min(summarize(wall["plain_save"])["median_s"], summarize(wall["save"])["median_s"])
     return {
         "params": params_file, "parameters": sum(p.numel() for p in model.parameters()),
         "file_mb": path.stat().st_size / 2**20, "repeats": repeats,
         "cpu_seconds": {name: summarize(values) for name, values in cpu.items()},
         "wall_seconds": {name: summarize(values) for name, values in wall.items()},
-        # the checksum's own CPU cost: hashing the file's bytes (xxh3-128, in memory) over a plain save's CPU;
+        # the checksum's own CPU cost: hashing the file's bytes (xxh3-128, in memory) over a save's CPU;
         # in the save the bytes are hashed as they stream, so this is what the save adds
-        "checksum_cpu_fraction_of_save": med["xxh128_of_bytes"] / med["plain_save"],
-        "checksum_wall_fraction_of_save": (summarize(wall["xxh128_of_bytes"])["median_s"]
-                                           / summarize(wall["plain_save"])["median_s"]),
+        "checksum_cpu_fraction_of_save": med["xxh128_of_bytes"] / save_cpu,
+        "checksum_wall_fraction_of_save": summarize(wall["xxh128_of_bytes"])["median_s"] / save_wall,
         # the same seen as the difference of whole saves (median of paired rounds; fsync noise included)
         "checksummed_minus_plain_save_cpu_fraction": float(np.median(paired)) / med["plain_save"],
         "path_writer_minus_plain_save_cpu_fraction": (med["path_writer_save"] - med["plain_save"]) / med["plain_save"],
-        "sha256_cpu_fraction_of_save_before": med["sha256_of_file"] / med["plain_save"],
-        "finite_check_cpu_fraction_of_save": med["finite_check"] / med["plain_save"],
+        "sha256_cpu_fraction_of_save_before": med["sha256_of_file"] / save_cpu,
+        "finite_check_cpu_fraction_of_save": med["finite_check"] / save_cpu,
         "verification_cpu_fraction_of_load": (med["verified_load"] - med["load"]) / med["load"],
         "verified_load_wall_s": summarize(wall["verified_load"])["median_s"],
         "load_wall_s": summarize(wall["load"])["median_s"],
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     result["targets"] = {
         "shard_guards": target("read-back + lock < 2% of a shard build", shard_cost,
                                None if judge is None else shard_cost < 0.02),
-        "checkpoint_checksum": target("checksum CPU < 2% of a plain save's CPU (largest over the models)", save_cost,
+        "checkpoint_checksum": target("checksum CPU < 2% of a save's CPU (largest over the models)", save_cost,
                                     None if judge is None else save_cost < 0.02),
     }
     write_json(args.out, result)

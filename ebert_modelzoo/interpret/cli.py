@@ -37,7 +37,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loader", default=DEFAULT_LOADER, help=f"dataloader section to follow (default {DEFAULT_LOADER})")
     parser.add_argument("--batch_size", type=int, default=None,
                         help=f"samples per forward pass (default {DEFAULT_BATCH_SIZE} on a GPU; on the CPU sized to the "
-                             "model so that a pass stays cache-sized, e.g. 64 for ebert_tiny)")
+                             "model and threads so that a pass stays cache-sized, e.g. 64 per thread for ebert_tiny)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda for a GPU run when present, else cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")

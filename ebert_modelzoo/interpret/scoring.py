@@ -33,10 +33,12 @@ DEFAULT_LOADER = "trainer.fit.val_dataloader"
 DEFAULT_BATCH_SIZE = 256
 """Samples per forward pass on a GPU."""
 CPU_BATCH_BYTES = 16 << 20
-"""On the CPU a forward pass is sized so that one feed-forward intermediate (samples x tokens x
-filter_size float32) stays about this size, cache-sized rather than memory-sized: ebert_tiny
-scores 1.3-1.5x as many samples per CPU-second at 64 a pass as at 256 (bench/bench_interpret.py);
-a base-like model, compute-bound, is indifferent (a few samples a pass)."""
+"""On the CPU a forward pass is sized so that each torch thread's share of one feed-forward
+intermediate (samples x tokens x filter_size float32) stays about this size, cache-sized rather
+than memory-sized: one thread scores 1.3-1.5x as many ebert_tiny samples per CPU-second at 64 a
+pass as at 256 (bench/bench_interpret.py). With 2 threads on the shared, oversubscribed machine
+larger passes did better (fewer points where a thread waits for the other): 256 > 128 > 64.
+A base-like model, compute-bound, is indifferent (a few samples a pass)."""
 
 
 class InterpretError(ParamsError):
@@ -294,10 +296,12 @@ class Scorer:
         return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), dtype=np.float32)
 
 
-def cpu_batch_size(config: EBertFinetuneConfig, tokens: int) -> int:
-    """Samples per forward pass on the CPU for a model of ``config`` over ``tokens`` tokens (CPU_BATCH_BYTES)."""
+def cpu_batch_size(config: EBertFinetuneConfig, tokens: int, threads: Optional[int] = None) -> int:
+    """Samples per forward pass on the CPU for a model of ``config`` over ``tokens`` tokens with
+    ``threads`` torch threads (default torch's): CPU_BATCH_BYTES per thread."""
     per_sample = tokens * max(config.filter_size, 3 * config.hidden_size) * 4
-    return int(min(DEFAULT_BATCH_SIZE, max(1, CPU_BATCH_BYTES // per_sample)))
+    budget = CPU_BATCH_BYTES * (threads or torch.get_num_threads())
+    return int(min(DEFAULT_BATCH_SIZE, max(1, budget // per_sample)))
 
 
 def samples_for(windows: Sequence[int] | np.ndarray, cell: int, epigenome_cell: Optional[int] = None,
