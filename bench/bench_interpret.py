@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     result["targets"] = {"ebert_tiny_variants_per_s_per_cell_type": target(
         f">= {TINY_TARGET:g}", tiny, None if args.quick or args.device != "cpu" else tiny >= TINY_TARGET)}
     result["targets"]["ebert_tiny_variants_per_cpu_s_per_cell_type"] = target(
-        "none stated (CPU seconds of all threads: what the shared machine's load does not change)",
+        "none stated (per CPU-second of this process's threads; the other jobs change it less than wall time)",
         result["models"]["ebert_tiny"]["variants_per_s_per_cell_type_per_cpu_s"], None)
     for name, entry in result["models"].items():
         result["targets"][f"{name}_variants_batched_over_naive"] = target("none stated", entry["variants_speedup"], None)
