@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -112,8 +113,8 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
         update["data_dir"] = str(data_dir)
     loader_cfg = updated(_loader(params, loader_path), **update)
     # model_dir's lock, as run.py holds it in every mode: no training run saves or prunes its
-    # checkpoints while they are read
-    with folder_lock(model_dir, "run"):
+    # checkpoints while they are read (a model_dir that does not exist is not created for it)
+    with folder_lock(model_dir, "run") if model_dir.is_dir() else nullcontext():
         backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
         try:
             trainer = Trainer(params, backend, params_file, model_dir)
