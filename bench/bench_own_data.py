@@ -8,10 +8,12 @@ memory of the sequence CLI on a small vs a 10x larger table.
 Inputs are seeded random DNA (the figures do not depend on the sequence) and, for regions, the
 simulated epigenome of bench/sim_inputs.py (2 cell types x 15 states + 2 tracks).
 
-- Tables: CSV ``id,sequence,a,b`` of 200 bp rows. Pipeline: sequence_data.build (csv module, one
-  vectorised tokenisation per 4,096 rows, shards of 2,048). Reference: per row, labels parsed,
-  the row centred and tokenised with DNATokenizer.encode, the shard stacked and written by the
-  same writer.
+- Tables: CSV ``id,sequence,a,b`` of 200 bp rows. Pipeline: sequence_data.build (blocks of 4,096
+  rows located field by field in one vectorised pass, one vectorised tokenisation per block,
+  shards of 2,048). Reference (``table_reference``): straightforward per row, parse, check,
+  tokenise k-mer by k-mer and write each row into the shard's HDF5 datasets; a second one parses
+  the same way and writes each shard at once through the pipeline's writer. Both are checked to
+  write the pipeline's shard content before timing; wall and CPU seconds.
 - Regions: 1 kb windows centred on BED regions on a 10 Mb contig. Pipeline: the genome pipeline
   with ``regions`` (one worker). Reference: per region, the window fetched with pyfaidx, tokenised
   k-mer by k-mer, pyBigWig ``stats`` per bin and track, the state by bisection per bin.
@@ -23,7 +25,6 @@ Writes bench/results/own_data.json.
 """
 from __future__ import annotations
 
-import argparse
 import bisect
 import csv
 import hashlib
@@ -40,15 +41,15 @@ import pyBigWig
 import pyfaidx
 
 from bench import sim_inputs
-from bench.common import interleaved, interleaved_clocks, machine, run_measured, summarize, target, write_json
-from ebert_modelzoo.data import schema
-from ebert_modelzoo.data.shards import load_data_params
+from bench.common import bench_parser, interleaved, interleaved_clocks, machine, run_measured, summarize, target, write_json
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import load_data_params
+from ebert_modelzoo.evaluation.prediction_files import write_predictions
+from ebert_modelzoo.evaluation.sample_scores import SampleScores
 from ebert_modelzoo.preprocessing.config import OutputConfig, SequenceDataConfig, load_config
 from ebert_modelzoo.preprocessing.pipeline import make_plan, run
 from ebert_modelzoo.preprocessing.sequence_data import DATASET_ROW_ID, DATASET_SEQUENCE_LENGTH, build
 from ebert_modelzoo.preprocessing.writer import atomic_write_json, write_shard
-from ebert_modelzoo.sample_scores import SampleScores
-from ebert_modelzoo.training.prediction_files import write_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "own_data.json"
@@ -310,14 +311,12 @@ def memory(tmp: Path, rows: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "small sizes, one round, no target judged", RESULTS)
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the sequence table")
     parser.add_argument("--regions", type=int, default=5_000, help="BED regions")
     parser.add_argument("--predictions", type=int, default=200_000, help="windows of the predictions")
     parser.add_argument("--memory-rows", type=int, default=20_000, help="rows of the small memory run (large: 10x)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--quick", action="store_true", help="small sizes, one round, no target judged")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.regions, args.predictions, args.memory_rows, args.repeats = 3000, 200, 5000, 1000, 1

@@ -41,6 +41,8 @@ import torch
 import xxhash
 
 from ebert_modelzoo.atomic import fsync_dir, fsync_file, tmp_name, tmp_pattern
+from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
+from ebert_modelzoo.errors import CheckpointError
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
@@ -49,10 +51,6 @@ CHECKSUM_SUFFIX = ".xxh128"
 _HASHES: dict[str, Callable[[], Any]] = {CHECKSUM_SUFFIX: xxhash.xxh3_128, ".sha256": hashlib.sha256}
 """Checksum file suffix -> hash constructor, the current one first (older suffixes still verify)."""
 LOGGER = logging.getLogger("ebert_modelzoo")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable or does not fit the model; the message is one line."""
 
 
 def checkpoint_path(model_dir: str | Path, step: int) -> Path:
@@ -292,9 +290,6 @@ def torch_load(path: str | Path) -> dict[str, Any]:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint of either backend without Cerebras packages: ``cstorch.save`` files (HDF5
     signature) through cerebras/checkpoint_format.py, anything else through ``torch_load``."""
-    # Imported here: checkpoint_format imports CheckpointError from this module.
-    from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
-
     return read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path)
 
 
