@@ -8,10 +8,12 @@ memory of the sequence CLI on a small vs a 10x larger table.
 Inputs are seeded random DNA (the figures do not depend on the sequence) and, for regions, the
 simulated epigenome of bench/sim_inputs.py (2 cell types x 15 states + 2 tracks).
 
-- Tables: CSV ``id,sequence,a,b`` of 200 bp rows. Pipeline: sequence_data.build (csv module, one
-  vectorised tokenisation per 4,096 rows, shards of 2,048). Reference: per row, labels parsed,
-  the row centred and tokenised with DNATokenizer.encode, the shard stacked and written by the
-  same writer.
+- Tables: CSV ``id,sequence,a,b`` of 200 bp rows. Pipeline: sequence_data.build (blocks of 4,096
+  rows located field by field in one vectorised pass, one vectorised tokenisation per block,
+  shards of 2,048). Reference (``table_reference``): straightforward per row, parse, check,
+  tokenise k-mer by k-mer and write each row into the shard's HDF5 datasets; a second one parses
+  the same way and writes each shard at once through the pipeline's writer. Both are checked to
+  write the pipeline's shard content before timing; wall and CPU seconds.
 - Regions: 1 kb windows centred on BED regions on a 10 Mb contig. Pipeline: the genome pipeline
   with ``regions`` (one worker). Reference: per region, the window fetched with pyfaidx, tokenised
   k-mer by k-mer, pyBigWig ``stats`` per bin and track, the state by bisection per bin.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import hashlib
 import os
 import sys
 import tempfile
@@ -32,22 +35,21 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pyBigWig
 import pyfaidx
 
 from bench import sim_inputs
-from bench.common import bench_parser, interleaved, machine, run_measured, summarize, target, write_json
+from bench.common import bench_parser, interleaved, interleaved_clocks, machine, run_measured, summarize, target, write_json
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.evaluation.prediction_files import write_predictions
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
-from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_config
+from ebert_modelzoo.preprocessing.config import OutputConfig, SequenceDataConfig, load_config
 from ebert_modelzoo.preprocessing.pipeline import make_plan, run
-from ebert_modelzoo.preprocessing.sequence_data import build
-from ebert_modelzoo.preprocessing.sequence_files import SequenceFile
+from ebert_modelzoo.preprocessing.sequence_data import DATASET_ROW_ID, DATASET_SEQUENCE_LENGTH, build
 from ebert_modelzoo.preprocessing.writer import atomic_write_json, write_shard
-from ebert_modelzoo.tokenizer import DNATokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "own_data.json"
@@ -71,76 +73,149 @@ def write_table(path: Path, rows: int, rng: np.random.Generator) -> Path:
     return path
 
 
-def table_reference(path: Path, out: Path, window: int) -> int:
-    """Per-row: parse, centre, tokenise, collect; stack and write each shard with the same writer."""
-    tok = DNATokenizer(K)
-    rows: dict[str, list] = {"tokens": [], "labels": [], "start": [], "ids": []}
-    shards = 0
+_REF_LABELS = {"1": 1, "1.0": 1, "true": 1, "True": 1, "0": 0, "0.0": 0, "false": 0, "False": 0,
+               "-1": -1, "": -1, "NA": -1, "nan": -1, "NaN": -1}
+_REF_AMBIGUOUS = set("RYSWKMBDHVN")
 
-    def flush() -> None:
-        nonlocal shards
-        arrays = {schema.DATASET_WINDOW_CHROM: np.zeros(len(rows["tokens"]), np.int32),
-                  schema.DATASET_WINDOW_START: np.asarray(rows["start"], np.int64),
-                  schema.DATASET_TOKENS: np.stack(rows["tokens"]),
-                  schema.DATASET_LABELS: np.asarray(rows["labels"], np.int8)[None],
-                  "row_id": np.asarray([i.encode() for i in rows["ids"]])}
-        axis = {k: (1 if k == schema.DATASET_LABELS else 0) for k in arrays}
-        write_shard(out, shards, arrays, axis, "gzip", 64)
-        shards += 1
-        for v in rows.values():
-            v.clear()
 
+def _reference_row(row: dict[str, str], labels: list[str], window: int, vocab: dict[str, int]) -> tuple[list[int], list[int], str]:
+    """One row as one writes it without thinking about speed: check each base, centre the
+    sequence, look each k-mer up, parse each label."""
+    seq = row["sequence"].strip().upper()
+    for position, base in enumerate(seq):
+        if base not in "ACGT" and base not in _REF_AMBIGUOUS:
+            raise ValueError(f"invalid DNA character {base!r} at position {position}")
+    if not seq or len(seq) > window:
+        raise ValueError(f"sequence of {len(seq)} bp does not fit the window ({window} bp)")
+    left = (window - len(seq)) // 2 // K * K
+    padded = "." * left + seq + "." * (window - left - len(seq))
+    tokens = []
+    for i in range(0, window, K):
+        kmer = padded[i:i + K]
+        if kmer == "." * K:
+            tokens.append(0)  # [PAD]
+        elif "." in kmer:
+            tokens.append(5)  # [N]: bases and padding
+        else:
+            tokens.append(vocab.get(kmer, 5))  # [N]: an ambiguity code
+    return tokens, [_REF_LABELS[row[name].strip()] for name in labels], seq
+
+
+def table_reference(path: Path, out: Path, bin_size: int, write_rows: bool = True) -> int:
+    """The straightforward per-row build of the same shards (same datasets, values, chunks and
+    compression as sequence_data.build's defaults): a first pass over the rows for the longest
+    sequence (the window), then per row: csv.DictReader, each base checked, k-mer by k-mer
+    tokenisation with a dict, labels parsed one by one, and the row written into the shard's
+    HDF5 datasets (``write_rows``; False: rows collected and each shard written at once by the
+    pipeline's writer, a reference that batches the writes). Each shard is written under a
+    temporary name, hashed and renamed."""
+    vocab = {"".join(p): 6 + i for i, p in enumerate(product("ACGT", repeat=K))}
+    out.mkdir(parents=True, exist_ok=True)
     with open(path, newline="") as fh:
-        for i, row in enumerate(csv.DictReader(fh)):
-            seq = row["sequence"].strip()
-            left = (window - len(seq)) // 2 // K * K
-            ids = np.zeros(window // K, np.uint16)
-            usable = len(seq) // K * K
-            ids[left // K:(left + usable) // K] = tok.encode(seq[:usable])
-            rows["tokens"].append(ids)
-            rows["labels"].append([int(row["a"]), int(row["b"])])
-            rows["start"].append(i)
-            rows["ids"].append(row["id"])
-            if len(rows["tokens"]) == SHARD:
-                flush()
-    if rows["tokens"]:
-        flush()
+        rows = list(csv.DictReader(fh))  # a list of rows: the simple way
+    longest = max(len(row["sequence"].strip()) for row in rows)
+    window = max(bin_size, -(-longest // bin_size) * bin_size)
+    labels = [c for c in rows[0] if c not in ("id", "sequence")]
+    out_defaults = OutputConfig()
+    size, chunk = out_defaults.windows_per_shard, out_defaults.chunk_windows
+    shards = 0
+    for first in range(0, len(rows), size):
+        part = rows[first:first + size]
+        n = len(part)
+        done = [_reference_row(row, labels, window, vocab) for row in part] if not write_rows else None
+        if done is not None:
+            arrays = {schema.DATASET_WINDOW_CHROM: np.zeros(n, np.int32),
+                      schema.DATASET_WINDOW_START: np.arange(first, first + n, dtype=np.int64),
+                      schema.DATASET_TOKENS: np.array([t for t, _, _ in done], np.uint16),
+                      schema.DATASET_LABELS: np.array([[lab for _, lab, _ in done]], np.int8),
+                      DATASET_SEQUENCE_LENGTH: np.array([len(q) for _, _, q in done], np.int32),
+                      DATASET_ROW_ID: np.array([row["id"].encode() for row in part])}
+            write_shard(out, shards, arrays, {k: (1 if k == schema.DATASET_LABELS else 0) for k in arrays},
+                        out_defaults.compression, chunk)
+            shards += 1
+            continue
+        final = out / schema.SHARD_PATTERN.format(index=shards)
+        tmp = out / f".{final.name}.tmp"
+        id_width = max(len(row["id"].encode()) for row in part)
+        with h5py.File(tmp, "w", libver="earliest") as f:
+            filters = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+            make = lambda name, shape, dtype, chunks: f.create_dataset(  # noqa: E731
+                name, shape=shape, dtype=dtype, chunks=chunks, track_times=False, **filters)
+            chrom = make(schema.DATASET_WINDOW_CHROM, (n,), np.int32, (min(chunk, n),))
+            start = make(schema.DATASET_WINDOW_START, (n,), np.int64, (min(chunk, n),))
+            tokens = make(schema.DATASET_TOKENS, (n, window // K), np.uint16, (min(chunk, n), window // K))
+            labs = make(schema.DATASET_LABELS, (1, n, len(labels)), np.int8, (1, min(chunk, n), len(labels)))
+            lengths = make(DATASET_SEQUENCE_LENGTH, (n,), np.int32, (min(chunk, n),))
+            ids = make(DATASET_ROW_ID, (n,), f"S{id_width}", (min(chunk, n),))
+            for j, row in enumerate(part):
+                row_tokens, row_labels, seq = _reference_row(row, labels, window, vocab)
+                chrom[j] = 0
+                start[j] = first + j
+                tokens[j] = row_tokens
+                labs[0, j] = row_labels
+                lengths[j] = len(seq)
+                ids[j] = row["id"].encode()
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        os.replace(tmp, final)
+        (out / f"{final.name}.sha256").write_text(f"{digest}  {final.name}\n")
+        shards += 1
     return shards
+
+
+def _shard_arrays(folder: Path) -> list[dict[str, np.ndarray]]:
+    shards = []
+    for path in sorted(folder.glob("shard-*.h5")):
+        with h5py.File(path, "r") as f:
+            shards.append({name: f[name][()] for name in f})
+    return shards
+
+
+def same_shard_content(a: Path, b: Path) -> bool:
+    """Whether two folders hold shards with the same datasets, dtypes and values."""
+    left, right = _shard_arrays(a), _shard_arrays(b)
+    return len(left) == len(right) and all(
+        x.keys() == y.keys() and all(x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]) for k in x)
+        for x, y in zip(left, right))
 
 
 def tables(tmp: Path, rows: int, repeats: int) -> dict[str, Any]:
     table = write_table(tmp / "train.csv", rows, np.random.default_rng(0))
     config = SequenceDataConfig.model_validate({"sequences": {"train": [str(table)]}})  # window: the longest row
+    # the reference builds the pipeline's shards: same datasets and values (checked before timing)
+    built = build(config, tmp / "check_pipeline", progress=False)["train"]
+    table_reference(table, tmp / "check_reference", config.bin_size)
+    table_reference(table, tmp / "check_reference_batched", config.bin_size, write_rows=False)
+    same = (same_shard_content(built, tmp / "check_reference")
+            and same_shard_content(built, tmp / "check_reference_batched"))
+    if not same:
+        raise RuntimeError("the per-row reference's shards differ from the pipeline's")
     outs = iter(range(1000))
-    times = interleaved({
+    cases = {
         "pipeline": lambda: build(config, tmp / f"p{next(outs)}", progress=False),
-        "reference": lambda: table_reference(table, tmp / f"r{next(outs)}", ROW_BP),
-    }, repeats)
-    p, r = summarize(times["pipeline"])["median_s"], summarize(times["reference"])["median_s"]
-    # the same two without writing shards: reading, checking and tokenising only
-    reader = SequenceFile(table)
-    tok = DNATokenizer(K)
-
-    def read_pipeline() -> None:
-        for block in reader.blocks(["a", "b"], 4096):
-            tok.encode_centred(block.sequences, ROW_BP)
-
-    def read_reference() -> None:
-        with open(table, newline="") as fh:
-            for row in csv.DictReader(fh):
-                seq = row["sequence"].strip()
-                left = (ROW_BP - len(seq)) // 2 // K * K
-                ids = np.zeros(ROW_BP // K, np.uint16)
-                ids[left // K:(left + len(seq) // K * K) // K] = tok.encode(seq[:len(seq) // K * K])
-                _ = (int(row["a"]), int(row["b"]))
-
-    no_write = interleaved({"pipeline": read_pipeline, "reference": read_reference}, repeats)
-    pr, rr = summarize(no_write["pipeline"])["median_s"], summarize(no_write["reference"])["median_s"]
-    return {"rows": rows, "row_bp": ROW_BP, "window": ROW_BP, "k": K, "rounds": repeats,
-            "read_and_tokenise_only": {"pipeline_sequences_per_s": round(rows / pr, 1),
-                                       "reference_sequences_per_s": round(rows / rr, 1), "speedup": round(rr / pr, 2)},
-            "pipeline_s": round(p, 4), "pipeline_sequences_per_s": round(rows / p, 1),
-            "reference_s": round(r, 4), "reference_sequences_per_s": round(rows / r, 1), "speedup": round(r / p, 2)}
+        "reference": lambda: table_reference(table, tmp / f"r{next(outs)}", config.bin_size),
+        "reference_batched_writes": lambda: table_reference(table, tmp / f"b{next(outs)}", config.bin_size,
+                                                            write_rows=False),
+    }
+    wall, cpu = interleaved_clocks(cases, repeats)
+    med = {name: summarize(v)["median_s"] for name, v in wall.items()}
+    cpu_med = {name: summarize(v)["median_s"] for name, v in cpu.items()}
+    result: dict[str, Any] = {
+        "rows": rows, "row_bp": ROW_BP, "window": ROW_BP, "k": K, "rounds": repeats, "same_shard_content": same,
+        "reference": "per row: csv.DictReader, each base checked, centred, k-mer by k-mer dict lookup, labels one "
+                     "by one, the row written into the shard's HDF5 datasets (same chunks and gzip), each shard "
+                     "hashed and renamed; a first pass over the rows for the window",
+        "reference_batched_writes": "the same per-row parsing and tokenising, each shard written at once by the "
+                                    "pipeline's writer (read back, hashed, fsynced)",
+    }
+    for name in cases:
+        result[f"{name}_s"] = round(med[name], 4)
+        result[f"{name}_cpu_s"] = round(cpu_med[name], 4)
+        result[f"{name}_sequences_per_s"] = round(rows / med[name], 1)
+    result["speedup"] = round(med["reference"] / med["pipeline"], 2)
+    result["speedup_cpu"] = round(cpu_med["reference"] / cpu_med["pipeline"], 2)
+    result["speedup_over_batched_writes"] = round(med["reference_batched_writes"] / med["pipeline"], 2)
+    result["speedup_over_batched_writes_cpu"] = round(cpu_med["reference_batched_writes"] / cpu_med["pipeline"], 2)
+    return result
 
 
 def regions_reference(fasta: Path, manifest: list[dict], starts: np.ndarray) -> int:

@@ -58,6 +58,29 @@ def interleaved(
     return times
 
 
+def interleaved_clocks(cases: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 0,
+                       sync: Callable[[], None] = lambda: None
+                       ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(wall seconds, process CPU seconds) per call of each case, warmed up and interleaved as
+    ``interleaved`` does. CPU seconds are steadier on a shared machine (they count every thread
+    of this process); wall seconds include waiting for a core and for the disk."""
+    names = list(cases)
+    for _ in range(warmup):
+        for name in names:
+            cases[name]()
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        for name in names if round_index % 2 == 0 else reversed(names):
+            sync()
+            began_wall, began_cpu = time.perf_counter(), time.process_time()
+            cases[name]()
+            sync()
+            wall[name].append(time.perf_counter() - began_wall)
+            cpu[name].append(time.process_time() - began_cpu)
+    return wall, cpu
+
+
 def summarize(seconds: list[float]) -> dict[str, float]:
     """Median, min and max of a list of timings, in seconds."""
     return {

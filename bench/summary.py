@@ -141,7 +141,7 @@ def _conditions(data: dict) -> str:
     load = cond.get("load_average_1min_at_start")
     if load is not None:
         parts.append(f"load {load:.1f} at start")
-    for key in ("threads", "model_threads", "processor_workers", "pipeline_workers", "memory_run_workers",
+    for key in ("threads", "torch_threads", "model_threads", "processor_workers", "pipeline_workers", "memory_run_workers",
                 "clock"):
         if key in cond:
             parts.append(f"{key.replace('_', ' ')} {cond[key]}")

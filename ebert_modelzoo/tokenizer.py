@@ -110,9 +110,12 @@ class DNATokenizer:
             raise ValueError(f"row {row}: invalid DNA character {char!r} at position {pos - int(ends[row] - lengths[row])}")
         left = (length - lengths) // 2 // self.k * self.k
         grid = np.full((n, length), _PADDING, dtype=np.uint8)
-        rows = np.repeat(np.arange(n), lengths)
-        cols = np.arange(codes.size) - np.repeat(ends - lengths, lengths) + np.repeat(left, lengths)
-        grid[rows, cols] = codes
+        if n and lengths.min() == lengths.max():  # one length (the usual table): a block copy
+            grid[:, int(left[0]):int(left[0] + lengths[0])] = codes.reshape(n, -1)
+        else:
+            rows = np.repeat(np.arange(n), lengths)
+            cols = np.arange(codes.size) - np.repeat(ends - lengths, lengths) + np.repeat(left, lengths)
+            grid[rows, cols] = codes
         # k strided passes over (n, tokens) arrays: reductions over a short last axis are slow
         ids = np.zeros((n, length // self.k), dtype=np.int32)
         padded = np.zeros(ids.shape, dtype=np.uint8)

@@ -21,6 +21,7 @@ import yaml
 
 from ebert_modelzoo.config_base import read_yaml
 from ebert_modelzoo.evaluation.metrics import auroc
+from ebert_modelzoo.folder_lock import folder_lock
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "data_processing" / "configs" / "demo_finetuning.yaml"
@@ -179,6 +180,11 @@ def test_predictions_on_regions_as_tsv_bed_bedgraph_and_bigwig(demo_regions):
     for out in ("p.tsv", "p.bed", "p.bedGraph", "p.bw"):
         run([sys.executable, "-m", "ebert_modelzoo.evaluation.predict", "-p", str(params_file), "--out", str(tmp / out)],
             cwd=tmp)
+    with folder_lock(tmp / "model", "run"):  # as a training run holds it: predict is refused, naming it
+        busy = subprocess.run([sys.executable, "-m", "ebert_modelzoo.evaluation.predict", "-p", str(params_file),
+                               "--out", str(tmp / "busy.tsv")], cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert busy.returncode == 1 and busy.stderr.startswith(f"error: {tmp / 'model'}: in use by another run (pid ")
+    assert not (tmp / "busy.tsv").exists()
     test = _split(tmp / "regions" / "test")
     with open(tmp / "p.tsv") as fh:
         table = list(csv.DictReader(fh, delimiter="\t"))

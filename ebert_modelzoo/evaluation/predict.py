@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -30,6 +31,7 @@ from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.data.loader import ShardDataset
 from ebert_modelzoo.evaluation.prediction_files import describe, output_format, write_predictions
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
+from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.checkpoint import CheckpointError, latest_checkpoint
 from ebert_modelzoo.training.loop import Trainer
@@ -83,27 +85,30 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
     if data_dir is not None:
         update["data_dir"] = str(data_dir)
     loader_cfg = updated(_loader(params, loader_path), **update)
-    backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
-    try:
-        trainer = Trainer(params, backend, params_file, model_dir)
-        if checkpoint is None:  # the newest intact one
-            checkpoint, state = trainer.newest_valid_checkpoint()
-            trainer.load(checkpoint, ("model", "step"), strict=True, state=state)
-        else:
-            trainer.load(Path(checkpoint), ("model", "step"), strict=True)
-        order_source = DataSource(loader_cfg)
-        dataset: ShardDataset = order_source.loader.dataset
-        cell_index, window_index = dataset.sample_order(0, order_source.config.num_workers)
-        collected: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "weights": []}
+    # model_dir's lock, as run.py holds it in every mode: no training run saves or prunes its
+    # checkpoints while they are read (a model_dir that does not exist is not created for it)
+    with folder_lock(model_dir, "run") if model_dir.is_dir() else nullcontext():
+        backend = select_backend(BackendOptions(target=params.trainer.init.backend.backend_type, model_dir=model_dir))
+        try:
+            trainer = Trainer(params, backend, params_file, model_dir)
+            if checkpoint is None:  # the newest intact one
+                checkpoint, state = trainer.newest_valid_checkpoint()
+                trainer.load(checkpoint, ("model", "step"), strict=True, state=state)
+            else:
+                trainer.load(Path(checkpoint), ("model", "step"), strict=True)
+            order_source = DataSource(loader_cfg)
+            dataset: ShardDataset = order_source.loader.dataset
+            cell_index, window_index = dataset.sample_order(0, order_source.config.num_workers)
+            collected: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "weights": []}
 
-        def collect(outputs: Any, batch: dict[str, Any]) -> None:
-            collected["scores"].append(outputs.logits.detach().float().cpu().numpy())
-            collected["labels"].append(batch["seq_labels"].cpu().numpy())
-            collected["weights"].append(batch["seq_label_weights"].cpu().numpy())
+            def collect(outputs: Any, batch: dict[str, Any]) -> None:
+                collected["scores"].append(outputs.logits.detach().float().cpu().numpy())
+                collected["labels"].append(batch["seq_labels"].cpu().numpy())
+                collected["weights"].append(batch["seq_label_weights"].cpu().numpy())
 
-        metrics = trainer.evaluate(loader_cfg, order_source.num_batches(), loader_path, on_batch=collect)
-    finally:
-        backend.close()
+            metrics = trainer.evaluate(loader_cfg, order_source.num_batches(), loader_path, on_batch=collect)
+        finally:
+            backend.close()
     data = order_source.processor
     num_windows, cells = sum(data.params.shard_windows), list(data.cells)
     arrays = {key: np.concatenate(parts) for key, parts in collected.items()}
@@ -150,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, CheckpointError, ValueError, RuntimeError) as err:
+    except (OSError, CheckpointError, ValueError, RuntimeError) as err:  # OSError: a folder that cannot be locked
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     LOGGER.info("wrote %s", describe(paths))

@@ -35,7 +35,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_path", help="checkpoint (default: the newest in the params' model_dir)")
     parser.add_argument("--data_dir", help="split folder to read windows from (default: the --loader's data_dir)")
     parser.add_argument("--loader", default=DEFAULT_LOADER, help=f"dataloader section to follow (default {DEFAULT_LOADER})")
-    parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="samples per forward pass")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help=f"samples per forward pass (default {DEFAULT_BATCH_SIZE} on a GPU; on the CPU sized to the "
+                             "model and threads so that a pass stays cache-sized, e.g. 64 per thread for ebert_tiny)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda for a GPU run when present, else cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")

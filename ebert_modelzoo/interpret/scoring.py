@@ -31,6 +31,14 @@ from ebert_modelzoo.training.checkpoint import latest_checkpoint, load_model_wei
 
 DEFAULT_LOADER = "trainer.fit.val_dataloader"
 DEFAULT_BATCH_SIZE = 256
+"""Samples per forward pass on a GPU."""
+CPU_BATCH_BYTES = 16 << 20
+"""On the CPU a forward pass is sized so that each torch thread's share of one feed-forward
+intermediate (samples x tokens x filter_size float32) stays about this size, cache-sized rather
+than memory-sized: one thread scores 1.3-1.5x as many ebert_tiny samples per CPU-second at 64 a
+pass as at 256 (bench/bench_interpret.py). With 2 threads on the shared, oversubscribed machine
+larger passes did better (fewer points where a thread waits for the other): 256 > 128 > 64.
+A base-like model, compute-bound, is indifferent (a few samples a pass)."""
 
 
 class InterpretError(ParamsError):
@@ -94,7 +102,7 @@ class Scorer:
 
     def __init__(self, params_file: str | Path, checkpoint: Optional[str | Path] = None,
                  data_dir: Optional[str | Path] = None, loader: str = DEFAULT_LOADER,
-                 device: Optional[str] = None, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 device: Optional[str] = None, batch_size: Optional[int] = None) -> None:
         """
         Args:
             params_file: the run's params YAML.
@@ -103,7 +111,8 @@ class Scorer:
                 of the split can be scored.
             loader: the dataloader section whose data settings (labels, inputs) batches follow.
             device: default cuda when the run's backend is GPU and one is present, else cpu.
-            batch_size: samples per forward pass.
+            batch_size: samples per forward pass; default DEFAULT_BATCH_SIZE on a GPU, and on the
+                CPU as many as keep a feed-forward intermediate near CPU_BATCH_BYTES.
 
         Raises:
             ParamsError: not a fine-tuning run with a sequence head, or no such dataloader.
@@ -133,8 +142,10 @@ class Scorer:
         load_model_weights(model, read_checkpoint(path)["model"], True, path)
         self.model = model.to(self.device).eval()
         self.builder = self.processor.batch_builder()
-        self.tokenizer = DNATokenizer(int(self.data.raw["tokenizer"]["k"]))
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZE if self.device.type != "cpu" else cpu_batch_size(config, self.builder.seq_len)
         self.batch_size = batch_size
+        self.tokenizer = DNATokenizer(int(self.data.raw["tokenizer"]["k"]))
         self.label_names: tuple[str, ...] = tuple(self.processor.label_names)
         self.cell_types: tuple[str, ...] = tuple(self.data.cell_types)
         self.contigs: tuple[str, ...] = tuple(self.data.raw["contigs"])
@@ -283,6 +294,14 @@ class Scorer:
         """[n, K] float32 logits of ``samples``, batch_size at a time."""
         out = [self.forward(self.batch(piece)).float().cpu().numpy() for piece in self.chunks(samples, progress)]
         return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), dtype=np.float32)
+
+
+def cpu_batch_size(config: EBertFinetuneConfig, tokens: int, threads: Optional[int] = None) -> int:
+    """Samples per forward pass on the CPU for a model of ``config`` over ``tokens`` tokens with
+    ``threads`` torch threads (default torch's): CPU_BATCH_BYTES per thread."""
+    per_sample = tokens * max(config.filter_size, 3 * config.hidden_size) * 4
+    budget = CPU_BATCH_BYTES * (threads or torch.get_num_threads())
+    return int(min(DEFAULT_BATCH_SIZE, max(1, budget // per_sample)))
 
 
 def samples_for(windows: Sequence[int] | np.ndarray, cell: int, epigenome_cell: Optional[int] = None,

@@ -19,7 +19,7 @@ def test_checksums_fallback_and_crafted_files(tmp_path):
     done = run_py(["CPU", "-p", str(params), "-m", "train", "--max_steps", "4"], cwd=tmp_path)
     assert done.returncode == 0 and "(cstorch backend)" in done.stdout, done.stderr[-2000:]
     newest = tmp_path / "model" / "checkpoint_4.mdl"
-    assert (tmp_path / "model" / "checkpoint_4.mdl.sha256").read_text().split()[1] == newest.name
+    assert (tmp_path / "model" / "checkpoint_4.mdl.xxh128").read_text().split()[1] == newest.name
     data_bytes = bytearray(newest.read_bytes())
     data_bytes[len(data_bytes) // 2] ^= 0xFF
     newest.write_bytes(bytes(data_bytes))

@@ -34,3 +34,15 @@ def test_one_hot_and_regions() -> None:
     for bad in ("chrX", "chrX:10-5", "chrX:a-b"):
         with pytest.raises(InterpretError, match="region"):
             parse_region(bad)
+
+
+def test_cpu_batches_are_sized_to_the_model_and_threads() -> None:
+    from pathlib import Path
+
+    from ebert_modelzoo.config import load_params
+    from ebert_modelzoo.interpret.scoring import DEFAULT_BATCH_SIZE, cpu_batch_size
+
+    tiny = load_params(Path(__file__).resolve().parents[2] / "params" / "ebert_finetune_tiny.yaml").trainer.init.model
+    base_like = tiny.model_copy(update={"hidden_size": 768, "filter_size": 3072})
+    assert [cpu_batch_size(tiny, 256, t) for t in (1, 2, 8)] == [64, 128, DEFAULT_BATCH_SIZE]
+    assert cpu_batch_size(base_like, 256, 1) == 5 and cpu_batch_size(base_like, 4096, 1) == 1

@@ -19,7 +19,7 @@ from .fixtures import REPO, pretrain_params, run_py, schedule, write_params
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data) -> Path:
-    """10 steps, checkpoints at 5 and 10 (each with its .sha256)."""
+    """10 steps, checkpoints at 5 and 10 (each with its .xxh128 checksum file)."""
     root = tmp_path_factory.mktemp("trained")
     params = write_params(root / "p.yaml", pretrain_params(data, root / "model", max_steps=10))
     run_py("CPU", "--params", str(params), "--mode", "train")
@@ -47,7 +47,7 @@ def test_checkpoints_carry_checksums(trained):
     assert [s for s, _ in found] == [5, 10]
     for _, path in found:
         digest, name = checksum_path(path).read_text().split()
-        assert name == path.name and len(digest) == 64
+        assert name == path.name and len(digest) == 32
 
 
 @pytest.mark.parametrize("damage", ["flipped", "empty"])
@@ -62,7 +62,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path, trained,
     # the explicit path is not replaced: one line naming it, exit 1
     bad = run_py("CPU", "--params", str(params), "--mode", "eval", "--checkpoint_path", str(newest), check=1)
     assert bad.stderr.startswith(f"error: {newest}: ") and bad.stderr.count("\n") == 1
-    assert ("sha256 differs" if damage == "flipped" else "empty file") in bad.stderr
+    assert ("checksum differs" if damage == "flipped" else "empty file") in bad.stderr
     # eval_all scores the intact one and reports the other
     every = run_py("CPU", "--params", str(params), "--mode", "eval_all", check=1)
     assert "1 of 2 checkpoints skipped" in every.stderr

@@ -3,6 +3,7 @@ scaling), checkpoint files (atomic writes, pruning, RNG, weight loading), the to
 batch stream, and mixed precision with the real model."""
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -116,7 +117,7 @@ def test_atomic_save_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
     assert list_checkpoints(tmp_path) == [(5, good)]
     assert torch.equal(torch_load(good)["model"]["w"], torch.ones(2))
     prune_checkpoints(tmp_path, None)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_5.mdl", "checkpoint_5.mdl.sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_5.mdl", "checkpoint_5.mdl.xxh128"]
 
 
 def test_prune_keeps_the_newest(tmp_path):
@@ -192,18 +193,19 @@ def test_evaluation_metrics_only_from_steps_that_ran(tmp_path, data, runs_steps)
 
 
 def test_checkpoint_file_writes_a_matching_checksum_and_prune_takes_it_along(tmp_path):
-    import hashlib
+    import xxhash
 
     from ebert_modelzoo.training.checkpoint import checksum_path, verify_checkpoint
 
     for step in (1, 2, 3):
         atomic_torch_save({"model": {"w": torch.full((3,), float(step))}}, checkpoint_path(tmp_path, step))
     path = checkpoint_path(tmp_path, 3)
+    # hashed while torch.save streamed it: the digest is that of the bytes on disk
     digest, name = checksum_path(path).read_text().split()
-    assert name == path.name and digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert name == path.name and digest == xxhash.xxh3_128(path.read_bytes()).hexdigest()
     assert verify_checkpoint(path)
     prune_checkpoints(tmp_path, 1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_3.mdl", "checkpoint_3.mdl.sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_3.mdl", "checkpoint_3.mdl.xxh128"]
 
 
 def test_a_modelzoo_checkpoint_reads_with_our_names_and_ours_is_left_alone():
@@ -217,3 +219,81 @@ def test_a_modelzoo_checkpoint_reads_with_our_names_and_ours_is_left_alone():
         4, {"epoch": 0, "batch": 4}, params, "cstorch")
     ours = {"model": {}, "step": 3, "global_step": 3, "backend": "torch", "data_state": {"epoch": 1, "batch": 0}}
     assert from_modelzoo(ours) is ours
+
+
+def test_checkpoint_file_hashes_what_a_path_writer_wrote(tmp_path):
+    """The cstorch backend's route: a writer that needs a path and seeks (HDF5, as cstorch.save)."""
+    import h5py
+    import xxhash
+
+    from ebert_modelzoo.training.checkpoint import checkpoint_file, checksum_path, verify_checkpoint
+
+    path = checkpoint_path(tmp_path, 4)
+    with checkpoint_file(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("w", data=np.arange(1000.0), chunks=(100,), compression="gzip")
+            f.attrs["done"] = True  # written after the data: the header is rewritten in place
+    assert checksum_path(path).read_text() == f"{xxhash.xxh3_128(path.read_bytes()).hexdigest()}  {path.name}\n"
+    assert verify_checkpoint(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt: its checksum differs from the one recorded in checkpoint_4.mdl.xxh128"):
+        verify_checkpoint(path)
+
+
+def test_sha256_checksum_files_of_older_runs_still_verify(tmp_path):
+    import hashlib
+
+    from ebert_modelzoo.training.checkpoint import checksum_path, verify_checkpoint
+
+    path = checkpoint_path(tmp_path, 2)
+    atomic_torch_save({"model": {"w": torch.ones(3)}}, path)
+    checksum_path(path).unlink()
+    legacy = checksum_path(path, ".sha256")
+    legacy.write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+    assert verify_checkpoint(path)
+    legacy.write_text(f"{hashlib.sha256(b'other').hexdigest()}  {path.name}\n")
+    with pytest.raises(CheckpointError, match="corrupt: .* recorded in checkpoint_2.mdl.sha256"):
+        verify_checkpoint(path)
+    for unreadable in (b"\xff", b"", b"\n"):
+        legacy.write_bytes(unreadable)
+        with pytest.raises(CheckpointError, match="unreadable checksum file"):
+            verify_checkpoint(path)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("killed_after_renames", [1, 2])
+def test_saving_a_step_again_keeps_a_checkpoint_that_verifies_at_every_kill_point(tmp_path, monkeypatch, legacy,
+                                                                                  killed_after_renames):
+    """A kill between the checksum file's rename and the checkpoint's (1), or before the old hash
+    is dropped (2), leaves the old or the new checkpoint, and it verifies; the run that completes
+    leaves one checksum file listing one hash."""
+    import hashlib
+
+    from ebert_modelzoo.training import checkpoint as ck
+
+    path = checkpoint_path(tmp_path, 7)
+    atomic_torch_save({"model": {"w": torch.zeros(4)}}, path)
+    if legacy:  # written by an older version: a .sha256 file only
+        ck.checksum_path(path).unlink()
+        ck.checksum_path(path, ".sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+    real_replace, renames = os.replace, []
+
+    def replace(src, dst):
+        if len(renames) == killed_after_renames:
+            raise KeyboardInterrupt("killed")
+        renames.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ck.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"model": {"w": torch.ones(4)}}, path)
+    monkeypatch.setattr(ck.os, "replace", real_replace)
+    assert ck.verify_checkpoint(path)
+    expected = torch.zeros(4) if killed_after_renames == 1 else torch.ones(4)
+    assert torch.equal(torch_load(path)["model"]["w"], expected)
+    atomic_torch_save({"model": {"w": torch.full((4,), 2.0)}}, path)
+    assert ck.verify_checkpoint(path) and torch.equal(torch_load(path)["model"]["w"], torch.full((4,), 2.0))
+    assert len(ck.checksum_path(path).read_text().splitlines()) == 1
+    assert not ck.checksum_path(path, ".sha256").exists()
