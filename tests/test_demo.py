@@ -92,7 +92,7 @@ def test_every_run_finished_with_a_checkpoint_params_and_log(demo):
     for name in RUNS[2:]:  # every fine-tuning run trains on bound windows 8x, scores every window once
         trainer = load_params(out / "params" / f"{name}.yaml").trainer
         assert trainer.fit.train_dataloader.bound_repeats == 8
-        assert trainer.fit.val_dataloader.bound_repeats == trainer.validate.val_dataloader.bound_repeats == 1
+        assert trainer.fit.val_dataloader.bound_repeats == trainer.validate_.val_dataloader.bound_repeats == 1
     pretraining = load_params(out / "params" / "pretrain_dna_epigenome.yaml").trainer.init.model
     assert pretraining.state_mlm_loss_weight > 0 and pretraining.num_signal_tracks == 3
     # fine-tuning runs were evaluated during training: the validation points of the training curves
@@ -142,8 +142,8 @@ def test_report_schema_and_files(demo):
     data = results(out)
     assert [v["name"] for v in data["variants"]] == list(VARIANTS)
     seeds = {v["name"]: v["seeds"]["seeds"] for v in data["variants"]}
-    assert all(seeds[name] == list(SEEDS) for name in VARIANTS[:5] + VARIANTS[-1:])
-    assert all(seeds[name] == [None] for name in VARIANTS[5:8])
+    assert all(seeds[name] == list(SEEDS) for name in VARIANTS[:6] + VARIANTS[-1:])
+    assert all(seeds[name] == [None] for name in VARIANTS[6:9])
     for variant in data["variants"]:
         assert set(variant["metrics"]) == set(TFS) | {"mean"}
         for values in variant["metrics"].values():
