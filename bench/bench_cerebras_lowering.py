@@ -13,7 +13,6 @@ Writes bench/results/cerebras_lowering.json.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, run_measured, target, write_json
+from bench.common import bench_parser, machine, run_measured, target, write_json
 from tests.run_cases import data_for, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,10 +65,8 @@ def lower(venv: Path, params_file: str, tmp: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "check the venv only; the lowering takes minutes", RESULTS)
     parser.add_argument("--params", default="ebert_base.yaml", help="a file in params/")
-    parser.add_argument("--quick", action="store_true", help="check the venv only; the lowering takes minutes")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     venv = venv_path()
     result: dict[str, Any] = {"benchmark": "cerebras_lowering", "quick": args.quick, "conditions": {**machine(), "venv": str(venv)}}

@@ -24,7 +24,6 @@ bench/results/data_processor.json.
 """
 from __future__ import annotations
 
-import argparse
 import cProfile
 import io
 import pstats
@@ -38,7 +37,7 @@ import torch
 
 from bench import sim_inputs
 from bench.bench_training import Shape, _optimizer, _train_fn, ebert_config, make_batches
-from bench.common import interleaved, machine, summarize, target, write_json
+from bench.common import bench_parser, interleaved, machine, summarize, target, write_json
 from ebert_modelzoo.data.processors import EBertPretrainingDataProcessor
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 from ebert_modelzoo.preprocessing.config import load_config
@@ -141,16 +140,14 @@ def measure(data_dir: Path, batches: int, repeats: int, model_batch: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "512 windows, 2 batches, 1 round, model batch 1", RESULTS)
     parser.add_argument("--windows", type=int, default=16384, help="windows written by the pipeline (2 shards)")
     parser.add_argument("--batches", type=int, default=40, help="timed processor batches per measurement")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (processor vs model steps)")
     parser.add_argument("--model-batch", type=int, default=8, help="batch of the timed training steps")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of the model steps (1: on a shared machine a descheduled thread stalls the rest)")
-    parser.add_argument("--quick", action="store_true", help="512 windows, 2 batches, 1 round, model batch 1")
     parser.add_argument("--source", type=Path, default=sim_inputs.SOURCE, help="the chrX FASTA (gzip)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.windows, args.batches, args.repeats, args.model_batch = 512, 2, 1, 1

@@ -16,7 +16,6 @@ Target (issue 13): ebert_tiny >= 500 variants/s per cell type on the 2-core CPU.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -30,13 +29,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import interleaved, machine, summarize, synchronizer, target, write_json  # noqa: E402
+from bench.common import bench_parser, interleaved, machine, summarize, synchronizer, target, write_json  # noqa: E402
+from ebert_modelzoo.config import load_params  # noqa: E402
 from ebert_modelzoo.interpret.attribution import ism  # noqa: E402
 from ebert_modelzoo.interpret.scoring import Scorer, samples_for  # noqa: E402
 from ebert_modelzoo.interpret.variants import Variant, score_variants  # noqa: E402
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel  # noqa: E402
-from ebert_modelzoo.config import load_params  # noqa: E402
-from tests.data_processors.split_builder import build_split  # noqa: E402
+from tests.data.split_builder import build_split  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "interpret.json"
 TINY_TARGET = 500.0
@@ -125,7 +124,7 @@ def measure(scorer: Scorer, variants: int, naive_variants: int, naive_mutants: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "tiny model only, 64 variants, ISM of 100 positions, 1 round", RESULTS)
     parser.add_argument("--variants", type=int, default=1024, help="ebert_tiny: variants per batched measurement")
     parser.add_argument("--naive-variants", type=int, default=32, help="ebert_tiny: variants per naive measurement")
     parser.add_argument("--naive-mutants", type=int, default=48, help="ebert_tiny: single-mutant passes per naive ISM")
@@ -135,8 +134,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or CPU seconds of this process (steadier on a shared machine, with --threads 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--quick", action="store_true", help="tiny model only, 64 variants, ISM of 100 positions, 1 round")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     # (shape, variants, naive variants, naive mutants, ISM positions timed): the base-like model is
     # ~40x the tiny one's FLOPs, so it times fewer (windows/s scale from the positions timed)

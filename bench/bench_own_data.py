@@ -23,7 +23,6 @@ Writes bench/results/own_data.json.
 """
 from __future__ import annotations
 
-import argparse
 import bisect
 import csv
 import os
@@ -38,17 +37,17 @@ import pyBigWig
 import pyfaidx
 
 from bench import sim_inputs
-from bench.common import interleaved, machine, run_measured, summarize, target, write_json
-from ebert_modelzoo.data import schema
-from ebert_modelzoo.data.shards import load_data_params
+from bench.common import bench_parser, interleaved, machine, run_measured, summarize, target, write_json
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import load_data_params
+from ebert_modelzoo.evaluation.prediction_files import write_predictions
+from ebert_modelzoo.evaluation.sample_scores import SampleScores
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_config
 from ebert_modelzoo.preprocessing.pipeline import make_plan, run
 from ebert_modelzoo.preprocessing.sequence_data import build
 from ebert_modelzoo.preprocessing.sequence_files import SequenceFile
 from ebert_modelzoo.preprocessing.writer import atomic_write_json, write_shard
-from ebert_modelzoo.sample_scores import SampleScores
 from ebert_modelzoo.tokenizer import DNATokenizer
-from ebert_modelzoo.training.prediction_files import write_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "own_data.json"
@@ -237,14 +236,12 @@ def memory(tmp: Path, rows: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "small sizes, one round, no target judged", RESULTS)
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the sequence table")
     parser.add_argument("--regions", type=int, default=5_000, help="BED regions")
     parser.add_argument("--predictions", type=int, default=200_000, help="windows of the predictions")
     parser.add_argument("--memory-rows", type=int, default=20_000, help="rows of the small memory run (large: 10x)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--quick", action="store_true", help="small sizes, one round, no target judged")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.regions, args.predictions, args.memory_rows, args.repeats = 3000, 200, 5000, 1000, 1

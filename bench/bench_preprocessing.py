@@ -21,7 +21,6 @@ Writes bench/results/preprocessing.json.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import pyBigWig
 import pyfaidx
 
 from bench import sim_inputs
-from bench.common import interleaved, machine, run_measured, summarize, target, write_json
+from bench.common import bench_parser, interleaved, machine, run_measured, summarize, target, write_json
 from ebert_modelzoo.preprocessing.config import load_config
 from ebert_modelzoo.preprocessing.pipeline import make_plan, run
 
@@ -152,15 +151,13 @@ def peak_memory(tmp: Path, small_mbp: float, quick: bool, cells: int, workers: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "0.2 Mbp throughput, 0.5 Mb vs a 2 Mb chromosome", RESULTS)
     parser.add_argument("--mbp", type=float, default=3.0, help="throughput region length in Mbp")
     parser.add_argument("--memory-mbp", type=float, default=10.0, help="the small region of the memory runs, Mb")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of pipeline vs reference")
     parser.add_argument("--cells", type=int, default=2, help="simulated cell types")
     parser.add_argument("--workers", type=int, default=1, help="CLI workers of the memory runs")
-    parser.add_argument("--quick", action="store_true", help="0.2 Mbp throughput, 0.5 Mb vs a 2 Mb chromosome")
     parser.add_argument("--source", type=Path, default=sim_inputs.SOURCE, help="the chrX FASTA (gzip)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.mbp, args.memory_mbp, args.repeats = 0.2, 0.5, 1

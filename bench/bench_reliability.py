@@ -21,7 +21,6 @@ Writes bench/results/reliability.json.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -31,12 +30,12 @@ import numpy as np
 import torch
 
 from bench import sim_inputs
-from bench.common import machine, summarize, target, write_json
+from bench.common import bench_parser, machine, summarize, target, write_json
+from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.preprocessing import pipeline, writer
 from ebert_modelzoo.preprocessing.config import load_config
-from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.training.checkpoint import atomic_torch_save, read_verified, torch_load
 from ebert_modelzoo.training.loop import _check_finite
 from ebert_modelzoo.training.optim import param_groups
@@ -146,9 +145,7 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, seconds; no target judged")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = bench_parser(__doc__, "small sizes, seconds; no target judged", RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     result: dict[str, Any] = {"benchmark": "reliability", "quick": args.quick, "conditions": machine()}

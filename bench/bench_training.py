@@ -23,7 +23,6 @@ with MFU against the GPU's datasheet bf16 peak (bench.gemm.GPU_PEAK_BF16).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from dataclasses import asdict, dataclass
@@ -33,7 +32,7 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from bench.common import interleaved, machine, summarize, synchronizer, usable_cores, write_json
+from bench.common import bench_parser, interleaved, machine, summarize, synchronizer, usable_cores, write_json
 from bench.flops import step_flops
 from bench.gemm import gemm_call, gemm_flops, gemm_throughput, gpu_peak_bf16
 from ebert_modelzoo.models.config import EBertPretrainConfig
@@ -355,10 +354,8 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats (seconds; for tests)")
+    parser = bench_parser(__doc__, "tiny shapes, 2 repeats (seconds; for tests)", RESULTS)
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per case (default 5)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON to write")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: usable cores)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or CPU seconds of this process (steadier on a shared machine)")

@@ -6,6 +6,7 @@ warm-cache advantages), and reports medians. Ratios are always of medians taken 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -138,3 +139,13 @@ def run_measured(command: list[str], env: Mapping[str, str] | None = None,
 def target(wanted: str, measured: Any, met: bool | None) -> dict[str, Any]:
     """One target row of a results JSON (``met`` None: not measured or no target stated)."""
     return {"target": wanted, "measured": measured, "met": met}
+
+
+def bench_parser(doc: str, quick_help: str, results: Path) -> argparse.ArgumentParser:
+    """The arguments every benchmark takes: ``--quick`` (small sizes, seconds; ``quick_help`` says
+    which) and ``--out`` (its results JSON, default ``results``). The description is the first
+    line of ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", type=Path, default=results, help="results JSON to write")
+    return parser

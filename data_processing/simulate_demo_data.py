@@ -33,8 +33,8 @@ import numpy as np
 import pyBigWig
 import yaml
 
-from ebert_modelzoo import motifs
 from ebert_modelzoo.atomic import atomic_path, atomic_write_bytes
+from ebert_modelzoo.data import motifs
 
 # The stretch: GRCh37 chrX 46.5-49.5 Mb (Xp11.3-p11.23, gene dense, with a 50 kb assembly gap).
 CONTIG_FASTA = "X"  # record name of the source FASTA (GRCh37 / 1000 Genomes naming)
@@ -94,7 +94,7 @@ DNASE_PEAK_HEIGHT = 12.0  # added at accessibility 1.0
 
 def log_odds(counts: dict[str, list[float]]) -> np.ndarray:
     """Log2-odds matrix [4, L] of a motifs.json ``counts`` entry, with the simulation's background
-    and pseudocount (the package's scoring, ``ebert_modelzoo.motifs.log_odds``)."""
+    and pseudocount (the package's scoring, ``ebert_modelzoo.data.motifs.log_odds``)."""
     return motifs.log_odds(np.array([counts[b] for b in motifs.BASES]), MOTIF_BACKGROUND,
                            MOTIF_PSEUDOCOUNT)
 

@@ -1,4 +1,5 @@
-"""The shape of every error a user sees: one line, of bounded length."""
+"""The shape of every error a user sees (one line, of bounded length), and the errors more than
+one subpackage raises."""
 from __future__ import annotations
 
 import re
@@ -6,6 +7,10 @@ import re
 MAX_WORD = 120
 """Longer runs of non-space characters (a pasted sequence, a huge path) are elided in the middle."""
 MAX_LINE = 1000
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable or does not fit the model; the message is one line."""
 
 
 def one_line(message: str) -> str:

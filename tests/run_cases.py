@@ -14,9 +14,9 @@ import h5py
 import numpy as np
 import yaml
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.data.synthetic import kmer_size
-from tests.data_processors.split_builder import FIRST_KMER, build_split
+from tests.data.split_builder import FIRST_KMER, build_split
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params"

@@ -18,7 +18,7 @@ from bench.common import run_measured, target, write_json
 from bench.flops import step_flops
 from bench.gemm import gpu_peak_bf16
 from bench.summary import write_summary
-from ebert_modelzoo.batch import check_batch
+from ebert_modelzoo.contract.batch import check_batch
 from ebert_modelzoo.models.ebert import input_dims
 
 ROOT = Path(__file__).resolve().parents[1]

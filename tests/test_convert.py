@@ -163,7 +163,7 @@ def test_mismatches_fail_clearly():
 
 def test_package_does_not_import_transformers():
     code = (
-        "import sys, ebert_modelzoo.models.convert, ebert_modelzoo.models.ebert, ebert_modelzoo.metrics; "
+        "import sys, ebert_modelzoo.models.convert, ebert_modelzoo.models.ebert, ebert_modelzoo.evaluation.metrics; "
         "assert 'transformers' not in sys.modules, 'transformers imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,11 +16,11 @@ import torch
 
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.config_base import read_yaml
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, PRETRAIN_PARAMS, plan_runs
 from ebert_modelzoo.demo.stages import COMPARISONS
-from ebert_modelzoo.report import METRICS, VariantScores, variant_metrics
-from ebert_modelzoo.training.predict import Predictions, predict
+from ebert_modelzoo.evaluation.predict import Predictions, predict
+from ebert_modelzoo.evaluation.report import METRICS, VariantScores, variant_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome, linear term", "EBERT DNA + epigenome",

@@ -17,7 +17,7 @@ import pyfaidx
 import pytest
 import yaml
 
-from ebert_modelzoo import motifs
+from ebert_modelzoo.data import motifs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_processing" / "demo_data"

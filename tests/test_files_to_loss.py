@@ -8,8 +8,8 @@ import pyBigWig
 import pytest
 import torch
 
-from ebert_modelzoo.batch import check_batch
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.batch import check_batch
 from ebert_modelzoo.data.config import PretrainingDataProcessorConfig
 from ebert_modelzoo.data.processors import EBertPretrainingDataProcessor
 from ebert_modelzoo.models.config import EBertPretrainConfig

@@ -10,14 +10,14 @@ import torch
 
 from ebert_modelzoo.config import load_params
 from ebert_modelzoo.config_base import ParamsError, parse_section
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.models.heads import SequenceClassificationHead
 from ebert_modelzoo.training.label_weights import auto_positive_weight, resolve_positive_weight
 from ebert_modelzoo.training.tasks import DataSource, Task
-from tests.data_processors.helpers import finetuning
-from tests.data_processors.split_builder import build_split
+from tests.data.helpers import finetuning
+from tests.data.split_builder import build_split
 from tests.test_model import BINS, TPB, build, finetune_config, make_batch, tiny
 from tests.training.fixtures import LABELS, finetune_params, make_data, run_py, write_params
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from ebert_modelzoo.config_base import ParamsError, parse_section
-from ebert_modelzoo.data.shards import DatasetError
-from ebert_modelzoo.metrics import auroc
+from ebert_modelzoo.contract.data_params import DatasetError
+from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
+from ebert_modelzoo.evaluation.metrics import auroc
 from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
-from ebert_modelzoo.motifs import MotifTracks, load_motifs
 from ebert_modelzoo.tokenizer import DNATokenizer
-from tests.data_processors.helpers import finetuning
-from tests.data_processors.split_builder import build_split
-from tests.test_baselines import PFMS, motif_and_open_split, write_motif_file
+from tests.data.helpers import finetuning
+from tests.data.split_builder import build_split
+from tests.evaluation.test_baselines import PFMS, motif_and_open_split, write_motif_file
 
 TPB, BINS = 4, 6
 
@@ -109,8 +109,8 @@ def test_floors_and_cnn_peer_learn_motif_and_open_chromatin(tmp_path: Path) -> N
     """On splits where binding = motif AND DNase-open: the epigenome regression and the CNN peer
     score the held-out cell type above chance, the k-mer regression sees only DNA; all keep the
     evaluation split's sample order and labels."""
-    from ebert_modelzoo.cnn_peer import CNNConfig, run_cnn_peer
-    from ebert_modelzoo.floor_baselines import read_floor_features, run_floor
+    from ebert_modelzoo.evaluation.cnn_peer import CNNConfig, run_cnn_peer
+    from ebert_modelzoo.evaluation.floor_baselines import read_floor_features, run_floor
     motif_and_open_split(tmp_path / "train", ("c1", "c2", "c3"), (180, 120), seed=1, no_dnase=("c3",))
     motif_and_open_split(tmp_path / "test", ("held_out",), (250,), seed=2)
     cells = ["c1", "c2", "c3"]

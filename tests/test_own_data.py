@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from ebert_modelzoo.config_base import read_yaml
-from ebert_modelzoo.metrics import auroc
+from ebert_modelzoo.evaluation.metrics import auroc
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "data_processing" / "configs" / "demo_finetuning.yaml"
@@ -177,7 +177,7 @@ def test_predictions_on_regions_as_tsv_bed_bedgraph_and_bigwig(demo_regions):
     params_file.write_text(yaml.safe_dump(params))
     run([sys.executable, str(REPO / "run.py"), "CPU", "-p", str(params_file), "-m", "train"], cwd=tmp)
     for out in ("p.tsv", "p.bed", "p.bedGraph", "p.bw"):
-        run([sys.executable, "-m", "ebert_modelzoo.training.predict", "-p", str(params_file), "--out", str(tmp / out)],
+        run([sys.executable, "-m", "ebert_modelzoo.evaluation.predict", "-p", str(params_file), "--out", str(tmp / out)],
             cwd=tmp)
     test = _split(tmp / "regions" / "test")
     with open(tmp / "p.tsv") as fh:

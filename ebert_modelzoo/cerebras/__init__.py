@@ -8,7 +8,8 @@ enforces it.
 - ``optimizer_state``: optimizer, schedule and loss-scale states between the two backends' layouts.
 - ``registry``: registration into Model Zoo's registry; ``modelzoo_cli``: hand-over to its ``cszoo``.
 
-Importing this package imports no Cerebras package.
+Importing this package imports no Cerebras package. May import the package root, ``contract``,
+``data``, ``models`` and ``training`` (tests/test_import_rules.py).
 """
 from __future__ import annotations
 

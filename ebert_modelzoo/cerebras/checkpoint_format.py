@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 import torch
 
-from ebert_modelzoo.training.checkpoint import CheckpointError
+from ebert_modelzoo.errors import CheckpointError
 
 _TORCH_DTYPES = {
     f"torch.{name}": getattr(torch, name)

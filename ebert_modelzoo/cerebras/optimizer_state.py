@@ -36,7 +36,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import torch
 
-from ebert_modelzoo.training.checkpoint import CheckpointError
+from ebert_modelzoo.errors import CheckpointError
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 BACKENDS = ("torch", "cstorch")

@@ -1,1 +1,1 @@
-"""Command-line entry points (run.py, cszoo)."""
+"""Command-line entry points (run.py, cszoo). May import any part of the package."""

@@ -27,7 +27,7 @@ LOGGER = logging.getLogger("ebert_modelzoo")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PARAMS = REPO_ROOT / "params" / "ebert_tiny.yaml"
 MODES = ("train", "eval", "train_and_eval", "eval_all")
-PREDICT_HINT = ("scores per window go to a file with: python -m ebert_modelzoo.training.predict -p PARAMS "
+PREDICT_HINT = ("scores per window go to a file with: python -m ebert_modelzoo.evaluation.predict -p PARAMS "
                 "--out predictions.tsv (.bed, .bedGraph, .bw, .npz)")
 
 

@@ -50,7 +50,7 @@ class DataLoaderConfig(StrictConfig):
     """Use only these cell types of the data (default: all)."""
     motif_file: Optional[str] = None
     """Known motifs as per-bin input tracks (``motif_scores``, the ENCODE-DREAM winners' motif
-    features): a motif JSON file (ebert_modelzoo/motifs.py's format, e.g. JASPAR matrices). Each
+    features): a motif JSON file (ebert_modelzoo/data/motifs.py's format, e.g. JASPAR matrices). Each
     track is the best two-strand score of one motif's sites centred in each bin, as a fraction
     of the consensus score, clipped to [0, 1], computed from the window's DNA as batches are
     built. None = no motif tracks."""

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ebert_modelzoo.contract.data_params import DataParams
 from ebert_modelzoo.data.sampler import (
     Blocks,
     EpochPlan,
@@ -22,7 +23,7 @@ from ebert_modelzoo.data.sampler import (
     seed_rng,
     streams_for_workers,
 )
-from ebert_modelzoo.data.shards import DataParams, ShardReader
+from ebert_modelzoo.data.shards import ShardReader
 
 _MASKING = 2  # seed-stream tag of per-batch masking draws (see sampler._ORDER, _CHUNK)
 CELL = "cell"
@@ -85,6 +86,29 @@ class ShardDataset(IterableDataset):
             streams=streams_for_workers(num_workers, self._streams),
             chunk_batches=self._chunk_batches,
         )
+
+    def sample_order(self, epoch: int, num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cell-type index in data_params, window index in the split) of every row that epoch
+        ``epoch`` read by ``num_workers`` workers yields, batch after batch: the chunk and batch
+        each position reads, the chunk's contiguous pieces and its row permutation, exactly as
+        ``__iter__`` reads them."""
+        plan = self.plan(epoch, num_workers)
+        offsets = np.concatenate(([0], np.cumsum(self._params.shard_windows)))
+        cells, windows = [], []
+        chunk_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for position in range(plan.num_batches):
+            chunk, batch = plan.locate(position)
+            if chunk not in chunk_rows:
+                pieces = plan.pieces(chunk)
+                cell = np.concatenate([np.full(p.stop - p.start, p.cell) for p in pieces])
+                window = np.concatenate([offsets[p.shard] + np.arange(p.start, p.stop) for p in pieces])
+                order = plan.chunk_permutation(chunk)
+                chunk_rows[chunk] = (cell[order], window[order])
+            cell, window = chunk_rows[chunk]
+            rows = slice(batch * self._batch_size, (batch + 1) * self._batch_size)
+            cells.append(cell[rows])
+            windows.append(window[rows])
+        return np.concatenate(cells), np.concatenate(windows)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()

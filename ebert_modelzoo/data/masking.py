@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ebert_modelzoo.contract import layout
+
 
 def select_positions(
     candidates: np.ndarray, rate: float, capacity: int, rng: np.random.Generator
@@ -69,7 +71,7 @@ class TokenMasking:
     def apply(self, input_ids: np.ndarray, num_tokens: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Mask ``input_ids`` [B, L] in place (DNA at columns 1..num_tokens) and return the MLM fields."""
         rows = input_ids.shape[0]
-        dna = input_ids[:, 1 : 1 + num_tokens]
+        dna = input_ids[:, layout.dna_positions(num_tokens)]
         positions, valid = select_positions(self.is_target[dna], self.rate, self.max_predictions, rng)
         row_index = np.arange(rows)[:, None]
         labels = np.where(valid, dna[row_index, positions], 0)
@@ -78,7 +80,7 @@ class TokenMasking:
         to_random = valid & (draw >= self.mask_prob) & (draw < self.mask_prob + self.random_prob)
         random_ids = self.kmer_ids[rng.integers(0, self.kmer_ids.size, valid.shape)]
         replaced = np.where(to_mask, self.mask_id, np.where(to_random, random_ids, labels))
-        token_pos = np.where(valid, positions + 1, 0)
+        token_pos = np.where(valid, layout.token_position(positions), 0)
         input_ids[np.broadcast_to(row_index, valid.shape)[valid], token_pos[valid]] = replaced[valid]
         return {
             "masked_lm_positions": token_pos.astype(np.int32),

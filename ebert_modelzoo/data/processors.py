@@ -17,9 +17,10 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
-from ebert_modelzoo.batch import state_mask_id
 from ebert_modelzoo.config_base import parse_section
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import layout, schema
+from ebert_modelzoo.contract.batch import state_mask_id
+from ebert_modelzoo.contract.data_params import DataParams, DatasetError
 from ebert_modelzoo.data.config import (
     DataLoaderConfig,
     FinetuningDataProcessorConfig,
@@ -28,16 +29,14 @@ from ebert_modelzoo.data.config import (
 from ebert_modelzoo.data.loader import CELL, ResumableDataLoader, ShardDataset
 from ebert_modelzoo.data.sampler import Blocks, sample_blocks
 from ebert_modelzoo.data.masking import StateMasking, TokenMasking
+from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
 from ebert_modelzoo.data.shards import (
-    DataParams,
-    DatasetError,
     ShardReader,
     Vocab,
     check_shard_shapes,
     load_split,
     shard_has_dataset,
 )
-from ebert_modelzoo.motifs import MotifTracks, load_motifs
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 
@@ -89,14 +88,14 @@ class BatchBuilder:
         tokens = arrays[schema.DATASET_TOKENS]
         rows, n = tokens.shape[0], self.num_tokens
         input_ids = np.full((rows, self.seq_len), self.pad_id, dtype=np.int32)
-        input_ids[:, 0] = self.cls_id
+        input_ids[:, layout.CLS_POSITION] = self.cls_id
         # [PAD] inside the window: a labelled sequence shorter than the window (sequence_data.py)
         real = tokens != self.pad_id
-        input_ids[:, 1 : 1 + n] = tokens if self.dna else np.where(real, self.n_id, self.pad_id)
-        input_ids[:, 1 + n] = self.sep_id
+        input_ids[:, layout.dna_positions(n)] = tokens if self.dna else np.where(real, self.n_id, self.pad_id)
+        input_ids[:, layout.sep_position(n)] = self.sep_id
         attention_mask = np.zeros((rows, self.seq_len), dtype=np.int32)
-        attention_mask[:, : n + 2] = 1
-        attention_mask[:, 1 : 1 + n] = real
+        attention_mask[:, : layout.sequence_length(n)] = 1
+        attention_mask[:, layout.dna_positions(n)] = real
         out: dict[str, np.ndarray] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.token_masking is not None:
             out.update(self.token_masking.apply(input_ids, n, rng))
@@ -155,7 +154,7 @@ class _EBertDataProcessor:
         self.params, self.vocab = load_split(config.data_dir)
         params = self.params
         self.cells = _pick_names(config.cell_types, params.cell_types, "cell_types", params)
-        needed = params.tokens_per_window + 2
+        needed = layout.sequence_length(params.tokens_per_window)
         if config.max_sequence_length < needed:
             raise DatasetError(
                 f"max_sequence_length {config.max_sequence_length} is shorter than tokens_per_window "

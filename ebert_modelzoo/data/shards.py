@@ -1,26 +1,20 @@
 """Reading a split folder: data_params.json, vocab.txt and block reads from the HDF5 shards.
 
-Everything here checks the folder against ``schema.py`` and fails with one line naming the file
+Everything here checks the folder against ``contract/`` (data_params.py reads data_params.json) and fails with one line naming the file
 and what is wrong. ``ShardReader`` opens h5py files lazily, so each DataLoader worker opens its
 own handles after the fork and nothing is shared between processes.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import DataParams, DatasetError, load_data_params
 from ebert_modelzoo.tokenizer import DNATokenizer
-
-
-class DatasetError(ParamsError):
-    """A split folder is inconsistent with its schema, or a config asks for what it does not hold."""
 
 
 @dataclass(frozen=True)
@@ -56,105 +50,6 @@ def load_vocab(path: str | Path) -> Vocab:
         mask_id=tokenizer.mask_id,
         n_id=tokenizer.n_id,
         kmer_ids=np.arange(tokenizer.first_kmer_id, tokenizer.vocab_size, dtype=np.int32),
-    )
-
-
-@dataclass(frozen=True)
-class DataParams:
-    """The parts of data_params.json the processors use, checked for consistency."""
-
-    path: Path
-    kind: str
-    shard_files: tuple[Path, ...]
-    shard_windows: tuple[int, ...]
-    vocab_size: int
-    tokens_per_window: int
-    tokens_per_bin: int
-    num_bins: int
-    cell_types: tuple[str, ...]
-    num_states: int
-    """S of the segmentation model; 0 = the split has no chromatin states."""
-    track_names: tuple[str, ...]
-    track_mean: np.ndarray
-    """Per-track mean of the transformed train-split signal (float32 [T])."""
-    track_std: np.ndarray
-    """Per-track std of the transformed train-split signal (float32 [T], > 0)."""
-    label_names: tuple[str, ...]
-    raw: dict[str, Any]
-
-
-def _require(raw: dict[str, Any], key: str, path: Path) -> Any:
-    if key not in raw:
-        raise DatasetError(f"{path}: key {key!r} is missing")
-    return raw[key]
-
-
-def load_data_params(data_dir: str | Path) -> DataParams:
-    """Read and check ``<data_dir>/data_params.json`` and that every listed shard exists.
-
-    Raises:
-        FileNotFoundError: data_dir, data_params.json or a shard is missing.
-        DatasetError: a key is missing or values disagree (e.g. tokens per window vs bins).
-    """
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"{data_dir}: data_dir not found")
-    path = data_dir / schema.DATA_PARAMS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (is data_dir a split folder written by data_processing?)")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
-    if not isinstance(raw, dict):
-        raise DatasetError(f"{path}: expected a JSON object")
-    version = _require(raw, "schema_version", path)
-    if version != schema.SCHEMA_VERSION:
-        raise DatasetError(f"{path}: schema_version {version}, this reader reads {schema.SCHEMA_VERSION}")
-    shards = _require(raw, "shards", path)
-    if not shards:
-        raise DatasetError(f"{path}: 'shards' is empty")
-    files, windows = [], []
-    for entry in shards:
-        file = data_dir / entry["file"]
-        if not file.is_file():
-            raise FileNotFoundError(f"{file}: shard listed in {path} not found")
-        files.append(file)
-        windows.append(int(entry["num_windows"]))
-    tokenizer = _require(raw, "tokenizer", path)
-    n_tok = int(_require(raw, "tokens_per_window", path))
-    per_bin = int(_require(raw, "tokens_per_bin", path))
-    num_bins = int(_require(raw, "num_bins", path))
-    if per_bin * num_bins != n_tok:
-        raise DatasetError(
-            f"{path}: tokens_per_bin ({per_bin}) x num_bins ({num_bins}) != tokens_per_window ({n_tok})"
-        )
-    states = raw.get("chromatin_states")
-    tracks = raw.get("tracks")
-    labels = raw.get("labels")
-    names = tuple(tracks["names"]) if tracks else ()
-    mean = np.asarray(_require(tracks, "mean", path) if tracks else [], dtype=np.float32)
-    std = np.asarray(_require(tracks, "std", path) if tracks else [], dtype=np.float32)
-    if mean.shape != (len(names),) or std.shape != (len(names),):
-        raise DatasetError(f"{path}: tracks.mean and tracks.std need one value per track ({len(names)})")
-    if not (np.isfinite(std).all() and (std > 0).all() and np.isfinite(mean).all()):
-        raise DatasetError(f"{path}: tracks.mean must be finite and tracks.std finite and > 0, got {std.tolist()}")
-    return DataParams(
-        path=path,
-        kind=str(_require(raw, "kind", path)),
-        shard_files=tuple(files),
-        shard_windows=tuple(windows),
-        vocab_size=int(_require(tokenizer, "vocab_size", path)),
-        tokens_per_window=n_tok,
-        tokens_per_bin=per_bin,
-        num_bins=num_bins,
-        cell_types=tuple(_require(raw, "cell_types", path)),
-        num_states=int(states["num_states"]) if states else 0,
-        track_names=names,
-        track_mean=mean,
-        track_std=std,
-        label_names=tuple(labels["names"]) if labels else (),
-        raw=raw,
     )
 
 

@@ -1,4 +1,4 @@
-"""Synthetic splits: random windows written in the on-disk layout of data/schema.py (real h5py
+"""Synthetic splits: random windows written in the on-disk layout of contract/schema.py (real h5py
 shards, data_params.json, vocab.txt), shaped by given sizes or by a params file's model and
 dataloader sections. They let ``run.py CSX --validate_only`` trace and lower a step without the
 real genome data (the lowered program depends on shapes only), and tests build their splits
@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 import h5py
 import numpy as np
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.tokenizer import MAX_K, DNATokenizer
 
 TRACK_MEAN = [0.5, -1.0, 2.0, 0.0]

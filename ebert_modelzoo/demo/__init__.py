@@ -1,0 +1,1 @@
+"""``make demo``: every stage from files to the report. May import any part of the package."""

@@ -29,7 +29,7 @@ from ebert_modelzoo.config_base import ParamsError, read_yaml
 from ebert_modelzoo.demo import stages
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, QUICK_SEEDS, SEEDS, plan_runs
 from ebert_modelzoo.errors import one_line
-from ebert_modelzoo.report import EvaluationSet
+from ebert_modelzoo.evaluation.report import EvaluationSet
 
 LOGGER = logging.getLogger("ebert_modelzoo.demo")
 INTERPRETED_VARIANT = "finetune_dna_epigenome"

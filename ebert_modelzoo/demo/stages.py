@@ -1,5 +1,5 @@
 """The demo's steps, each through the package's real user path: preprocessing (the CLIs'
-``main``), training (run.py's ``main``), predictions (training/predict.py), the motif +
+``main``), training (run.py's ``main``), predictions (evaluation/predict.py), the motif +
 accessibility baseline and the report.
 
 Reruns: preprocessing skips verified finished shards (and refuses a folder built from another
@@ -24,19 +24,19 @@ import numpy as np
 import torch
 
 from ebert_modelzoo.atomic import atomic_write_text
-from ebert_modelzoo.baselines import BaselineConfig, run_baseline
 from ebert_modelzoo.cli.run import main as run_main
-from ebert_modelzoo.cnn_peer import CNNConfig, run_cnn_peer
 from ebert_modelzoo.config import load_params
+from ebert_modelzoo.data.motifs import load_motifs
 from ebert_modelzoo.demo.runs import REPO_ROOT, Run, params_text
-from ebert_modelzoo.floor_baselines import run_floor
-from ebert_modelzoo.motifs import load_motifs
+from ebert_modelzoo.evaluation.baselines import BaselineConfig, run_baseline
+from ebert_modelzoo.evaluation.cnn_peer import CNNConfig, run_cnn_peer
+from ebert_modelzoo.evaluation.floor_baselines import run_floor
+from ebert_modelzoo.evaluation.predict import Predictions, predict
+from ebert_modelzoo.evaluation.report import (Comparison, EvaluationSet, ReportFiles, TrainingCurve, VariantScores,
+                                              read_training_curve, write_report)
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.cli import main as preprocess_main
-from ebert_modelzoo.report import (Comparison, EvaluationSet, ReportFiles, TrainingCurve, VariantScores,
-                                   read_training_curve, write_report)
 from ebert_modelzoo.training.checkpoint import checkpoint_path
-from ebert_modelzoo.training.predict import Predictions, predict
 from ebert_modelzoo.training.reporting import train_log_path
 
 LOGGER = logging.getLogger("ebert_modelzoo.demo")
@@ -121,7 +121,8 @@ def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
     return folders
 
 
-MODEL_CODE = ("batch.py", "config.py", "config_base.py", "tokenizer.py", "data", "models", "training")
+MODEL_CODE = ("config.py", "config_base.py", "tokenizer.py", "contract", "data", "models", "training",
+              "evaluation/predict.py")
 """What decides a training run's result besides its params and data (ebert_modelzoo/...)."""
 
 
@@ -216,7 +217,7 @@ def predictions(result: RunResult) -> Predictions:
     cache = model_dir / f"predictions_test_step_{run.max_steps}.npz"
     if cache.is_file():
         return Predictions.load(cache)
-    LOGGER.info("scoring the test split with %s\n$ python -m ebert_modelzoo.training.predict -p %s --out %s",
+    LOGGER.info("scoring the test split with %s\n$ python -m ebert_modelzoo.evaluation.predict -p %s --out %s",
                 run.name, relative(result.params_file), relative(cache))
     found = predict(load_params(result.params_file), result.params_file,
                     checkpoint=checkpoint_path(model_dir, run.max_steps))

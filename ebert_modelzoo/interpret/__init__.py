@@ -14,5 +14,6 @@ and the epigenome of any (window, cell type) can be recombined at will:
 
 Shapes: S bases per window (tokens_per_window x k), K labels, base codes A0 C1 G2 T3 N4.
 The optional libraries (captum, logomaker, modisco-lite, memelite, cyvcf2) are the package's
-``interpret`` extra.
+``interpret`` extra. May import the package root, ``contract``, ``data``, ``models``, ``training``
+and ``evaluation`` (tests/test_import_rules.py).
 """

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ebert_modelzoo.data.motifs import N_CODE
 from ebert_modelzoo.interpret.scoring import InterpretError, Scorer, samples_for
-from ebert_modelzoo.motifs import N_CODE
 
 METHODS = ("ism", "gradient", "integrated_gradients")
 IG_STEPS = 32

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.data.motifs import MotifError
+from ebert_modelzoo.errors import CheckpointError
 from ebert_modelzoo.interpret.attribution import METHODS, attribute
 from ebert_modelzoo.interpret.scoring import DEFAULT_BATCH_SIZE, DEFAULT_LOADER, InterpretError, Scorer, parse_region
-from ebert_modelzoo.motifs import MotifError
-from ebert_modelzoo.training.checkpoint import CheckpointError
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 

@@ -4,7 +4,7 @@ TOMTOM (memelite's implementation).
 A pattern is reported by its position probability matrix (PPM, the bases of its seqlets) and its
 contribution-weighted matrix (CWM), both trimmed to the positions whose total |CWM| is at least
 30 % of the largest (as modisco-lite's own report does), then compared with every target matrix
-on both strands. Targets: a motif JSON file (``ebert_modelzoo.motifs`` format, e.g. the demo's
+on both strands. Targets: a motif JSON file (``ebert_modelzoo.data.motifs`` format, e.g. the demo's
 JASPAR matrices) or a MEME-format file (JASPAR's downloads). TOMTOM's p-values use the targets'
 columns as background, so they are only comparable across runs with the same target file; with
 fewer than ~25 targets memelite warns that they shift with the target set.
@@ -21,9 +21,9 @@ from typing import Sequence
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_path
+from ebert_modelzoo.data.motifs import BASES, MotifError, load_motifs
 from ebert_modelzoo.interpret.attribution import Attributions, one_hot
 from ebert_modelzoo.interpret.scoring import InterpretError
-from ebert_modelzoo.motifs import BASES, MotifError, load_motifs
 
 TRIM_FRACTION = 0.3
 

@@ -18,9 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_path
+from ebert_modelzoo.data.motifs import BASES
 from ebert_modelzoo.interpret.attribution import Attributions
 from ebert_modelzoo.interpret.scoring import Scorer
-from ebert_modelzoo.motifs import BASES
 
 
 def save_npz(path: str | Path, scorer: Scorer, results: Sequence[Attributions]) -> Path:

@@ -15,10 +15,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_path, atomic_write_text
+from ebert_modelzoo.data.motifs import BASES, load_motifs
 from ebert_modelzoo.interpret.attribution import attribute
 from ebert_modelzoo.interpret.scoring import InterpretError, Scorer
 from ebert_modelzoo.interpret.truth import CoreMutation, core_mutation
-from ebert_modelzoo.motifs import BASES, load_motifs
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 SECTION_TITLE = "## What the model learned: planted motifs and open chromatin"

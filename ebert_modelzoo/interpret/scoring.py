@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.data.loader import CELL
+from ebert_modelzoo.data.motifs import N_CODE, codes_from_tokens
 from ebert_modelzoo.data.processors import EBertFinetuningDataProcessor
 from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
-from ebert_modelzoo.motifs import N_CODE, codes_from_tokens
 from ebert_modelzoo.tokenizer import DNATokenizer
 from ebert_modelzoo.training.checkpoint import latest_checkpoint, load_model_weights, read_checkpoint
 

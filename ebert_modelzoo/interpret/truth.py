@@ -23,9 +23,9 @@ from typing import Optional
 
 import numpy as np
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.data.motifs import MotifSet, load_motifs, reverse_complement_pwm, scan
 from ebert_modelzoo.interpret.scoring import InterpretError, Samples, Scorer
-from ebert_modelzoo.motifs import MotifSet, load_motifs, reverse_complement_pwm, scan
 
 DEFAULT_CORE = 4
 

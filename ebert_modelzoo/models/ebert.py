@@ -1,6 +1,6 @@
 """EBERT task wrappers (Model Zoo's top tier): pre-training and fine-tuning, with weighted losses.
 
-Each wrapper takes ONE config object, reads a batch dict (ebert_modelzoo/batch.py) without
+Each wrapper takes ONE config object, reads a batch dict (ebert_modelzoo/contract/batch.py) without
 mutating it, and returns the scalar loss from ``forward`` (train and eval alike). ``outputs``
 returns a typed dataclass with the per-objective losses and the logits the eval metrics need.
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ebert_modelzoo.batch import check_batch
+from ebert_modelzoo.contract.batch import check_batch
 from ebert_modelzoo.models.config import EBertEncoderConfig, EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.models.encoder import EBertModel, init_weights
 from ebert_modelzoo.models.heads import (

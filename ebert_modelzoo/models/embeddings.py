@@ -1,6 +1,6 @@
 """EBERT input embeddings: DNA tokens + positions + one cell type's epigenome.
 
-Shapes (see ebert_modelzoo/batch.py): B batch, L tokens, N bins, T signal tracks, H hidden.
+Shapes (see ebert_modelzoo/contract/batch.py): B batch, L tokens, N bins, T signal tracks, H hidden.
 
 Per-bin inputs (chromatin-state ids, signal tracks with their presence mask, known-motif tracks) are embedded to
 (B, N, H), summed, and broadcast to the ``tokens_per_bin`` tokens of each bin with static-shape
@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ebert_modelzoo.batch import state_vocab_size
+from ebert_modelzoo.contract import layout
+from ebert_modelzoo.contract.batch import state_vocab_size
 from ebert_modelzoo.models.config import EBertEncoderConfig
 from ebert_modelzoo.models.dropout import Dropout
 
@@ -35,17 +36,6 @@ def sinusoidal_positions(num_positions: int, hidden_size: int) -> torch.Tensor:
     return table
 
 
-def check_bins_fit(num_bins: int, tokens_per_bin: int, seq_len: int) -> int:
-    """Number of DNA tokens the bins cover; raises ValueError if they leave no room for [CLS]/[SEP]."""
-    covered = num_bins * tokens_per_bin
-    if covered + 2 > seq_len:
-        raise ValueError(
-            f"{num_bins} bins x tokens_per_bin {tokens_per_bin} = {covered} tokens do not fit in a "
-            f"sequence of {seq_len} tokens with [CLS] and [SEP]; check tokens_per_bin against the data"
-        )
-    return covered
-
-
 def bins_to_tokens(per_bin: torch.Tensor, tokens_per_bin: int, seq_len: int) -> torch.Tensor:
     """Broadcast (B, N, H) bin vectors to (B, seq_len, H) token vectors.
 
@@ -53,10 +43,11 @@ def bins_to_tokens(per_bin: torch.Tensor, tokens_per_bin: int, seq_len: int) -> 
     after the last bin ([SEP], [PAD]) get zeros. Shapes are static: N comes from the input shape.
     """
     batch, num_bins, hidden = per_bin.shape
-    covered = check_bins_fit(num_bins, tokens_per_bin, seq_len)
+    covered = layout.check_bins_fit(num_bins, tokens_per_bin, seq_len)
     tokens = per_bin.unsqueeze(2).expand(batch, num_bins, tokens_per_bin, hidden)
     tokens = tokens.reshape(batch, covered, hidden)  # (B, N * tokens_per_bin, H)
-    return F.pad(tokens, (0, 0, 1, seq_len - covered - 1))  # (B, L, H)
+    before = layout.dna_positions(covered).start  # [CLS]
+    return F.pad(tokens, (0, 0, before, seq_len - covered - before))  # (B, L, H)
 
 
 class EBertEmbeddings(nn.Module):

@@ -10,8 +10,8 @@ from typing import Mapping, Optional
 import torch
 from torch import nn
 
+from ebert_modelzoo.contract.layout import bin_first_position, central_bins_first_position, check_bins_fit, dna_positions
 from ebert_modelzoo.models.config import EBertEncoderConfig, EBertFinetuneConfig
-from ebert_modelzoo.models.embeddings import check_bins_fit
 from ebert_modelzoo.models.encoder import make_activation
 
 
@@ -19,7 +19,7 @@ def bin_token_positions(bins: torch.Tensor, tokens_per_bin: int) -> torch.Tensor
     """Bin indices (B, Q) -> the token positions of those bins, (B, Q * tokens_per_bin), bin by bin
     (bin n covers tokens 1 + n * tokens_per_bin ... (n + 1) * tokens_per_bin)."""
     offsets = torch.arange(tokens_per_bin, device=bins.device)
-    first = bins.long() * tokens_per_bin + 1
+    first = bin_first_position(bins.long(), tokens_per_bin)
     return (first.unsqueeze(-1) + offsets).flatten(1)
 
 
@@ -27,7 +27,7 @@ def pool_bins(hidden: torch.Tensor, num_bins: int, tokens_per_bin: int) -> torch
     """Mean of each bin's tokens: hidden (B, L, H) -> (B, N, H) (bin n = tokens 1 + n*tpb ...)."""
     batch, seq_len, width = hidden.shape
     covered = check_bins_fit(num_bins, tokens_per_bin, seq_len)
-    tokens = hidden[:, 1 : 1 + covered]
+    tokens = hidden[:, dna_positions(covered)]
     return tokens.reshape(batch, num_bins, tokens_per_bin, width).mean(dim=2)
 
 
@@ -136,7 +136,7 @@ class SequenceClassificationHead(nn.Module):
         if config.pooling == "cls":
             first, count = 0, 1
         else:
-            first = 1 + (config.num_bins - config.pooled_bins) // 2 * config.tokens_per_bin
+            first = central_bins_first_position(config.num_bins, config.pooled_bins, config.tokens_per_bin)
             count = config.pooled_bins * config.tokens_per_bin
         self.register_buffer("pooled_tokens", torch.arange(first, first + count), persistent=False)
         self.bin_inputs = bin_input_width(config) if config.head_bin_inputs else 0

@@ -16,7 +16,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.preprocessing.bed import numbered_lines, read_records
 from ebert_modelzoo.preprocessing.config import RegionsConfig
 from ebert_modelzoo.preprocessing.errors import InputError

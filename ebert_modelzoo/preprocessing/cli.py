@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.errors import one_line
-from ebert_modelzoo.folder_lock import FolderLockedError, folder_lock
+from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import load_config
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.preprocessing.errors import REPORTED, report
 from ebert_modelzoo.preprocessing.pipeline import Kind, make_plan, run
 
 
@@ -53,10 +51,6 @@ def main(kind: Kind, argv: Optional[Sequence[str]] = None) -> int:
                     remove_owned(output_dir, output_dir)
                 raise
             run(plan, workers=args.workers, shard=args.shard, progress=not args.no_progress)
-    except (ParamsError, InputError, FileNotFoundError, FolderLockedError) as err:
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return 2
-    except OSError as err:  # the output folder cannot be created or written
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return 1
+    except REPORTED as err:
+        return report(err)
     return 0

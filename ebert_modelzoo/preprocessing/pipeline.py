@@ -22,7 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ebert_modelzoo.atomic import tmp_pattern
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import data_params_header
 from ebert_modelzoo.preprocessing.bed_regions import SplitWindows, region_windows
 from ebert_modelzoo.preprocessing.config import PreprocessingConfig
 from ebert_modelzoo.preprocessing.errors import InputError
@@ -511,35 +512,31 @@ def _data_params(plan: Plan, split: str, records: list[dict[str, Any]], stats: O
                  tokenizer: DNATokenizer) -> dict[str, Any]:
     cfg = plan.config
     w = cfg.windows
-    params: dict[str, Any] = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "kind": plan.kind,
-        "split": split,
-        "num_windows": sum(r["num_windows"] for r in records),
-        "shards": [{"file": r["file"], "num_windows": r["num_windows"], "sha256": r["sha256"]}
-                   for r in records if r["num_windows"]],
-        "contigs": plan.contigs,
-        "regions": [f"{r.contig}:{r.start}-{r.end}" for r in plan.regions[split]],
-        "window_length": w.window_length,
-        "stride": w.stride,
-        "bin_size": w.bin_size,
-        "tokenizer": {"k": tokenizer.k, "vocab_size": tokenizer.vocab_size},
-        "tokens_per_window": w.window_length // tokenizer.k,
-        "tokens_per_bin": w.bin_size // tokenizer.k,
-        "num_bins": w.window_length // w.bin_size,
-        "cell_types": plan.cell_types,
-        "chromatin_states": ({"num_states": plan.num_states, "names": plan.state_names,
-                              "bin_rule": "state of the segment covering the bin midpoint; 0 if none"}
-                             if plan.use_states else None),
-        "tracks": None,
-        "labels": None,
-        "filters": {
-            "candidate_windows": sum(r["candidates"] for r in records),
-            "dropped_n_fraction": sum(r["dropped_n"] for r in records),
-            "dropped_blacklist": sum(r["dropped_blacklist"] for r in records),
-            "max_n_fraction": w.max_n_fraction,
-            **plan.region_counts,
-        },
+    params = data_params_header(
+        kind=plan.kind,
+        split=split,
+        shards=[{"file": r["file"], "num_windows": r["num_windows"], "sha256": r["sha256"]}
+                for r in records if r["num_windows"]],
+        contigs=plan.contigs,
+        regions=[f"{r.contig}:{r.start}-{r.end}" for r in plan.regions[split]],
+        window_length=w.window_length,
+        stride=w.stride,
+        bin_size=w.bin_size,
+        k=tokenizer.k,
+        vocab_size=tokenizer.vocab_size,
+        cell_types=plan.cell_types,
+        chromatin_states=({"num_states": plan.num_states, "names": plan.state_names,
+                           "bin_rule": "state of the segment covering the bin midpoint; 0 if none"}
+                          if plan.use_states else None),
+        tracks=None,
+        labels=None,
+    )
+    params["filters"] = {
+        "candidate_windows": sum(r["candidates"] for r in records),
+        "dropped_n_fraction": sum(r["dropped_n"] for r in records),
+        "dropped_blacklist": sum(r["dropped_blacklist"] for r in records),
+        "max_n_fraction": w.max_n_fraction,
+        **plan.region_counts,
     }
     if cfg.regions:
         params["windows_from"] = {"bed": cfg.regions.bed, "windows": cfg.regions.windows,

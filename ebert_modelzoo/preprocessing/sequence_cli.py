@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ebert_modelzoo.config_base import ParamsError, parse_section
-from ebert_modelzoo.data.shards import load_data_params
-from ebert_modelzoo.errors import one_line
-from ebert_modelzoo.folder_lock import FolderLockedError, folder_lock
+from ebert_modelzoo.config_base import parse_section
+from ebert_modelzoo.contract.data_params import load_data_params
+from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_sequence_config, resolve_sequence_paths
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.preprocessing.errors import REPORTED, report
 from ebert_modelzoo.preprocessing.sequence_data import build
 from ebert_modelzoo.preprocessing.sequence_params import write_finetune_params
 
@@ -26,7 +25,7 @@ examples:
   %(prog)s --config my_sequences.yaml                           # every key: README, "Fine-tune on your own labelled data"
 then:
   python run.py CPU -p my_data/params.yaml -m train_and_eval
-  python -m ebert_modelzoo.training.predict -p my_data/params.yaml --out my_data/predictions.tsv
+  python -m ebert_modelzoo.evaluation.predict -p my_data/params.yaml --out my_data/predictions.tsv
 """
 
 
@@ -96,12 +95,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 Path(args.params_out) if args.params_out else output_dir / "params.yaml", splits,
                 list(train.label_names), config.tokenizer.k, config.bin_size, train.raw["window_length"],
                 train.raw["num_windows"], Path(args.init_checkpoint) if args.init_checkpoint else None)
-    except (ParamsError, InputError, FileNotFoundError, FolderLockedError) as err:
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return 2
-    except OSError as err:  # the output folder cannot be created or written
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return 1
+    except REPORTED as err:
+        return report(err)
     print(f"wrote {', '.join(str(p) for p in splits.values())} and {params}\n"
           f"next: python run.py CPU -p {params} -m train_and_eval")
     return 0

@@ -21,7 +21,8 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import data_params_header
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig
 from ebert_modelzoo.preprocessing.errors import InputError
@@ -204,38 +205,25 @@ def _finish_split(config: SequenceDataConfig, writer: _SplitWriter, folder: Path
                   window: int, tokenizer: DNATokenizer, paths: list[Path], with_ids: bool) -> None:
     names = [p.name for p in paths]
     contigs = names if len(set(names)) == len(names) else [str(p) for p in paths]
-    num = sum(s["num_windows"] for s in writer.shards)
-    params: dict[str, Any] = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "kind": "finetuning",
-        "split": writer.split,
-        "num_windows": num,
-        "shards": writer.shards,
-        "contigs": contigs,
-        "regions": [],
-        "window_length": window,
-        "stride": window,
-        "bin_size": config.bin_size,
-        "tokenizer": {"k": tokenizer.k, "vocab_size": tokenizer.vocab_size},
-        "tokens_per_window": window // tokenizer.k,
-        "tokens_per_bin": config.bin_size // tokenizer.k,
-        "num_bins": window // config.bin_size,
-        "cell_types": [config.cell_type],
-        "chromatin_states": None,
-        "tracks": None,
-        "labels": {"names": label_names, "positives": writer.positives.tolist(), "labelled": writer.known.tolist(),
-                   "rule": "the table's value: 1 -> 1, 0 -> 0, -1/empty/NA -> -1 (missing)"},
+    params = data_params_header(
+        kind="finetuning", split=writer.split, shards=writer.shards, contigs=contigs, regions=[],
+        window_length=window, stride=window, bin_size=config.bin_size, k=tokenizer.k,
+        vocab_size=tokenizer.vocab_size, cell_types=[config.cell_type], chromatin_states=None, tracks=None,
+        labels={"names": label_names, "positives": writer.positives.tolist(), "labelled": writer.known.tolist(),
+                "rule": "the table's value: 1 -> 1, 0 -> 0, -1/empty/NA -> -1 (missing)"},
+    )
+    params.update({
         "sequences": {
             "rows": "window_chrom = index of the input file in contigs, window_start = 0-based row in it",
             "row_ids": with_ids,
             "padding": "each sequence centred in window_length, [PAD] tokens on both sides (attention 0)",
         },
-        "filters": {"candidate_windows": num},
+        "filters": {"candidate_windows": params["num_windows"]},
         "provenance": {
             "inputs": [{"role": "sequences", "path": str(p), "size": p.stat().st_size, "sha256": sha256_file(p)}
                        for p in paths],
             "config": config.model_dump(mode="json"),
         },
-    }
+    })
     tokenizer.save_vocab(folder / schema.VOCAB_FILE)
     atomic_write_json(folder / schema.DATA_PARAMS_FILE, params)

@@ -17,7 +17,7 @@ from typing import Iterator, Optional, TextIO
 
 import numpy as np
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.preprocessing.bed import READ_ERRORS, numbered_lines, read_failure
 from ebert_modelzoo.preprocessing.errors import InputError
 

@@ -17,7 +17,7 @@ from ebert_modelzoo.atomic import atomic_write_text
 _TEMPLATE = """\
 # Fine-tuning EBERT on labelled sequences, written by create_sequence_data.py for {data_dir}.
 #   python run.py CPU -p {params} -m train_and_eval      # train, evaluating on validation
-#   python -m ebert_modelzoo.training.predict -p {params} --out predictions.tsv   # scores of the test split
+#   python -m ebert_modelzoo.evaluation.predict -p {params} --out predictions.tsv   # scores of the test split
 # DNA only (no epigenome), one score per label; the tiny encoder of params/ebert_finetune_tiny.yaml.
 trainer:
   init:

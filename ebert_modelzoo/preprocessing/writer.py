@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_path, atomic_write_text
-from ebert_modelzoo.data.schema import SHARD_PATTERN
+from ebert_modelzoo.contract.schema import SHARD_PATTERN
 
 SIDECAR_PATTERN = ".shard-{index:05d}.json"
 

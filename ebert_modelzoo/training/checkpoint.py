@@ -30,15 +30,13 @@ import numpy as np
 import torch
 
 from ebert_modelzoo.atomic import fsync_dir, fsync_file, tmp_name, tmp_pattern
+from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
+from ebert_modelzoo.errors import CheckpointError
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
 CHECKSUM_SUFFIX = ".sha256"
 LOGGER = logging.getLogger("ebert_modelzoo")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable or does not fit the model; the message is one line."""
 
 
 def checkpoint_path(model_dir: str | Path, step: int) -> Path:
@@ -203,9 +201,6 @@ def torch_load(path: str | Path) -> dict[str, Any]:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint of either backend without Cerebras packages: ``cstorch.save`` files (HDF5
     signature) through cerebras/checkpoint_format.py, anything else through ``torch_load``."""
-    # Imported here: checkpoint_format imports CheckpointError from this module.
-    from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
-
     return read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path)
 
 

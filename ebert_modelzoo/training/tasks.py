@@ -9,8 +9,9 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.contract.data_params import DATA_DECIDED_SIZES
 from ebert_modelzoo.data.processors import DataFeatures, create_processor
-from ebert_modelzoo.metrics import FinetuneMetrics, PretrainMetrics
+from ebert_modelzoo.evaluation.metrics import FinetuneMetrics, PretrainMetrics
 from ebert_modelzoo.models.config import EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel, EBertForPreTrainingModel
 
@@ -90,25 +91,12 @@ class Task:
                 f"({data_file}) gives {theirs}{hint}"
             )
 
-        if model.vocab_size != data.vocab_size:
-            raise mismatch("vocab_size", model.vocab_size, data.vocab_size, " (its vocab.txt)")
-        if model.tokens_per_bin != data.tokens_per_bin:
-            raise mismatch("tokens_per_bin", model.tokens_per_bin, data.tokens_per_bin)
-        if model.num_chromatin_states != data.num_chromatin_states:
-            raise mismatch("num_chromatin_states", model.num_chromatin_states, data.num_chromatin_states,
-                           " (0 when the data has none or use_chromatin_states is false)")
-        if model.num_signal_tracks != data.num_signal_tracks:
-            raise mismatch("num_signal_tracks", model.num_signal_tracks, data.num_signal_tracks,
-                           " (0 when the data has none or use_signal is false)")
-        if model.num_motif_tracks != data.num_motif_tracks:
-            raise mismatch("num_motif_tracks", model.num_motif_tracks, data.num_motif_tracks,
-                           " (0 when the loader has no motif_file)")
+        for key, hint in DATA_DECIDED_SIZES.items():
+            ours, theirs = getattr(model, key, None), getattr(data, key)
+            if ours is not None and ours != theirs:  # num_labels, num_bins: fine-tuning; num_bins: optional
+                raise mismatch(key, ours, theirs, f" {hint}" if hint else "")
         if model.num_cell_types < data.num_cell_types:
             raise mismatch("num_cell_types", model.num_cell_types, data.num_cell_types, " cell types")
-        if isinstance(model, EBertFinetuneConfig) and model.num_labels != data.num_labels:
-            raise mismatch("num_labels", model.num_labels, data.num_labels, " labels")
-        if isinstance(model, EBertFinetuneConfig) and model.num_bins is not None and model.num_bins != data.num_bins:
-            raise mismatch("num_bins", model.num_bins, data.num_bins, " bins per window")
         missing = [group for group in self._target_groups() if group not in data.groups]
         if missing:
             raise ParamsError(f"{params_file}: {loader_path} yields no {', '.join(missing)} batches "

@@ -19,10 +19,10 @@ import h5py
 import numpy as np
 import yaml
 
-from ebert_modelzoo.data import schema
-from ebert_modelzoo.motifs import BASES, MotifSet, load_motifs
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.data.motifs import BASES, MotifSet, load_motifs
 from ebert_modelzoo.tokenizer import DNATokenizer
-from tests.data_processors.split_builder import build_split
+from tests.data.split_builder import build_split
 from tests.run_cases import REPO, run_py
 
 MOTIFS = REPO / "data_processing" / "demo_data" / "motifs.json"

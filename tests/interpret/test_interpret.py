@@ -12,10 +12,10 @@ import pyBigWig
 import pytest
 import torch
 
+from ebert_modelzoo.data.motifs import load_motifs
 from ebert_modelzoo.interpret.attribution import attribute, ism, one_hot, one_hot_dna
 from ebert_modelzoo.interpret.report_section import SECTION_TITLE, demo_section
 from ebert_modelzoo.interpret.scoring import Scorer, samples_for
-from ebert_modelzoo.motifs import load_motifs
 from tests.interpret.fixture import CELLS, MOTIFS, TF, WINDOW, TrainedRun, decode
 from tests.run_cases import run_python
 

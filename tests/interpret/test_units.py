@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ebert_modelzoo.data.motifs import encode_dna
 from ebert_modelzoo.interpret.attribution import mutants, one_hot
 from ebert_modelzoo.interpret.scoring import InterpretError, parse_region, tokens_from_codes
-from ebert_modelzoo.motifs import encode_dna
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "fixtures"
 SCRIPTS = {"pretraining": ROOT / "data_processing" / "create_pretraining_data.py",
            "finetuning": ROOT / "data_processing" / "create_finetuning_data.py"}
 

@@ -10,9 +10,9 @@ import numpy as np
 import pyBigWig
 import pyfaidx
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def assert_clean_failure(proc, *needles: str, out: Path) -> None:
@@ -39,7 +39,7 @@ def write_bw(path: Path, chroms: list[tuple[str, int]], values: list[float]) -> 
 
 
 def fixture_dna() -> str:
-    """The bases of tests/data/genome.fa (contig ``X``, 100 kb, case kept)."""
+    """The bases of tests/fixtures/genome.fa (contig ``X``, 100 kb, case kept)."""
     return "".join((DATA / "genome.fa").read_text().splitlines()[1:])
 
 

@@ -1,4 +1,4 @@
-"""Regenerate tests/data/ (seeded). Needs Debian `smalt-examples` (real DNA) and `tabix` (bgzip).
+"""Regenerate tests/fixtures/ (seeded). Needs Debian `smalt-examples` (real DNA) and `tabix` (bgzip).
 
     apt-get install -y smalt-examples tabix
     PYTHONPATH=. python tests/preprocessing/make_fixtures.py
@@ -6,7 +6,7 @@
 The DNA is real (GRCh37 chrX, 100 kb holding a 50 kb N gap); everything epigenomic is simulated for
 those coordinates, since no real matched genome + epigenome slice ships in a package. The bigWigs,
 BEDs and labels name the contig ``chrX`` while the FASTA names it ``X``, as Ensembl and UCSC files
-disagree in the field. See tests/data/PROVENANCE.md.
+disagree in the field. See tests/fixtures/PROVENANCE.md.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pyfaidx
 
 SOURCE = Path("/usr/share/doc/smalt/test/data/hs37chrXtrunc.fa.gz")
 CUT_START, CUT_END = 2_048_000, 2_148_000  # 0-based on GRCh37 X; holds the N gap 2,068,238-2,118,238
-OUT = Path(__file__).resolve().parents[1] / "data"
+OUT = Path(__file__).resolve().parents[1] / "fixtures"
 LENGTH = CUT_END - CUT_START
 STATES = ["1_TssA", "2_TssAFlnk", "3_TxFlnk", "4_Tx", "5_TxWk", "6_EnhG", "7_Enh", "8_ZNF/Rpts",
           "9_Het", "10_TssBiv", "11_BivFlnk", "12_EnhBiv", "13_ReprPC", "14_ReprPCWk", "15_Quies"]

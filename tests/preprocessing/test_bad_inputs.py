@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from tests.preprocessing.helpers import DATA, assert_clean_failure, write_bw
 
 SEG = DATA / "E003_15_coreMarks_segments.bed"

@@ -13,12 +13,12 @@ import numpy as np
 import pyBigWig
 import pytest
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import read_dream_tsv, read_peaks
 from ebert_modelzoo.preprocessing.segmentation import read_segmentation
 from ebert_modelzoo.preprocessing.tracks import BigWigTrack
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.windows import Blacklist, Region, parse_region
 from tests.preprocessing.helpers import DATA, assert_clean_failure, fixture_dna, write_bw, write_fasta
 

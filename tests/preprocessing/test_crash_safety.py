@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "fixtures"
 
 
 def digest(out: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ SPLIT = {"train": ["X:0-6,000"], "validation": ["X:6,000-8,000"], "test": ["X:8,
 
 
 def fasta_copy(tmp: Path) -> tuple[Path, list[str]]:
-    """tests/data/genome.fa and its .fai copied into ``tmp``, with the FASTA's lines for mutating."""
+    """tests/fixtures/genome.fa and its .fai copied into ``tmp``, with the FASTA's lines for mutating."""
     fasta = tmp / "genome.fa"
     shutil.copy(DATA / "genome.fa", fasta)
     shutil.copy(DATA / "genome.fa.fai", tmp / "genome.fa.fai")

@@ -8,9 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def dream_rows() -> tuple[list[str], list[tuple[int, int, list[str]]]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pyBigWig
 import pytest
 
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from ebert_modelzoo.tokenizer import DNATokenizer
 from tests.preprocessing.helpers import DATA, fixture_dna, load_split
 

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from bench.common import run_measured
-from ebert_modelzoo.data import schema
+from ebert_modelzoo.contract import schema
 from tests.preprocessing.conftest import ROOT, SCRIPTS
 from tests.preprocessing.helpers import load_split, write_fasta
 

@@ -1,11 +1,11 @@
-"""The object saved in tests/data/cstorch_checkpoint.mdl: shaped like a trainer checkpoint, with
+"""The object saved in tests/fixtures/cstorch_checkpoint.mdl: shaped like a trainer checkpoint, with
 every kind of value the cstorch format encodes differently (tensors of several dtypes and 0-d,
 an LZ4-compressed tensor, int dict keys, lists, tuples, None, bools, strings, floats and the
 repeated small objects cstorch stores as links).
 
 Regenerate the file (Cerebras venv only)::
 
-    tools/cerebras_venv.sh run python -m tests.training.cstorch_sample tests/data/cstorch_checkpoint.mdl
+    tools/cerebras_venv.sh run python -m tests.training.cstorch_sample tests/fixtures/cstorch_checkpoint.mdl
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.data_processors.split_builder import build_split
+from tests.data.split_builder import build_split
 
 REPO = Path(__file__).resolve().parents[2]
 # k = 1 (vocabulary 6 + 4), 6 bins of 4 tokens: 24 DNA tokens, 26 with [CLS]/[SEP]

@@ -1,5 +1,5 @@
 """Reading cstorch.save checkpoints without Cerebras packages (cerebras/checkpoint_format.py),
-on a small real file written by cstorch.save (tests/data/PROVENANCE.md)."""
+on a small real file written by cstorch.save (tests/fixtures/PROVENANCE.md)."""
 from __future__ import annotations
 
 import shutil
@@ -13,7 +13,7 @@ from ebert_modelzoo.training.checkpoint import CheckpointError, atomic_torch_sav
 from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
 from tests.training.cstorch_sample import sample_state
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "cstorch_checkpoint.mdl"
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "cstorch_checkpoint.mdl"
 
 
 def assert_same(got, want, where="state"):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ebert_modelzoo.config import LinearLRConfig
-from ebert_modelzoo.training.checkpoint import CheckpointError
+from ebert_modelzoo.errors import CheckpointError
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.cerebras.optimizer_state import (
     convert_grad_scaler,

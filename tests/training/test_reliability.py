@@ -14,12 +14,7 @@ import pytest
 
 from ebert_modelzoo.training.checkpoint import checksum_path, list_checkpoints
 
-from .fixtures import REPO, make_data, pretrain_params, run_py, schedule, write_params
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
-    return make_data(tmp_path_factory.mktemp("data"))
+from .fixtures import REPO, pretrain_params, run_py, schedule, write_params
 
 
 @pytest.fixture(scope="module")

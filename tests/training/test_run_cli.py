@@ -23,18 +23,12 @@ from .fixtures import (
     REPO,
     finetune_params,
     logged_losses,
-    make_data,
     pretrain_params,
     run_py,
     write_params,
 )
 
 N = 10  # resume point; straight runs go to 2N
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
-    return make_data(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +206,7 @@ def test_csx_without_cerebras_is_a_clear_error(tmp_path, data):
 
 def test_mode_predict_points_at_the_predict_command():
     done = run_py("CPU", "-m", "predict", check=2)
-    assert "python -m ebert_modelzoo.training.predict -p PARAMS --out predictions.tsv" in done.stderr.splitlines()[-1]
+    assert "python -m ebert_modelzoo.evaluation.predict -p PARAMS --out predictions.tsv" in done.stderr.splitlines()[-1]
 
 
 def test_eval_without_checkpoint_says_where_it_looked(tmp_path, data):

@@ -32,7 +32,7 @@ from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.schedules import PhasedLinearLR, learning_rate_at
 from ebert_modelzoo.training.step import make_train_step
 
-from .fixtures import encoder, make_data, pretrain_params
+from .fixtures import encoder, pretrain_params
 
 PHASES = [LinearLRConfig(initial_learning_rate=0.0, end_learning_rate=1.0, total_iters=4),
           LinearLRConfig(initial_learning_rate=1.0, end_learning_rate=0.2, total_iters=8)]
@@ -159,11 +159,6 @@ def test_batch_stream_spans_epochs_and_a_loader_resumed_at_an_epoch_end():
     assert got == [1, 2, 3]
     with pytest.raises(ValueError, match="produced no batch"):
         list(backend.batches(SimpleNamespace(next_epoch=lambda: []), 1))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_data(tmp_path_factory.mktemp("data"))
 
 
 @pytest.mark.parametrize("precision", [

@@ -7,10 +7,10 @@ import h5py
 import pytest
 
 from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.data.processors import PROCESSORS, create_processor
+from ebert_modelzoo.contract.data_params import DatasetError
 from ebert_modelzoo.data.config import PretrainingDataProcessorConfig
+from ebert_modelzoo.data.processors import PROCESSORS, create_processor
 from ebert_modelzoo.tokenizer import DNATokenizer
-from ebert_modelzoo.data.shards import DatasetError
 
 from .helpers import finetuning, pretraining
 from .split_builder import build_split

@@ -3,7 +3,7 @@ on an evaluation split, with the labels they are judged against, and their .npz 
 
 Arrays are [C, W, K]: C cell types (in the scorer's order), W windows of the split (file order),
 K labels. The .npz holds ``scores``, ``labels``, ``weights``, ``label_names``, ``cell_types`` and
-whatever a subclass adds (training/predict.py's ``Predictions`` adds ``step``).
+whatever a subclass adds (evaluation/predict.py's ``Predictions`` adds ``step``).
 """
 from __future__ import annotations
 

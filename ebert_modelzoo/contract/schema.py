@@ -1,7 +1,8 @@
 """The on-disk dataset: one folder per split holding HDF5 shards, data_params.json and the vocab.
 
 Writers (``ebert_modelzoo.preprocessing``) and readers (``ebert_modelzoo.data``) both import the
-names below, so the layout is defined once.
+names below, so the layout is defined once; contract/data_params.py writes and reads
+data_params.json.
 
 Folder ``<output_dir>/<split>/`` (split is ``train``, ``validation`` or ``test``):
     data_params.json   the schema of this split (DataParams below, as JSON)

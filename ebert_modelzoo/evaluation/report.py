@@ -10,7 +10,7 @@
 Inputs are plain arrays: ``VariantScores`` (scores, labels, weights of one model variant over the
 same evaluation samples, shape (..., K)), ``TrainingCurve`` (step, loss records; JSONL reader
 below), ``EvaluationSet`` (which held-out cell types and regions) and ``Comparison`` (which pair
-of variants answers which question). The metrics come from ``ebert_modelzoo.metrics``.
+of variants answers which question). The metrics come from ``ebert_modelzoo.evaluation.metrics``.
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_write_text
-from ebert_modelzoo.metrics import DREAM_FDRS, BinaryLabelMetrics, auprc
-from ebert_modelzoo.report_plots import colour_map, plot_metric_bars, plot_pr_curves, plot_training_curves
-from ebert_modelzoo.sample_scores import SampleScores
+from ebert_modelzoo.evaluation.metrics import DREAM_FDRS, BinaryLabelMetrics, auprc
+from ebert_modelzoo.evaluation.report_plots import colour_map, plot_metric_bars, plot_pr_curves, plot_training_curves
+from ebert_modelzoo.evaluation.sample_scores import SampleScores
 
 REPORT_SCHEMA_VERSION = 1
 METRICS = ("auroc", "auprc") + tuple(f"recall_at_{round(f * 100)}_fdr" for f in DREAM_FDRS)

@@ -10,8 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ebert_modelzoo.metrics import auprc, auroc, precision_recall_curve
-from ebert_modelzoo.report import (
+from ebert_modelzoo.evaluation.metrics import auprc, auroc, precision_recall_curve
+from ebert_modelzoo.evaluation.report import (
     Comparison,
     EvaluationSet,
     TrainingCurve,

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from ebert_modelzoo import motifs
-from ebert_modelzoo.baselines import FEATURES, BaselineConfig, fit_baseline, fit_logistic, read_split_features, run_baseline
-from ebert_modelzoo.data import schema
-from ebert_modelzoo.data.shards import DatasetError
-from ebert_modelzoo.metrics import auprc, auroc
-from ebert_modelzoo.motifs import MotifError
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import DatasetError
+from ebert_modelzoo.data import motifs
+from ebert_modelzoo.data.motifs import MotifError
+from ebert_modelzoo.evaluation.baselines import FEATURES, BaselineConfig, fit_baseline, fit_logistic, read_split_features, run_baseline
+from ebert_modelzoo.evaluation.metrics import auprc, auroc
 
-from tests.data_processors.split_builder import FIRST_KMER, N_ID, build_split
+from tests.data.split_builder import FIRST_KMER, N_ID, build_split
 
 # two 8-bp motifs (counts, A C G T rows): consensus TGACTCAT and GGGCGCAA
 PFMS = {
@@ -194,7 +194,7 @@ def absolute_paths(node: object, base: Path) -> object:
 @pytest.mark.slow
 def test_demo_data_through_the_preprocessing_cli(tmp_path: Path) -> None:
     """The shipped demo (real chrX DNA and JASPAR motifs): held-out cell type, held-out stretch."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     configs = root / "data_processing" / "configs"
     config = absolute_paths(yaml.safe_load((configs / "demo_finetuning.yaml").read_text()), configs)
     config["output"]["output_dir"] = str(tmp_path / "out")

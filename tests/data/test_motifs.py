@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ebert_modelzoo import motifs
-from ebert_modelzoo.motifs import MotifError
+from ebert_modelzoo.data import motifs
+from ebert_modelzoo.data.motifs import MotifError
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 # JASPAR MA0139.1 (CTCF) counts, A C G T rows: a real 19-bp motif

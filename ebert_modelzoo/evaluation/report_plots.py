@@ -16,7 +16,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from ebert_modelzoo.atomic import atomic_path
-from ebert_modelzoo.metrics import auprc, precision_recall_curve
+from ebert_modelzoo.evaluation.metrics import auprc, precision_recall_curve
 
 DPI = 120
 

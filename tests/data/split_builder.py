@@ -1,4 +1,4 @@
-"""Builds small split folders that follow ebert_modelzoo/data/schema.py exactly (real h5py files,
+"""Builds small split folders that follow ebert_modelzoo/contract/schema.py exactly (real h5py files,
 a real vocab.txt, written by ebert_modelzoo/data/synthetic.py), and keeps the values written so
 tests can check what comes back."""
 from __future__ import annotations

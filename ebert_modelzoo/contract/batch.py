@@ -10,10 +10,11 @@ Dimensions:
     Q  masked chromatin-state positions per sample (fixed, padded with masked_state_mask = 0)
     K  labels per sample (e.g. one per TF)
 
-Token/bin layout: position 0 is [CLS]; positions 1 .. N * tokens_per_bin hold DNA tokens; the
-next position is [SEP]; anything after that is [PAD] (attention_mask = 0). The DNA token at
-position p (1 <= p <= N * tokens_per_bin) lies in bin (p - 1) // tokens_per_bin, so every token
-maps to one genomic range and every bin to tokens_per_bin consecutive tokens.
+Token/bin layout (``contract/layout.py`` computes it): position 0 is [CLS]; positions
+1 .. N * tokens_per_bin hold DNA tokens; the next position is [SEP]; anything after that is [PAD]
+(attention_mask = 0). The DNA token at position p (1 <= p <= N * tokens_per_bin) lies in bin
+(p - 1) // tokens_per_bin, so every token maps to one genomic range and every bin to
+tokens_per_bin consecutive tokens.
 
 Chromatin-state ids: 0 = unknown / missing, 1 .. S = the S states of the segmentation model
 (ChromHMM state k is id k), S + 1 = [MASK] (input only, for the masked-state objective).
@@ -102,7 +103,7 @@ def check_batch(
     resolved: dict[str, int] = dict(dims or {})
     for key in batch:
         if key not in FIELDS:
-            raise ValueError(f"batch key {key!r}: not part of the batch contract (ebert_modelzoo/batch.py)")
+            raise ValueError(f"batch key {key!r}: not part of the batch contract (ebert_modelzoo/contract/batch.py)")
     for group in groups:
         if group not in GROUPS:
             raise ValueError(f"unknown batch group {group!r}; known: {sorted(GROUPS)}")

@@ -2,11 +2,11 @@
 window) order: what a report needs to compare variants sample by sample.
 
 It runs the trainer's own evaluation (model building, checkpoint loading, eval step) and collects
-each batch's logits; the data pipeline's epoch plan says which (cell type, window) every row
+each batch's logits; the dataset's ``sample_order`` says which (cell type, window) every row
 of every batch is, so the scores come back as arrays [C, W, K] (C = the dataloader's cell types
 in its order, W = every window of the split in file order, K = its labels).
 
-    python -m ebert_modelzoo.training.predict --params P --out predictions.tsv \\
+    python -m ebert_modelzoo.evaluation.predict --params P --out predictions.tsv \\
         [--loader trainer.validate.val_dataloader] [--data_dir SPLIT] [--checkpoint_path CKPT]
 
 ``--out`` picks the format by its name: .npz (arrays [C, W, K] with labels and weights), .tsv /
@@ -26,13 +26,13 @@ import numpy as np
 
 from ebert_modelzoo.config import Params, load_params
 from ebert_modelzoo.config_base import ParamsError, updated
+from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.data.loader import ShardDataset
-from ebert_modelzoo.data.shards import load_data_params
-from ebert_modelzoo.sample_scores import SampleScores
+from ebert_modelzoo.evaluation.prediction_files import describe, output_format, write_predictions
+from ebert_modelzoo.evaluation.sample_scores import SampleScores
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.checkpoint import CheckpointError, latest_checkpoint
 from ebert_modelzoo.training.loop import Trainer
-from ebert_modelzoo.training.prediction_files import describe, output_format, write_predictions
 from ebert_modelzoo.training.tasks import DataSource
 
 LOGGER = logging.getLogger("ebert_modelzoo")
@@ -54,33 +54,6 @@ class Predictions(SampleScores):
     @classmethod
     def _restored(cls, data: Mapping[str, np.ndarray]) -> dict[str, Any]:
         return {**super()._restored(data), "step": int(data["step"]), "metrics": {}}
-
-
-def sample_order(source: DataSource) -> tuple[np.ndarray, np.ndarray]:
-    """(cell-type index in data_params, window index in the split) of every row of the first
-    epoch of ``source``, batch after batch.
-
-    Follows the dataset's EpochPlan exactly as its iterator does: the chunk and batch each
-    position reads, the chunk's contiguous pieces and its row permutation.
-    """
-    dataset: ShardDataset = source.loader.dataset
-    plan = dataset.plan(0, source.config.num_workers)
-    offsets = np.concatenate(([0], np.cumsum(source.processor.params.shard_windows)))
-    cells, windows = [], []
-    chunk_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for position in range(plan.num_batches):
-        chunk, batch = plan.locate(position)
-        if chunk not in chunk_rows:
-            pieces = plan.pieces(chunk)
-            cell = np.concatenate([np.full(p.stop - p.start, p.cell) for p in pieces])
-            window = np.concatenate([offsets[p.shard] + np.arange(p.start, p.stop) for p in pieces])
-            order = plan.chunk_permutation(chunk)
-            chunk_rows[chunk] = (cell[order], window[order])
-        cell, window = chunk_rows[chunk]
-        rows = slice(batch * plan.batch_size, (batch + 1) * plan.batch_size)
-        cells.append(cell[rows])
-        windows.append(window[rows])
-    return np.concatenate(cells), np.concatenate(windows)
 
 
 def _loader(params: Params, loader_path: str) -> Any:
@@ -119,7 +92,8 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
         else:
             trainer.load(Path(checkpoint), ("model", "step"), strict=True)
         order_source = DataSource(loader_cfg)
-        cell_index, window_index = sample_order(order_source)
+        dataset: ShardDataset = order_source.loader.dataset
+        cell_index, window_index = dataset.sample_order(0, order_source.config.num_workers)
         collected: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "weights": []}
 
         def collect(outputs: Any, batch: dict[str, Any]) -> None:
@@ -153,7 +127,7 @@ def predict(params: Params, params_file: str | Path, loader_path: str = DEFAULT_
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: write a fine-tuned checkpoint's per-sample scores (.npz, .tsv, .bed, .bedGraph, .bw)."""
     parser = argparse.ArgumentParser(
-        prog="python -m ebert_modelzoo.training.predict",
+        prog="python -m ebert_modelzoo.evaluation.predict",
         description="Scores of a fine-tuned EBERT checkpoint on one split, with coordinates (or input rows).")
     parser.add_argument("-p", "--params", required=True, help="fine-tuning params YAML")
     parser.add_argument("--out", required=True,

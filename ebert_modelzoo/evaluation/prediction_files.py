@@ -23,9 +23,9 @@ import numpy as np
 import pyBigWig
 
 from ebert_modelzoo.atomic import atomic_path
-from ebert_modelzoo.data import schema
-from ebert_modelzoo.data.shards import DataParams
-from ebert_modelzoo.sample_scores import SampleScores
+from ebert_modelzoo.contract import schema
+from ebert_modelzoo.contract.data_params import DataParams
+from ebert_modelzoo.evaluation.sample_scores import SampleScores
 
 FORMATS = (".npz", ".tsv", ".tsv.gz", ".bed", ".bedGraph", ".bw")
 ROW_ID = "row_id"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.metrics import (
+from ebert_modelzoo.evaluation.metrics import (
     BinaryLabelMetrics,
     FinetuneMetrics,
     MaskedLMMetric,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebert_modelzoo.report import VariantScores
-from ebert_modelzoo.sample_scores import SampleScores
-from ebert_modelzoo.training.predict import Predictions
+from ebert_modelzoo.evaluation.predict import Predictions
+from ebert_modelzoo.evaluation.report import VariantScores
+from ebert_modelzoo.evaluation.sample_scores import SampleScores
 
 TFS = ("CTCF", "REST")
 

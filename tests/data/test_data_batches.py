@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ebert_modelzoo.batch import check_batch
+from ebert_modelzoo.contract.batch import check_batch
 
 from .helpers import finetuning, original_ids, pretraining, sample_keys
 from .split_builder import TRACK_MEAN, TRACK_STD, build_split
