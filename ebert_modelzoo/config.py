@@ -213,6 +213,9 @@ class CheckpointConfig(StrictConfig):
     """Resume from the newest checkpoint in model_dir when no checkpoint path is given."""
     disable_strict_checkpoint_loading: bool = False
     """Allow missing/unexpected model weights (e.g. new fine-tuning heads on a pre-trained encoder)."""
+    save_initial_checkpoint: bool = False
+    """Also write checkpoint_0.mdl, the weights before the first step (a fresh run only): a common
+    starting point for runs compared across runners (ours, Model Zoo's Trainer)."""
 
     @model_validator(mode="after")
     def _check(self) -> "CheckpointConfig":

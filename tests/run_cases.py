@@ -114,6 +114,31 @@ def run_py(args: Sequence[str], cwd: Path, timeout: int = 600,
     return run_python([REPO / "run.py", *args], cwd, timeout, path)
 
 
+def dev_python() -> Path:
+    """The dev venv's interpreter (plain torch, no Cerebras packages): $EBERT_DEV_PYTHON (set by
+    `make test`), else the clone's .venv; skips the test without one."""
+    import pytest
+
+    found = Path(os.environ.get("EBERT_DEV_PYTHON") or REPO / ".venv" / "bin" / "python")
+    if not found.is_file():
+        pytest.skip(f"no dev venv python at {found} (set EBERT_DEV_PYTHON or run `make setup`)")
+    return found
+
+
+def run_dev(args: Sequence[Any], cwd: Path) -> subprocess.CompletedProcess:
+    """run.py under the dev venv's python, as a user of the plain torch backend runs it."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([str(dev_python()), str(REPO / "run.py"), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """``result`` after asserting it exited 0 (else the tails of its output)."""
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
 def cszoo(args: Sequence[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     """``cszoo ARGS`` (the console script's module, run with this interpreter)."""
     return run_python(["-m", "ebert_modelzoo.cli.cszoo", *args], cwd, timeout)

@@ -166,6 +166,22 @@ def test_num_bins_is_checked_against_the_data(tmp_path):
         task.check_data(DataSource(loaded.trainer.fit.train_dataloader), source, "trainer.fit.train_dataloader")
 
 
+def test_label_names_when_given_are_checked_against_the_data(tmp_path):
+    """Model Zoo's Trainer names its per-label metrics by model.label_names: they must be the
+    data's labels in the data's order."""
+    data, params = _auto_params(tmp_path)
+    params["trainer"]["init"]["model"]["label_names"] = list(reversed(LABELS))
+    source = write_params(tmp_path / "p.yaml", params)
+    loaded = load_params(source)
+    with pytest.raises(ParamsError, match=r"trainer\.init\.model\.label_names is \[.*\] but trainer\.fit\.train_dataloader .* gives \["):
+        Task(loaded.trainer.init.model).check_data(
+            DataSource(loaded.trainer.fit.train_dataloader), source, "trainer.fit.train_dataloader")
+    params["trainer"]["init"]["model"]["label_names"] = list(LABELS)
+    loaded = load_params(write_params(tmp_path / "p.yaml", params))
+    Task(loaded.trainer.init.model).check_data(
+        DataSource(loaded.trainer.fit.train_dataloader), source, "trainer.fit.train_dataloader")
+
+
 def test_run_py_trains_with_auto_weights_and_center_pooling_and_records_the_weights(tmp_path):
     data, params = _auto_params(tmp_path)
     params["trainer"]["init"]["model"].update(pooling="center_bins", num_bins=6, pooled_bins=2)

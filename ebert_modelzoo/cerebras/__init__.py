@@ -7,6 +7,9 @@ enforces it.
 - ``checkpoint_format``: reads ``cstorch.save`` files with h5py alone (no Cerebras import).
 - ``optimizer_state``: optimizer, schedule and loss-scale states between the two backends' layouts.
 - ``registry``: registration into Model Zoo's registry; ``modelzoo_cli``: hand-over to its ``cszoo``.
+- ``modelzoo_models`` / ``modelzoo_metrics``: the models Model Zoo's registry gets, reporting our
+  eval metrics as cstorch ``Metric`` modules; ``modelzoo_runner``: run.py's CSX runs through
+  Model Zoo's Trainer.
 
 Importing this package imports no Cerebras package. May import the package root, ``contract``,
 ``data``, ``models`` and ``training`` (tests/test_import_rules.py).

@@ -69,6 +69,27 @@ def check_cluster_access(options: BackendOptions) -> None:
     )
 
 
+def check_csx_options(options: BackendOptions) -> None:
+    """What a CSX run (ours or Model Zoo's Trainer) checks before it starts: consistent flags, a
+    cluster to talk to (except --validate_only), the lowering tool.
+
+    Raises:
+        ValueError: contradictory flags, or more than one CS system.
+        ClusterAccessError: no cluster configured for a compile or a run.
+    """
+    if options.compile_only and options.validate_only:
+        raise ValueError("--compile_only and --validate_only are mutually exclusive")
+    runs = not (options.compile_only or options.validate_only)
+    if runs and options.num_csx > 1:
+        # Each system's input worker must stream its own share of the global batch
+        # (cstorch.distributed.get_streaming_batch_size); the loaders yield whole batches.
+        raise ValueError(f"--num_csx {options.num_csx}: training on more than one CS system is not "
+                         f"supported yet (the input function streams whole global batches); use --num_csx 1")
+    if not options.validate_only:
+        check_cluster_access(options)
+    _find_lowering_tool()
+
+
 def _find_lowering_tool() -> None:
     """cstorch lowers CSX steps by running ``torch-cirh-opt`` from PATH; it lives next to this
     interpreter, so a venv used without activating it gets its bin/ put on PATH."""
@@ -102,17 +123,7 @@ class CstorchBackend:
         self.options = options
         artifact_dir = str(Path(options.model_dir) / "cerebras_logs")
         if options.target == "CSX":
-            if options.compile_only and options.validate_only:
-                raise ValueError("--compile_only and --validate_only are mutually exclusive")
-            runs = not (options.compile_only or options.validate_only)
-            if runs and options.num_csx > 1:
-                # Each system's input worker must stream its own share of the global batch
-                # (cstorch.distributed.get_streaming_batch_size); input_fn yields whole batches.
-                raise ValueError(f"--num_csx {options.num_csx}: training on more than one CS system is not "
-                                 f"supported yet (the input function streams whole global batches); use --num_csx 1")
-            if not options.validate_only:
-                check_cluster_access(options)
-            _find_lowering_tool()
+            check_csx_options(options)
             cluster = cstorch.distributed.ClusterConfig(
                 mgmt_address=options.mgmt_address,
                 credentials_path=options.credentials_path,

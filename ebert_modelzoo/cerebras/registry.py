@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    """One Model Zoo registry entry: ``path`` and each data processor path are ``module.Class``."""
+    """One Model Zoo registry entry: ``path`` and each data processor path are ``module.Class``.
+    ``modelzoo_path`` is what Model Zoo's registry gets: the same model reporting our eval metrics
+    as cstorch ``Metric`` modules (cerebras/modelzoo_models.py; it imports cerebras.pytorch)."""
 
     name: str
     path: str
     data_processor_paths: tuple[str, ...]
+    modelzoo_path: str
 
 
 ENTRIES: tuple[RegistryEntry, ...] = (
@@ -25,11 +28,13 @@ ENTRIES: tuple[RegistryEntry, ...] = (
         name="ebert",
         path="ebert_modelzoo.models.ebert.EBertForPreTrainingModel",
         data_processor_paths=("ebert_modelzoo.data.processors.EBertPretrainingDataProcessor",),
+        modelzoo_path="ebert_modelzoo.cerebras.modelzoo_models.EBertForPreTrainingModel",
     ),
     RegistryEntry(
         name="ebert_finetune",
         path="ebert_modelzoo.models.ebert.EBertForFineTuningModel",
         data_processor_paths=("ebert_modelzoo.data.processors.EBertFinetuningDataProcessor",),
+        modelzoo_path="ebert_modelzoo.cerebras.modelzoo_models.EBertForFineTuningModel",
     ),
 )
 
@@ -67,7 +72,7 @@ def register_with_modelzoo() -> list[str]:
                 continue
             registry.register_model(
                 name=entry.name,
-                path=entry.path,
+                path=entry.modelzoo_path,
                 data_processor_paths=entry.data_processor_paths,
             )
             registered.append(entry.name)

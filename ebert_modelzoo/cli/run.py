@@ -8,10 +8,11 @@ import logging
 import os
 import re
 import sys
-from contextlib import ExitStack
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
+from ebert_modelzoo.cerebras.registry import modelzoo_installed
 from ebert_modelzoo.config import Params, load_params, params_from_dict
 from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.data.synthetic import write_split_for
@@ -156,7 +157,8 @@ def _where_hint(params_path: Path, model_dir: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Load the params, pick a backend and run the mode."""
+    """Load the params, pick a runner (Model Zoo's Trainer for CSX where Model Zoo is installed,
+    else ours) and a backend, and run the mode."""
     params_path = Path(args.params) if args.params else DEFAULT_PARAMS
     if not args.params:
         LOGGER.info("no --params given: using %s", params_path)
@@ -181,46 +183,69 @@ def run(args: argparse.Namespace) -> None:
         credentials_path=args.credentials_path, mount_dirs=args.mount_dirs, python_paths=args.python_paths,
         compile_dir=args.compile_dir, job_labels=args.job_labels,
     )
+    if args.target_device == "CSX" and modelzoo_installed():
+        LOGGER.info("runner: Cerebras Model Zoo's Trainer (Model Zoo is installed; CSX runs go through it)")
+        from ebert_modelzoo.cerebras.modelzoo_runner import run_with_modelzoo
+
+        eval_loaders = [_loader(params, path) for path in loaders] if args.mode in ("eval", "eval_all") else []
+        with _model_dir_lock(model_dir, True):
+            run_with_modelzoo(params, args, options, eval_loaders, _initial_checkpoint(params, args))
+        return
     backend = select_backend(options)
     if not backend.is_main:
         LOGGER.setLevel(logging.WARNING)  # one process reports
-    lock = ExitStack()
+    LOGGER.info("runner: ebert_modelzoo's trainer (%s backend on %s)", backend.name, args.target_device)
+    with _model_dir_lock(model_dir, backend.is_main):
+        try:
+            trainer = Trainer(params, backend, params_path, model_dir)
+            explicit = Path(args.checkpoint_path) if args.checkpoint_path else None
+            if args.mode in ("train", "train_and_eval"):
+                initial = _initial_checkpoint(params, args)
+                trainer.restore(LoadSettings(explicit, args.load_checkpoint_states, initial and Path(initial)))
+                trainer.fit(num_steps=args.num_steps, evaluate_during=args.mode == "train_and_eval")
+            elif args.mode == "eval":
+                validate = params.trainer.validate_
+                initial = Path(validate.ckpt_path) if validate is not None and validate.ckpt_path else None
+                if explicit is None and initial is None and not list_checkpoints(model_dir):
+                    raise FileNotFoundError(f"{model_dir.resolve()}: no checkpoint to evaluate; {_where_hint(params_path, model_dir)}")
+                # Evaluation uses the weights and the step only (a checkpoint of the other backend has
+                # optimizer/scheduler states this backend cannot restore).
+                trainer.restore(LoadSettings(explicit or initial, args.load_checkpoint_states or "model,step"))
+                trainer.validate(_loader(params, loaders[0]), args.num_steps, loader_path=loaders[0])
+            else:
+                validate_all = params.trainer.validate_all
+                paths = [Path(args.checkpoint_path)] if args.checkpoint_path else (
+                    [Path(p) for p in validate_all.ckpt_paths] if validate_all and validate_all.ckpt_paths else None
+                )
+                trainer.validate_all([(p, _loader(params, p)) for p in loaders], paths, args.num_steps)
+        finally:
+            backend.close()
+
+
+def _initial_checkpoint(params: Params, args: argparse.Namespace) -> Optional[str]:
+    """fit.ckpt_path, except a missing one under --validate_only (the lowered step depends on
+    shapes, not on weights)."""
+    fit = params.trainer.fit
+    initial = fit.ckpt_path if fit is not None and fit.ckpt_path else None
+    if initial is not None and args.validate_only and not Path(initial).exists():
+        LOGGER.info("trainer.fit.ckpt_path %s not found: --validate_only lowers the step from freshly "
+                    "initialised weights", initial)
+        return None
+    return initial
+
+
+@contextmanager
+def _model_dir_lock(model_dir: Path, is_main: bool) -> Iterator[None]:
+    """One run writes into a model_dir (the main process holds its lock); a run that failed
+    before writing anything leaves no folder."""
     created = not os.path.lexists(model_dir)
+    lock = folder_lock(model_dir, "run") if is_main else nullcontext()
     try:
-        if backend.is_main:  # one run writes into a model_dir (the main process holds it)
-            lock.enter_context(folder_lock(model_dir, "run"))
-        trainer = Trainer(params, backend, params_path, model_dir)
-        explicit = Path(args.checkpoint_path) if args.checkpoint_path else None
-        if args.mode in ("train", "train_and_eval"):
-            fit = params.trainer.fit
-            initial = Path(fit.ckpt_path) if fit is not None and fit.ckpt_path else None
-            if initial is not None and args.validate_only and not initial.exists():
-                # The lowered step depends on shapes, not on weights.
-                LOGGER.info("trainer.fit.ckpt_path %s not found: --validate_only lowers the step from freshly "
-                            "initialised weights", initial)
-                initial = None
-            trainer.restore(LoadSettings(explicit, args.load_checkpoint_states, initial))
-            trainer.fit(num_steps=args.num_steps, evaluate_during=args.mode == "train_and_eval")
-        elif args.mode == "eval":
-            validate = params.trainer.validate_
-            initial = Path(validate.ckpt_path) if validate is not None and validate.ckpt_path else None
-            if explicit is None and initial is None and not list_checkpoints(model_dir):
-                raise FileNotFoundError(f"{model_dir.resolve()}: no checkpoint to evaluate; {_where_hint(params_path, model_dir)}")
-            # Evaluation uses the weights and the step only (a checkpoint of the other backend has
-            # optimizer/scheduler states this backend cannot restore).
-            trainer.restore(LoadSettings(explicit or initial, args.load_checkpoint_states or "model,step"))
-            trainer.validate(_loader(params, loaders[0]), args.num_steps, loader_path=loaders[0])
-        else:
-            validate_all = params.trainer.validate_all
-            paths = [Path(args.checkpoint_path)] if args.checkpoint_path else (
-                [Path(p) for p in validate_all.ckpt_paths] if validate_all and validate_all.ckpt_paths else None
-            )
-            trainer.validate_all([(p, _loader(params, p)) for p in loaders], paths, args.num_steps)
+        with lock:
+            yield
     finally:
-        backend.close()
-        lock.close()
-        if created and backend.is_main and model_dir.is_dir() and {p.name for p in model_dir.iterdir()} <= {LOCK_FILE}:
-            remove_owned(model_dir, model_dir)  # a run that failed before writing anything leaves no folder
+        if created and is_main and model_dir.is_dir() and {p.name for p in model_dir.iterdir()} <= {LOCK_FILE}:
+            remove_owned(model_dir, model_dir)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -189,3 +189,17 @@ class ResumableDataLoader(DataLoader):
                 f"data loader state: epoch {epoch}, batch {batch} outside 0..{len(self.dataset)} batches"
             )
         self._epoch, self._batch = epoch, batch
+
+    # cstorch's RestartableDataLoader protocol (with state_dict / load_state_dict above), through
+    # which Cerebras Model Zoo's Trainer saves and restores the data position in its checkpoints.
+    # One loader feeds the run, so the aggregate of the workers' states is the one state.
+
+    def aggregate_state_dict(self, worker_states: list[dict[str, int]]) -> dict[str, int]:
+        """The position to checkpoint from the one worker's state."""
+        if len(worker_states) != 1:
+            raise ValueError(f"expected the state of one data worker, got {len(worker_states)}")
+        return dict(worker_states[0])
+
+    def deaggregate_state_dict(self, aggregated_state_dict: Mapping[str, int]) -> dict[str, int]:
+        """The one worker's position from a checkpointed one."""
+        return dict(aggregated_state_dict)

@@ -105,7 +105,9 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     num_labels: int
     """Number of labels (e.g. TFs) predicted at once."""
     label_names: Optional[list[str]] = None
-    """Names of the labels, in the order of the data's label axis (for metric reports)."""
+    """Names of the labels, in the order of the data's label axis. Optional: our trainer reads them
+    from the data; Cerebras Model Zoo's Trainer names its per-label metrics with them (label_0,
+    label_1, ... without). Checked against the data when given."""
     head: Literal["sequence", "bin"] = "sequence"
     """Classify the whole window from [CLS] ('sequence') or each bin ('bin')."""
     classifier_dropout: float = 0.1

@@ -6,7 +6,12 @@ A checkpoint is a plain dict that ``torch.load(weights_only=True)`` reads back o
 
     {"format_version": 1, "step": int, "model": state_dict, "optimizer": state_dict,
      "schedulers": [state_dict], "grad_scaler": state_dict | None, "rng": {...},
-     "data_state": {...}, "params": trainer-form dict}
+     "data_state": {...}, "params": trainer-form dict,
+     "global_step": int, "dataloader": {...}}
+
+The last two are the names Cerebras Model Zoo's Trainer reads the step and the data position
+from, so its ``fit`` resumes from our checkpoints; its own checkpoints (``global_step``,
+``dataloader``, the params in ``__metadata__``) are read into our names by ``from_modelzoo``.
 
 Integrity, the same for both backends: both write checkpoints through ``checkpoint_file``, which
 puts the sha256 of the complete file into ``checkpoint_<N>.mdl.sha256`` (``sha256sum -c``
@@ -201,7 +206,23 @@ def torch_load(path: str | Path) -> dict[str, Any]:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint of either backend without Cerebras packages: ``cstorch.save`` files (HDF5
     signature) through cerebras/checkpoint_format.py, anything else through ``torch_load``."""
-    return read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path)
+    return from_modelzoo(read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path))
+
+
+def from_modelzoo(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint written by Cerebras Model Zoo's Trainer with our names for its step
+    (``global_step``), data position (``dataloader``), params (``__metadata__``) and the backend
+    whose optimizer layout it has (cstorch); ours unchanged."""
+    if "step" in state or "global_step" not in state:
+        return state
+    # Model Zoo's optimizers and schedulers are cerebras.pytorch's: the cstorch backend's layout.
+    state = {**state, "step": int(state["global_step"]), "backend": state.get("backend", "cstorch")}
+    if isinstance(state.get("dataloader"), Mapping):
+        state["data_state"] = dict(state["dataloader"])
+    metadata = state.get("__metadata__")
+    if isinstance(metadata, list) and metadata and isinstance(metadata[-1], Mapping):
+        state.setdefault("params", metadata[-1].get("params"))
+    return state
 
 
 def capture_rng() -> dict[str, Any]:

@@ -114,6 +114,8 @@ class Trainer:
             "rng": capture_rng(),
             "data_state": dict(self.data_state),
             "params": self.params.to_dict(),
+            "global_step": self.step,
+            **({"dataloader": dict(self.data_state)} if self.data_state else {}),
         }
 
     def save(self) -> Path:
@@ -295,6 +297,9 @@ class Trainer:
 
         LOGGER.info("training steps %d..%d on %s (%s backend)", self.step + 1, end,
                     self.init.backend.backend_type, self.backend.name)
+        if self.init.checkpoint.save_initial_checkpoint and self.step == 0 and self.backend.runs_steps:
+            self.data_state = source.state_dict()
+            self.save()
         self.model.train()
         reporter.start(self.step, end)
         try:

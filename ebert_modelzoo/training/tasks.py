@@ -97,6 +97,9 @@ class Task:
                 raise mismatch(key, ours, theirs, f" {hint}" if hint else "")
         if model.num_cell_types < data.num_cell_types:
             raise mismatch("num_cell_types", model.num_cell_types, data.num_cell_types, " cell types")
+        if isinstance(model, EBertFinetuneConfig) and model.label_names is not None \
+                and list(model.label_names) != list(data.label_names):
+            raise mismatch("label_names", model.label_names, list(data.label_names), " (the data's label order)")
         missing = [group for group in self._target_groups() if group not in data.groups]
         if missing:
             raise ParamsError(f"{params_file}: {loader_path} yields no {', '.join(missing)} batches "

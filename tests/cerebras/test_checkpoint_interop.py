@@ -6,8 +6,6 @@ on as an uninterrupted run on that backend does."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,29 +20,7 @@ from ebert_modelzoo.training.backends.base import BackendOptions  # noqa: E402
 from ebert_modelzoo.training.backends.torch import TorchBackend  # noqa: E402
 from ebert_modelzoo.training.checkpoint import capture_rng  # noqa: E402
 from ebert_modelzoo.training.tasks import Task  # noqa: E402
-from tests.run_cases import REPO, data_for, run_py, write_params  # noqa: E402
-
-
-def dev_python() -> Path:
-    """The dev venv's interpreter (plain torch, no Cerebras packages): $EBERT_DEV_PYTHON (set by
-    `make test`), else the clone's .venv."""
-    found = Path(os.environ.get("EBERT_DEV_PYTHON") or REPO / ".venv" / "bin" / "python")
-    if not found.is_file():
-        pytest.skip(f"no dev venv python at {found} (set EBERT_DEV_PYTHON or run `make setup`)")
-    return found
-
-
-def run_dev(args, cwd: Path) -> subprocess.CompletedProcess:
-    """run.py under the dev venv's python, as a user of the plain torch backend runs it."""
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([str(dev_python()), str(REPO / "run.py"), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return result
+from tests.run_cases import data_for, ok, run_dev, run_py, write_params  # noqa: E402
 
 
 def eval_loss(model_dir: Path, step: int) -> float:

@@ -16,16 +16,23 @@ from tests.run_cases import PARAMS, cszoo, data_for, run_py, write_params  # noq
 
 
 def mlir_files(model_dir, name):
-    """Lowered IR files, one per executor (cstorch writes them under cerebras_logs/executors/<n>/;
-    ``latest`` links to the newest)."""
-    executors = model_dir / "cerebras_logs" / "executors"
-    return sorted(path for path in executors.glob(f"*/{name}") if path.parent.name != "latest")
+    """Lowered IR files, one per executor (cstorch writes them under cerebras_logs/executors/<n>/,
+    Model Zoo's Trainer under cerebras_logs/<timestamp>/executors/<n>/; ``latest`` links to the
+    newest)."""
+    logs = model_dir / "cerebras_logs"
+    found = [*logs.glob(f"executors/*/{name}"), *logs.glob(f"*/executors/*/{name}")]
+    return sorted(path for path in found if "latest" not in path.parts)
 
 
 def validate_only(params, cwd, path=None, extra=()):
+    """run.py CSX --validate_only: through Model Zoo's Trainer when Model Zoo is installed (the
+    path Cerebras supports on clusters), else our cstorch loop; the log says which."""
     result = run_py(["CSX", "-p", str(params), "-m", "train", "--validate_only", *extra], cwd=cwd, path=path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "Compile validated locally" in result.stdout + result.stderr
+    runner = ("runner: Cerebras Model Zoo's Trainer" if modelzoo_installed()
+              else "runner: ebert_modelzoo's trainer (cstorch backend on CSX)")
+    assert runner in result.stdout
     return result
 
 

@@ -39,7 +39,7 @@ SHIPPED = sorted(PARAMS.glob("*.yaml"))
 def test_importing_the_package_registers_every_model_once():
     assert {"ebert", "ebert_finetune"} <= set(registry.get_model_names())
     for entry in ENTRIES:
-        assert registry.get_model(entry.name).path == entry.path
+        assert registry.get_model(entry.name).path == entry.modelzoo_path
         assert tuple(registry.get_model(entry.name).data_processor_paths) == entry.data_processor_paths
     assert register_with_modelzoo() == []  # a second call changes nothing
 

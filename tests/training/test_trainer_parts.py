@@ -21,6 +21,7 @@ from ebert_modelzoo.training.checkpoint import (
     atomic_torch_save,
     capture_rng,
     checkpoint_path,
+    from_modelzoo,
     list_checkpoints,
     load_model_weights,
     prune_checkpoints,
@@ -203,3 +204,16 @@ def test_checkpoint_file_writes_a_matching_checksum_and_prune_takes_it_along(tmp
     assert verify_checkpoint(path)
     prune_checkpoints(tmp_path, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_3.mdl", "checkpoint_3.mdl.sha256"]
+
+
+def test_a_modelzoo_checkpoint_reads_with_our_names_and_ours_is_left_alone():
+    """Cerebras Model Zoo's Trainer names the step global_step and the data position dataloader,
+    keeps the params in __metadata__ and uses cstorch's optimizer classes."""
+    params = {"trainer": {"init": {"model": {"name": "ebert"}}}}
+    theirs = {"model": {}, "global_step": 4, "dataloader": {"epoch": 0, "batch": 4},
+              "__metadata__": [{"version": "2.10.0", "params": params}]}
+    read = from_modelzoo(theirs)
+    assert (read["step"], read["data_state"], read["params"], read["backend"]) == (
+        4, {"epoch": 0, "batch": 4}, params, "cstorch")
+    ours = {"model": {}, "step": 3, "global_step": 3, "backend": "torch", "data_state": {"epoch": 1, "batch": 0}}
+    assert from_modelzoo(ours) is ours
