@@ -23,11 +23,12 @@ from ebert_modelzoo.evaluation.predict import Predictions, predict
 from ebert_modelzoo.evaluation.report import METRICS, VariantScores, variant_metrics
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome", "EBERT DNA only", "EBERT epigenome only",
+VARIANTS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome, linear term", "EBERT DNA + epigenome",
+            "EBERT DNA only", "EBERT epigenome only",
             "EBERT DNA + epigenome + motif tracks, from scratch", "motif + accessibility baseline",
             "epigenome logistic regression", "4-mer logistic regression", "CNN peer (DNA + epigenome)")
 TFS = ("CTCF", "NRF1", "JUND", "REST")
-FINE_TUNING = ("finetune_motifs", "finetune_dna_epigenome", "finetune_dna_only", "finetune_epigenome_only",
+FINE_TUNING = ("finetune_motifs", "finetune_linear", "finetune_dna_epigenome", "finetune_dna_only", "finetune_epigenome_only",
                "finetune_scratch")
 SEEDS = (1, 2)  # --quick
 RUNS = ("pretrain_dna_epigenome", "pretrain_dna_only") + tuple(f"{v}_seed{s}" for v in FINE_TUNING for s in SEEDS)
@@ -83,7 +84,15 @@ def test_every_run_finished_with_a_checkpoint_params_and_log(demo):
     motifs = load_params(out / "params" / "finetune_motifs_seed2.yaml").trainer
     assert motifs.init.model.num_motif_tracks == 4 and motifs.fit.train_dataloader.motif_window_bp == 600
     assert motifs.init.seed == motifs.fit.train_dataloader.shuffle_seed == 2
-    assert load_params(out / "params" / "finetune_dna_epigenome_seed1.yaml").trainer.init.model.num_motif_tracks == 0
+    paper = load_params(out / "params" / "finetune_dna_epigenome_seed1.yaml").trainer.init.model
+    assert paper.num_motif_tracks == 0 and paper.head_linear_bins == 0 and dna_only.init.model.head_linear_bins == 0
+    linear = load_params(out / "params" / "finetune_linear_seed1.yaml").trainer
+    assert linear.init.model.num_motif_tracks == 0 and linear.init.model.head_linear_bins == 5
+    assert motifs.init.model.head_linear_bins == 5 and motifs.init.model.head_linear_scale == 30
+    for name in RUNS[2:]:  # every fine-tuning run trains on bound windows 8x, scores every window once
+        trainer = load_params(out / "params" / f"{name}.yaml").trainer
+        assert trainer.fit.train_dataloader.bound_repeats == 8
+        assert trainer.fit.val_dataloader.bound_repeats == trainer.validate_.val_dataloader.bound_repeats == 1
     pretraining = load_params(out / "params" / "pretrain_dna_epigenome.yaml").trainer.init.model
     assert pretraining.state_mlm_loss_weight > 0 and pretraining.num_signal_tracks == 3
     # fine-tuning runs were evaluated during training: the validation points of the training curves
@@ -133,8 +142,8 @@ def test_report_schema_and_files(demo):
     data = results(out)
     assert [v["name"] for v in data["variants"]] == list(VARIANTS)
     seeds = {v["name"]: v["seeds"]["seeds"] for v in data["variants"]}
-    assert all(seeds[name] == list(SEEDS) for name in VARIANTS[:5] + VARIANTS[-1:])
-    assert all(seeds[name] == [None] for name in VARIANTS[5:8])
+    assert all(seeds[name] == list(SEEDS) for name in VARIANTS[:6] + VARIANTS[-1:])
+    assert all(seeds[name] == [None] for name in VARIANTS[6:9])
     for variant in data["variants"]:
         assert set(variant["metrics"]) == set(TFS) | {"mean"}
         for values in variant["metrics"].values():
@@ -201,6 +210,8 @@ def test_rerun_reuses_finished_work_and_restarts_a_changed_run(demo):
     reused = set(after["extra"]["reused_from_an_earlier_run"])
     assert "finetune_motifs_seed1" in reused and "finetune_scratch_seed1" not in reused
     assert all(after["extra"]["seconds"][name] == timings[name] for name in reused)
+    # runs trained two at a time: each run's own seconds, and the training phase's wall time
+    assert before["extra"]["jobs"] == 2 and "training" in timings and all(name in timings for name in RUNS)
 
 
 def test_default_pretraining_run_is_the_shipped_default_params():

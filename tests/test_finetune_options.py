@@ -192,3 +192,82 @@ def test_run_py_trains_with_auto_weights_and_center_pooling_and_records_the_weig
     state = torch.load(tmp_path / "run" / "checkpoint_6.mdl", weights_only=True)
     assert state["params"]["trainer"]["init"]["model"]["positive_weight"] == expected
     assert len(expected) == len(LABELS) and expected != [1.0] * len(LABELS)
+
+
+def _epoch_samples(processor):
+    """(cell index, window) of every sample of epoch 0, in the order the loader reads them."""
+    plan = processor.dataset().plan(0, 0)
+    offsets = np.concatenate(([0], np.cumsum(processor.params.shard_windows)))
+    samples = []
+    for chunk in sorted({plan.locate(position)[0] for position in range(plan.num_batches)}):
+        samples += [(p.cell, int(offsets[p.shard]) + w) for p in plan.pieces(chunk) for w in range(p.start, p.stop)]
+    return samples
+
+
+def test_bound_repeats_show_each_bound_sample_that_many_times(tmp_path):
+    split = build_split(tmp_path / "s", labels=("A", "B"), seed=5)
+    once = finetuning(split, shuffle=True, drop_last=False)
+    thrice = finetuning(split, shuffle=True, drop_last=False, bound_repeats=3)
+    stored = split.labels  # [C, W, K]
+    bound = (stored == schema.LABEL_BOUND).any(axis=-1)
+    assert 0 < bound.sum() < bound.size
+    shard, window, cell = thrice.bound_samples()
+    offsets = np.concatenate(([0], np.cumsum(thrice.params.shard_windows)))
+    assert len(thrice.params.shard_windows) > 1
+    assert sorted(zip(cell.tolist(), (offsets[shard] + window).tolist())) == sorted(zip(*np.nonzero(bound)))
+    batches = list(thrice.create_dataloader())
+    seen = sum(len(b["seq_labels"]) for b in batches)
+    assert seen == bound.size + 2 * bound.sum() == len(list(_epoch_samples(thrice)))
+    assert sum(len(b["seq_labels"]) for b in once.create_dataloader()) == bound.size
+    # every bound sample's labels arrive three times, the others once
+    positives = sum(b["seq_labels"].sum(0) for b in batches).numpy()
+    np.testing.assert_array_equal(positives, 3 * (stored == schema.LABEL_BOUND).sum(axis=(0, 1)))
+    np.testing.assert_array_equal(thrice.label_counts()[0], positives)
+    counts = {}
+    for sample in _epoch_samples(thrice):
+        counts[sample] = counts.get(sample, 0) + 1
+    assert all(counts[(c, w)] == (3 if bound[c, w] else 1) for c in range(bound.shape[0]) for w in range(bound.shape[1]))
+    # the validation/eval loaders keep every sample once
+    with pytest.raises(ParamsError, match="bound_repeats must be >= 1"):
+        finetuning(split, bound_repeats=0)
+
+
+def test_head_linear_term_reads_the_central_bins_inputs_and_their_products():
+    with pytest.raises(ValueError, match="head_linear_bins needs head: sequence and num_bins"):
+        finetune_config(head_linear_bins=1)
+    with pytest.raises(ValueError, match="head_linear_bins must be 0, or in"):
+        finetune_config(head_linear_bins=2, num_bins=5)
+    config = finetune_config(num_bins=BINS, head_linear_bins=2, head_linear_scale=4.0, num_motif_tracks=2,
+                             dropout_rate=0.0, attention_dropout_rate=0.0, classifier_dropout=0.0)
+    torch.manual_seed(0)
+    model = EBertForFineTuningModel(config).eval()
+    batch = make_batch()
+    batch["motif_scores"] = torch.rand(batch["signal"].shape[:2] + (2,))
+    tracks = config.num_signal_tracks
+    width = 2 * tracks + 2 + (config.num_chromatin_states + 1) + 2 * tracks
+    assert model.head.linear.weight.shape == (config.num_labels, 2 * width)
+    assert torch.count_nonzero(model.head.linear.weight) == 0  # starts as the plain head
+    model(batch).backward()
+    assert model.head.linear.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.head.linear.weight.normal_()
+    encoder_out = model.ebert(batch, model.head.token_positions(batch["input_ids"].shape[0]))
+    base = model.head(encoder_out, batch)
+    for bin_, changes in ((0, False), (1, True), (2, True), (3, False)):
+        edited = dict(batch, motif_scores=batch["motif_scores"].clone())
+        edited["motif_scores"][:, bin_] += 1.0
+        assert torch.allclose(model.head(encoder_out, edited), base) != changes
+    # the product motif x signal is a feature of its own: with every other weight 0 it alone moves the logits
+    with torch.no_grad():
+        model.head.linear.weight.zero_()
+        model.head.linear.weight[0, width - 1] = 1.0  # centre-left bin (first of three), last motif x last track
+    plain = model.head(encoder_out, batch)
+    from ebert_modelzoo.models.heads import linear_inputs
+    inputs = linear_inputs(batch, model.head.config_counts, model.head.linear_bins)
+    signal = torch.where(batch["signal_mask"] > 0, batch["signal"], torch.zeros_like(batch["signal"]))
+    expected = batch["motif_scores"][:, 1, 1] * signal[:, 1, tracks - 1]
+    torch.testing.assert_close(inputs[:, width - 1], expected)
+    no_term = EBertForFineTuningModel(config.model_copy(update={"head_linear_bins": 0})).eval()
+    no_term.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("head.linear")})
+    torch.testing.assert_close(plain - no_term.head(encoder_out, batch),
+                               4.0 * torch.stack([expected] + [torch.zeros_like(expected)] * (config.num_labels - 1), 1))

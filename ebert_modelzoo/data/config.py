@@ -124,6 +124,18 @@ class FinetuningDataProcessorConfig(DataLoaderConfig, DataSection):
     """Use only these labels (e.g. TFs) of the data, in this order (default: all)."""
     label_level: Literal["sequence", "bin"] = "sequence"
     """Targets per window (seq_labels) or per bin (bin_labels)."""
+    bound_repeats: int = 1
+    """Each sample (window, cell type) with a bound label (any of ``labels``; with label_level bin,
+    any bin) appears this many times per epoch, each copy at its own shuffled place: a training
+    loader shows rare positives more often (ENCODE-DREAM entries sampled bound windows the same
+    way). 1 = every sample once. Scores are ranked per label, so auROC/auPRC are unaffected by the
+    shifted base rate; calibrated probabilities are not."""
+
+    @model_validator(mode="after")
+    def _check_repeats(self) -> "FinetuningDataProcessorConfig":
+        if self.bound_repeats < 1:
+            raise ValueError(f"bound_repeats must be >= 1, got {self.bound_repeats}")
+        return self
 
 
 PROCESSOR_OF_MODEL = {

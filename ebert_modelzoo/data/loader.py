@@ -7,7 +7,7 @@ workers all start where the main process says.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -15,7 +15,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ebert_modelzoo.contract.data_params import DataParams
 from ebert_modelzoo.data.sampler import (
+    Blocks,
     EpochPlan,
+    join_blocks,
     make_blocks,
     num_batches,
     seed_rng,
@@ -47,10 +49,13 @@ class ShardDataset(IterableDataset):
         block_windows: int = 64,
         streams: int = 8,
         chunk_batches: int = 8,
+        extra_blocks: Optional[Blocks] = None,
     ) -> None:
         self._params = params
         self._fields = fields
         self._blocks = make_blocks(params.shard_windows, cells, block_windows)
+        if extra_blocks is not None:
+            self._blocks = join_blocks(self._blocks, extra_blocks)
         self._batch_size = batch_size
         self._build = build
         self._seed, self._shuffle, self._drop_last = seed, shuffle, drop_last

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from ebert_modelzoo.data.config import (
     PretrainingDataProcessorConfig,
 )
 from ebert_modelzoo.data.loader import CELL, ResumableDataLoader, ShardDataset
+from ebert_modelzoo.data.sampler import Blocks, sample_blocks
 from ebert_modelzoo.data.masking import StateMasking, TokenMasking
 from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
 from ebert_modelzoo.data.shards import (
@@ -218,6 +219,10 @@ class _EBertDataProcessor:
             dims=dims,
         )
 
+    def _extra_blocks(self) -> Optional[Blocks]:
+        """Samples an epoch visits more than once (none here; see the fine-tuning processor)."""
+        return None
+
     def dataset(self) -> ShardDataset:
         """The IterableDataset behind create_dataloader (one epoch per iteration)."""
         c = self.config
@@ -234,6 +239,7 @@ class _EBertDataProcessor:
             block_windows=c.shuffle_block_windows,
             streams=self.streams,
             chunk_batches=self.chunk_batches,
+            extra_blocks=self._extra_blocks(),
         )
 
     def create_dataloader(self) -> ResumableDataLoader:
@@ -338,23 +344,50 @@ class EBertFinetuningDataProcessor(_EBertDataProcessor):
             bin_labels=self.config.label_level == "bin",
         )
 
-    def label_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """(positives, labelled) per label [K] over the configured cell types and every window,
-        as the batches count them (bound = 1, ambiguous/missing = no label); int64."""
-        name = schema.DATASET_BIN_LABELS if self.config.label_level == "bin" else schema.DATASET_LABELS
+    def _label_dataset(self) -> str:
+        return schema.DATASET_BIN_LABELS if self.config.label_level == "bin" else schema.DATASET_LABELS
+
+    def _each_labels(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(shard, cell, raw labels [windows, ..., K]) for every shard and configured cell type."""
+        name = self._label_dataset()
         check_shard_shapes(self.params, (name,))
-        positives = np.zeros(len(self.label_index), dtype=np.int64)
-        labelled = np.zeros(len(self.label_index), dtype=np.int64)
         reader = ShardReader(self.params, (name,))
         try:
             for shard in range(len(self.params.shard_files)):
                 for cell in self.cells:
-                    raw = reader.read(shard, 0, self.params.shard_windows[shard], cell)[name][..., self.label_index]
-                    raw = raw.reshape(-1, len(self.label_index))
-                    positives += (raw == schema.LABEL_BOUND).sum(axis=0)
-                    labelled += (raw != schema.LABEL_AMBIGUOUS).sum(axis=0)
+                    raw = reader.read(shard, 0, self.params.shard_windows[shard], cell)[name]
+                    yield shard, cell, raw[..., self.label_index]
         finally:
             reader.close()
+
+    def bound_samples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(shard, window, cell) index arrays of the samples with a bound label (any configured
+        label; for bin labels any bin), in shard, cell, window order."""
+        found = []
+        for shard, cell, raw in self._each_labels():
+            bound = (raw == schema.LABEL_BOUND).reshape(raw.shape[0], -1).any(axis=1)
+            windows = np.flatnonzero(bound)
+            found.append((np.full(windows.size, shard), windows, np.full(windows.size, cell)))
+        if not found:
+            return (np.zeros(0, dtype=np.int64),) * 3
+        return tuple(np.concatenate([f[i] for f in found]).astype(np.int64) for i in range(3))
+
+    def _extra_blocks(self) -> Optional[Blocks]:
+        repeats = self.config.bound_repeats - 1
+        return sample_blocks(*self.bound_samples(), repeats) if repeats else None
+
+    def label_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positives, labelled) per label [K] over the configured cell types and every window,
+        as the batches count them (bound = 1, ambiguous/missing = no label; a sample with a bound
+        label counts bound_repeats times); int64."""
+        positives = np.zeros(len(self.label_index), dtype=np.int64)
+        labelled = np.zeros(len(self.label_index), dtype=np.int64)
+        for _, _, raw in self._each_labels():
+            copies = np.ones(raw.shape[0], dtype=np.int64)
+            copies[(raw == schema.LABEL_BOUND).reshape(raw.shape[0], -1).any(axis=1)] = self.config.bound_repeats
+            copies = copies.reshape((-1,) + (1,) * (raw.ndim - 1))
+            positives += ((raw == schema.LABEL_BOUND) * copies).reshape(-1, raw.shape[-1]).sum(axis=0)
+            labelled += ((raw != schema.LABEL_AMBIGUOUS) * copies).reshape(-1, raw.shape[-1]).sum(axis=0)
         return positives, labelled
 
     def features(self) -> DataFeatures:

@@ -65,6 +65,20 @@ def make_blocks(shard_windows: Sequence[int], cells: Sequence[int], block_window
     )
 
 
+def sample_blocks(shard: np.ndarray, window: np.ndarray, cell: np.ndarray, repeats: int) -> Blocks:
+    """One-window blocks for the samples (shard[i], window[i], cell[i]), each ``repeats`` times
+    (how extra copies of chosen samples, e.g. bound ones, join an epoch)."""
+    one = np.ones(shard.size * repeats, dtype=np.int64)
+    return Blocks(shard=np.tile(shard.astype(np.int64), repeats), start=np.tile(window.astype(np.int64), repeats),
+                  length=one, cell=np.tile(cell.astype(np.int64), repeats))
+
+
+def join_blocks(first: Blocks, second: Blocks) -> Blocks:
+    """The blocks of ``first`` followed by those of ``second``."""
+    return Blocks(*(np.concatenate([getattr(first, name), getattr(second, name)])
+                    for name in ("shard", "start", "length", "cell")))
+
+
 def seed_rng(seed: int, *keys: int) -> np.random.Generator:
     """A generator determined by (seed, keys): the one source of randomness of the data pipeline."""
     return np.random.default_rng([seed % 2**63, *keys])

@@ -3,9 +3,11 @@
 Pre-training: (i) DNA + epigenome = params/ebert_tiny.yaml itself (with the default output folder
 nothing changes: `python run.py CPU` is that run), (ii) DNA only (no state/signal embeddings, the
 loaders' use_* off). Fine-tuning (params/ebert_finetune_tiny.yaml), each variant once per seed of
-SEEDS: (a) DNA + epigenome + known-motif tracks from (i) (the params file as shipped), (a0) the
-same without motif tracks (the paper's k-mer EBERT), (b) DNA only from (ii), (c) epigenome only
-(every DNA token [N]) from (i), (e) as (a) from scratch. ``--quick`` shortens every run (same peak
+SEEDS: (a) DNA + epigenome + known-motif tracks with the head's linear term, from (i) (the params
+file as shipped), (a1) the same without motif tracks, (a0) the paper's k-mer EBERT (no motif
+tracks, no linear term), (b) DNA only from (ii) (no linear term: nothing per bin to read), (c)
+epigenome only (every DNA token [N]) from (i), as (a1), (e) as (a) from scratch. Every variant
+samples bound windows as the shipped params do (bound_repeats). ``--quick`` shortens every run (same peak
 learning rates, schedules scaled) and trains two seeds per variant.
 """
 from __future__ import annotations
@@ -100,6 +102,8 @@ QUICK_SEEDS = (1, 2)
 MOTIF_INPUTS_OFF = ({"motif_file": None, "motif_window_bp": None, "motif_tracks": None},
                     {"trainer.init.model.num_motif_tracks": 0})
 """Loader and model keys that turn the known-motif tracks off (the k-mer-only EBERT)."""
+LINEAR_TERM_OFF = {"trainer.init.model.head_linear_bins": 0}
+"""Model key that removes the head's linear term over the central bins' inputs."""
 
 
 def _seeded(params: dict[str, Any], run: str, seed: int, output_dir: Path) -> dict[str, Any]:
@@ -131,18 +135,22 @@ def plan_runs(output_dir: Path, quick: bool) -> list[Run]:
             description="MLM on DNA with ChromHMM states and signal tracks, plus the masked-state objective"),
         Run("pretrain_dna_only", "(ii) DNA only", "pre-training", pre_ii, description="MLM on DNA alone"),
     ]
+    from_i = checkpoint("pretrain_dna_epigenome")
     variants = [
-        ("finetune_motifs", "EBERT DNA + epigenome + motif tracks", {}, checkpoint("pretrain_dna_epigenome"),
-         "pretrain_dna_epigenome", "(a) fine-tuned from pre-training (i): DNA, states, signal and known-motif tracks"),
+        ("finetune_motifs", "EBERT DNA + epigenome + motif tracks", {}, from_i, "pretrain_dna_epigenome",
+         "(a) fine-tuned from pre-training (i): DNA, states, signal and known-motif tracks; the head adds a linear "
+         "term over the central bins' inputs and motif x signal products"),
+        ("finetune_linear", "EBERT DNA + epigenome, linear term", no_motif_data, {**no_motif_model, **from_i},
+         "pretrain_dna_epigenome", "(a1) as (a) without the motif tracks"),
         ("finetune_dna_epigenome", "EBERT DNA + epigenome", no_motif_data,
-         {**no_motif_model, **checkpoint("pretrain_dna_epigenome")}, "pretrain_dna_epigenome",
-         "(a0) as (a) without the motif tracks: motifs only from the 4-mer tokens, as in the paper"),
+         {**no_motif_model, **LINEAR_TERM_OFF, **from_i}, "pretrain_dna_epigenome",
+         "(a0) as (a1) without the linear term: the paper's EBERT, motifs only from the 4-mer tokens"),
         ("finetune_dna_only", "EBERT DNA only", {**no_epigenome_data, **no_motif_data},
-         {**no_epigenome_model, **no_motif_model, **checkpoint("pretrain_dna_only")}, "pretrain_dna_only",
-         "(b) fine-tuned from pre-training (ii), 4-mer tokens alone"),
+         {**no_epigenome_model, **no_motif_model, **LINEAR_TERM_OFF, **checkpoint("pretrain_dna_only")},
+         "pretrain_dna_only", "(b) fine-tuned from pre-training (ii), 4-mer tokens alone"),
         ("finetune_epigenome_only", "EBERT epigenome only", {"use_dna": False, **no_motif_data},
-         {**no_motif_model, **checkpoint("pretrain_dna_epigenome")}, "pretrain_dna_epigenome",
-         "(c) fine-tuned from (i) with every DNA token replaced by [N], no motif tracks"),
+         {**no_motif_model, **from_i}, "pretrain_dna_epigenome",
+         "(c) as (a1) with every DNA token replaced by [N]"),
         ("finetune_scratch", "EBERT DNA + epigenome + motif tracks, from scratch", {}, {"trainer.fit.ckpt_path": None},
          None, "(e) as (a) but from randomly initialised weights, same steps"),
     ]

@@ -12,11 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
 
 from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.cli.run import main as run_main
@@ -42,17 +47,19 @@ BASELINE = BaselineConfig(accessibility_track="DNase", central_bins=1, motif_reg
 EPIGENOME_FLOOR = "epigenome logistic regression"
 KMER_FLOOR = "4-mer logistic regression"
 CNN_PEER = "CNN peer (DNA + epigenome)"
-MOTIFS, KMERS = "EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome"
+MOTIFS, LINEAR, KMERS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome, linear term",
+                         "EBERT DNA + epigenome")
 COMPARISONS = (
     Comparison("Does EBERT reach the motif + accessibility baseline?", MOTIFS, BASELINE_NAME),
-    Comparison("Do the known-motif tracks help?", MOTIFS, KMERS),
+    Comparison("Do the known-motif tracks help?", MOTIFS, LINEAR),
+    Comparison("Does the head's linear term help?", LINEAR, KMERS),
     Comparison("Does the epigenome help?", KMERS, "EBERT DNA only"),
-    Comparison("Does the DNA add to the epigenome?", KMERS, "EBERT epigenome only"),
+    Comparison("Does the DNA add to the epigenome?", LINEAR, "EBERT epigenome only"),
     Comparison("Does pre-training help?", MOTIFS, "EBERT DNA + epigenome + motif tracks, from scratch"),
     Comparison("Is EBERT epigenome-only at least the logistic regression on its inputs?", "EBERT epigenome only",
                EPIGENOME_FLOOR),
     Comparison("Is EBERT DNA-only at least the 4-mer logistic regression?", "EBERT DNA only", KMER_FLOOR),
-    Comparison("Does EBERT beat the CNN peer on the same inputs?", KMERS, CNN_PEER),
+    Comparison("Does EBERT beat the CNN peer on the same inputs?", LINEAR, CNN_PEER),
 )
 STATE_DIR = ".demo_state"
 MARKER = ".ebert_demo"
@@ -168,6 +175,40 @@ def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[R
         raise DemoError(f"training run {run.name} failed")
     return RunResult(run, params_file, fingerprint, command, cached)
 
+
+def _train_job(run_: Run, output_dir: Path, data: str, code: str, upstream: Optional[RunResult],
+               threads: int) -> tuple[RunResult, float]:
+    """One training run in a worker process; returns its result and its own seconds."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    torch.set_num_threads(threads)
+    began = time.perf_counter()
+    result = train(run_, output_dir, data, code, upstream)
+    return result, round(time.perf_counter() - began, 1)
+
+
+def train_all(runs: list[Run], output_dir: Path, fingerprints: dict[str, str], jobs: int, threads: int
+              ) -> tuple[dict[str, RunResult], dict[str, float]]:
+    """Every run, up to ``jobs`` at once in worker processes (a run starts once its upstream run
+    has finished); returns the results and each run's own seconds."""
+    code = code_fingerprint()
+    results: dict[str, RunResult] = {}
+    seconds: dict[str, float] = {}
+    waiting = list(runs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        running: dict[Future, str] = {}
+        while waiting or running:
+            for run_ in [r for r in waiting if r.upstream is None or r.upstream in results]:
+                if len(running) >= jobs:
+                    break
+                kind = "pretraining" if run_.stage == "pre-training" else "finetuning"
+                upstream = results.get(run_.upstream) if run_.upstream else None
+                running[pool.submit(_train_job, run_, output_dir, fingerprints[kind], code, upstream, threads)] = run_.name
+                waiting.remove(run_)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                results[name], seconds[name] = future.result()
+    return {r.name: results[r.name] for r in runs}, seconds
 
 def predictions(result: RunResult) -> Predictions:
     """Test-split scores of a finished fine-tuning run (cached beside its checkpoints)."""

@@ -130,6 +130,16 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     of the normalised signal, its presence mask, the motif tracks and the one-hot chromatin
     state) beside the encoder's pooled vector: a wide-and-deep head, so what the window's centre
     measures reaches the classifier in one step, and the encoder adds what the context says."""
+    head_linear_bins: int = 0
+    """> 0: the sequence head adds to its logits a linear function (weights starting at 0) of the
+    inputs of the window's central head_linear_bins bins, each bin separately: the normalised
+    signal, its presence mask, the motif tracks, the one-hot chromatin state, and every motif
+    track x signal track product (the motif-in-open-chromatin AND the ENCODE-DREAM winners
+    built by hand). Needs num_bins. 0 = no such term."""
+    head_linear_scale: float = 1.0
+    """Multiplier of that linear term. Adam's steps are about the learning rate whatever the
+    gradient, so this is the term's learning rate relative to the schedule's: a linear model
+    over a few hundred steps needs a larger one than the pre-trained encoder."""
 
     @model_validator(mode="after")
     def _check_labels(self) -> "EBertFinetuneConfig":
@@ -151,6 +161,14 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     def _check_pooling(self) -> "EBertFinetuneConfig":
         if self.head_bin_inputs and self.pooling != "center_bins":
             raise ValueError("head_bin_inputs needs pooling: center_bins (it reads the pooled bins' inputs)")
+        if self.head_linear_bins:
+            if self.head != "sequence" or self.num_bins is None:
+                raise ValueError("head_linear_bins needs head: sequence and num_bins (the data's bins per window)")
+            if not 1 <= self.head_linear_bins <= self.num_bins or (self.num_bins - self.head_linear_bins) % 2:
+                raise ValueError(f"head_linear_bins must be 0, or in [1, num_bins] with num_bins - head_linear_bins "
+                                 f"even (centred), got {self.head_linear_bins}, num_bins {self.num_bins}")
+        if not 0.0 < self.head_linear_scale < float("inf"):
+            raise ValueError(f"head_linear_scale must be finite and > 0, got {self.head_linear_scale}")
         if self.pooling == "cls":
             return self
         if self.head != "sequence":

@@ -163,6 +163,8 @@ class EBertForFineTuningModel(nn.Module):
             self.head = BinClassificationHead(config, config.num_labels, config.classifier_dropout)
             self.label_key, self.weight_key = "bin_labels", "bin_label_weights"
         self.head.apply(lambda module: init_weights(module, config.initializer_range))
+        if isinstance(self.head, SequenceClassificationHead):
+            self.head.zero_linear()
         if config.positive_weight == "auto":
             raise ValueError("positive_weight 'auto' must be resolved into one weight per label (from the "
                              "training data) before the model is built")

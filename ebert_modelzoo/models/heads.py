@@ -106,6 +106,23 @@ def bin_inputs(batch: Mapping[str, torch.Tensor], counts: tuple[int, int, int]) 
     return torch.cat(parts, dim=-1)
 
 
+def linear_input_width(config: EBertEncoderConfig) -> int:
+    """Width of one bin's vector in the head's linear term: ``bin_inputs`` plus every motif track
+    x signal track product."""
+    return bin_input_width(config) + config.num_motif_tracks * config.num_signal_tracks
+
+
+def linear_inputs(batch: Mapping[str, torch.Tensor], counts: tuple[int, int, int], bins: slice) -> torch.Tensor:
+    """(B, n * F) the ``bins`` bins' ``bin_inputs`` and motif x signal products, bin after bin."""
+    per_bin = bin_inputs(batch, counts)[:, bins]
+    _, tracks, motifs = counts
+    if tracks and motifs:
+        signal = torch.where(batch["signal_mask"] > 0, batch["signal"], torch.zeros_like(batch["signal"]))[:, bins]
+        products = batch["motif_scores"][:, bins].unsqueeze(-1) * signal.unsqueeze(-2)  # (B, n, M, T)
+        per_bin = torch.cat([per_bin, products.flatten(2)], dim=-1)
+    return per_bin.flatten(1)
+
+
 class SequenceClassificationHead(nn.Module):
     """Window-level multi-label head: a pooled vector -> BERT pooler (dense + tanh) -> dropout -> K logits.
 
@@ -130,6 +147,17 @@ class SequenceClassificationHead(nn.Module):
         self.pooler = nn.Linear(config.hidden_size + self.bin_inputs, config.hidden_size)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.linear: Optional[nn.Linear] = None
+        if config.head_linear_bins:
+            start = (config.num_bins - config.head_linear_bins) // 2
+            self.linear_bins = slice(start, start + config.head_linear_bins)
+            self.linear_scale = config.head_linear_scale
+            self.linear = nn.Linear(config.head_linear_bins * linear_input_width(config), config.num_labels, bias=False)
+
+    def zero_linear(self) -> None:
+        """Start the linear term at 0 (called after the head's weight initialisation)."""
+        if self.linear is not None:
+            nn.init.zeros_(self.linear.weight)
 
     def token_positions(self, batch_size: int) -> torch.Tensor:
         """(B, M) positions of the tokens the head pools: [CLS], or the central bins' tokens."""
@@ -143,7 +171,12 @@ class SequenceClassificationHead(nn.Module):
             if batch is None:
                 raise ValueError("head_bin_inputs: the head needs the batch dict")
             pooled = torch.cat([pooled, bin_inputs(batch, self.config_counts)[:, self.pooled_bins].mean(dim=1)], dim=-1)
-        return self.classifier(self.dropout(torch.tanh(self.pooler(pooled))))
+        logits = self.classifier(self.dropout(torch.tanh(self.pooler(pooled))))
+        if self.linear is not None:
+            if batch is None:
+                raise ValueError("head_linear_bins: the head needs the batch dict")
+            logits = logits + self.linear_scale * self.linear(linear_inputs(batch, self.config_counts, self.linear_bins))
+        return logits
 
 
 class BinClassificationHead(nn.Module):
