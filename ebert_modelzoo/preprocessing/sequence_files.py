@@ -79,6 +79,16 @@ def label_code(value: str, path: str | Path, line: int, name: str) -> int:
     return code
 
 
+def _split_codes(names: list[str], path: Path, lines: np.ndarray) -> np.ndarray:
+    """The split of each row from its split-column value; an unknown one is refused naming its line."""
+    try:
+        return np.array([SPLIT_NAMES[v] for v in names])
+    except KeyError:
+        bad = next(i for i, v in enumerate(names) if v not in SPLIT_NAMES)
+        raise InputError(f"{path}:{int(lines[bad])}: split {names[bad]!r} is not train, "
+                         "validation (dev, valid, val) or test") from None
+
+
 def _label_codes(values: list[str], path: Path, lines: np.ndarray, name: str) -> np.ndarray:
     try:
         return np.fromiter((_LABEL_VALUES[v.strip()] for v in values), dtype=np.int8, count=len(values))
@@ -246,15 +256,8 @@ class SequenceFile:
                 for k, col in enumerate(label_i):
                     if col is not None:
                         labels[:, k] = _label_codes([r[col] for r in rows], self.path, lines, label_names[k])
-                splits = None
-                if split_i is not None:
-                    raw = [r[split_i].strip() for r in rows]
-                    try:
-                        splits = np.array([SPLIT_NAMES[s] for s in raw])
-                    except KeyError:
-                        bad = next(i for i, s in enumerate(raw) if s not in SPLIT_NAMES)
-                        raise InputError(f"{self.path}:{int(lines[bad])}: split {raw[bad]!r} is not train, "
-                                         "validation (dev, valid, val) or test") from None
+                splits = (_split_codes([r[split_i].strip() for r in rows], self.path, lines)
+                          if split_i is not None else None)
                 yield RowBlock(
                     rows=np.arange(first, first + len(rows), dtype=np.int64), lines=lines,
                     sequences=[r[seq_i].strip().encode("ascii", errors="replace") for r in rows],
@@ -283,15 +286,8 @@ class SequenceFile:
                 labels[:, k] = single - ord("0")
             else:
                 labels[:, k] = _label_codes([v.decode("ascii") for v in column(col)], self.path, lines, label_names[k])
-        splits = None
-        if split_i is not None:
-            names = [v.decode("ascii") for v in column(split_i)]
-            try:
-                splits = np.array([SPLIT_NAMES[v] for v in names])
-            except KeyError:
-                bad = next(i for i, v in enumerate(names) if v not in SPLIT_NAMES)
-                raise InputError(f"{self.path}:{int(lines[bad])}: split {names[bad]!r} is not train, "
-                                 "validation (dev, valid, val) or test") from None
+        splits = (_split_codes([v.decode("ascii") for v in column(split_i)], self.path, lines)
+                  if split_i is not None else None)
         return RowBlock(rows=np.arange(first, first + n, dtype=np.int64), lines=lines, sequences=column(seq_i),
                         ids=[v.decode("ascii") for v in column(id_i)] if id_i is not None else None,
                         labels=labels, splits=splits)
