@@ -264,7 +264,7 @@ class LoadCheckpointStatesItem(StrictConfig):
 
 
 def _callback_kind(value: Any) -> str:
-    keys = list(value) if isinstance(value, dict) else list(type(value).model_fields)
+    keys = list(value) if isinstance(value, dict) else list(getattr(type(value), "model_fields", ()))
     return f"[{keys[0]}]" if len(keys) == 1 and keys[0] in _CALLBACKS else "[unknown]"
 
 

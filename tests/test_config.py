@@ -111,6 +111,8 @@ def test_base_schedule_is_warmup_then_linear_decay():
         (lambda d: d["trainer"]["init"]["checkpoint"].update(keep_last=2), "trainer.init.checkpoint.keep_last: unknown key"),
         (lambda d: d["trainer"]["init"]["callbacks"].append({"KeepNChekpoints": {"n": 2}}),
          "trainer.init.callbacks[1]: expected one key, one of KeepNCheckpoints, LoadCheckpointStates"),
+        (lambda d: d["trainer"]["init"]["callbacks"].append(None),
+         "trainer.init.callbacks[1]: expected one key, one of KeepNCheckpoints, LoadCheckpointStates (got None)"),
         (lambda d: d["trainer"]["init"]["callbacks"].append({"KeepNCheckpoints": {"n": 3}}),
          "trainer.init.callbacks: each callback may appear once; repeated: KeepNCheckpoints"),
         (lambda d: d["trainer"]["init"]["logging"].update(log_step=3), "trainer.init.logging.log_step: unknown key"),
