@@ -123,14 +123,15 @@ def file_digest(path: str | Path, suffix: str = CHECKSUM_SUFFIX, block: int = 1 
 _OVERLAP_BYTES = 1 << 20
 """Chunks at least this large are hashed on a worker thread while this thread writes them (xxhash
 and file writes both release the GIL); smaller ones are hashed in line, where handing them over
-would cost more than hashing them."""
+would cost more than hashing them. Also the size of the buffer in front of the hashing file, which
+gathers torch.save's many small records into few chunks."""
 
 
-class _HashingWriter(io.RawIOBase):
-    """A write-only binary stream that hashes what passes through it into ``file``, large chunks
-    on ``worker`` while they are written."""
+class _HashingFile(io.RawIOBase):
+    """The raw file under ``checkpoint_stream``'s buffer: writes each chunk it is handed to
+    ``file`` and hashes it, chunks of ``_OVERLAP_BYTES`` and more on ``worker`` meanwhile."""
 
-    def __init__(self, file: io.BufferedWriter, worker: ThreadPoolExecutor) -> None:
+    def __init__(self, file: io.FileIO, worker: ThreadPoolExecutor) -> None:
         super().__init__()
         self.file, self.worker, self.digest = file, worker, xxhash.xxh3_128()
 
@@ -138,18 +139,18 @@ class _HashingWriter(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
-        if view.nbytes < _OVERLAP_BYTES:
+        view = memoryview(data).cast("B")
+        hashed = self.worker.submit(self.digest.update, view) if view.nbytes >= _OVERLAP_BYTES else None
+        if hashed is None:
             self.digest.update(view)
-            return self.file.write(view)
-        hashed = self.worker.submit(self.digest.update, view)
         try:
-            return self.file.write(view)
+            written = 0
+            while written < view.nbytes:  # one write(2) may take only part of a large chunk
+                written += self.file.write(view[written:])
         finally:
-            hashed.result()  # before returning: the writer may reuse the chunk's memory, and the next chunk follows
-
-    def flush(self) -> None:
-        self.file.flush()
+            if hashed is not None:
+                hashed.result()  # before returning: the caller may reuse the chunk's memory, and the next chunk follows
+        return written
 
 
 _WORKER: tuple[int, ThreadPoolExecutor] | None = None
@@ -172,22 +173,23 @@ def _fresh_tmp(path: Path) -> Path:
 
 
 @contextmanager
-def checkpoint_stream(path: str | Path) -> Iterator[io.RawIOBase]:
+def checkpoint_stream(path: str | Path) -> Iterator[io.BufferedWriter]:
     """Yield a binary stream to write the checkpoint ``path`` to, sequentially (``torch.save``
-    does); its bytes are hashed as they pass (``_HashingWriter``), and when the block ends
+    does); its bytes are hashed as they pass (``_HashingFile``), and when the block ends
     normally the checksum file is written and fsynced on a thread while the checkpoint is fsynced,
     and both are put into place (``_put_in_place``). After an exception only hidden temporaries
     stay behind, which the next prune removes."""
     path = Path(path)
     tmp = _fresh_tmp(path)
     worker = _worker()
-    with open(tmp, "wb") as handle:
-        stream = _HashingWriter(handle, worker)
+    with open(tmp, "wb", buffering=0) as file:
+        hashing = _HashingFile(file, worker)
+        stream = io.BufferedWriter(hashing, buffer_size=_OVERLAP_BYTES)
         yield stream
-        handle.flush()
-        staged = worker.submit(_stage_checksums, path, stream.digest.hexdigest)
+        stream.flush()
+        staged = worker.submit(_stage_checksums, path, hashing.digest.hexdigest)
         try:
-            os.fsync(handle.fileno())
+            os.fsync(file.fileno())
         finally:
             digest, recorded_tmp, again = staged.result()
     _put_in_place(tmp, path, digest, recorded_tmp, again)

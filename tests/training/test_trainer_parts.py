@@ -244,7 +244,8 @@ def test_checkpoint_file_hashes_what_a_path_writer_wrote(tmp_path):
 
 def test_chunks_hashed_on_the_worker_while_written_give_the_files_hash(tmp_path):
     """Tensors of 1 MiB and more are hashed on the worker thread while they are written, the
-    small records in line; the digest is still that of the bytes on disk, in order. The zip
+    small records gathered by the buffer and hashed in line; the digest is still that of the
+    bytes on disk, in order. The zip
     records carry no CRC-32 (the XXH3 covers the file), torch.load reads them, and torch's
     setting is left as it was."""
     import zipfile
