@@ -8,10 +8,11 @@
   build for the read-back plus the lock (the hash is the record's checksum, also reported).
 - Folder lock: acquiring and releasing ``folder_lock`` (median of many), against the same build.
 - Checkpoints: for ebert_tiny and a BERT-base-sized EBERT (params/ebert_base.yaml, after one
-  AdamW step so the optimizer state is full), wall and process CPU seconds of each case, rounds
-  rotated so no case always follows another: a save with its checksum file (``atomic_torch_save``:
-  xxh3-128 of the bytes as torch.save streams them, large chunks on a worker thread, the checksum
-  file fsynced there while the checkpoint is, torch's zip CRC-32s left out) against the same save
+  AdamW step so the optimizer state is full), wall and process CPU seconds of each case, the
+  order shuffled each round so no case always follows another (a 1 GB load before a save, say):
+  a save with its checksum file (``atomic_torch_save``: xxh3-128 of the bytes as torch.save
+  streams them, large chunks on a worker thread, the checksum file fsynced there while the
+  checkpoint is, torch's zip CRC-32s left out) against the same save
   without one (``atomic_path`` + torch.save with torch's defaults) and, like for like, without
   one and without the CRC-32s; the cstorch backend's route (``checkpoint_file``: the finished file
   hashed on the worker while it is fsynced); the hash's own cost, xxh3-128 of the file's bytes in
@@ -172,11 +173,11 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
             "verified_load": lambda: read_verified(path, torch_load), "load": lambda: torch_load(path)}
     cpu: dict[str, list[float]] = {k: [] for k in work}
     wall: dict[str, list[float]] = {k: [] for k in work}
-    names = list(work)
-    for name in names:  # warm-up: the worker thread, the page cache's first allocation of each file
+    for name in work:  # warm-up: the worker thread, the page cache's first allocation of each file
         work[name]()
-    for round_ in range(repeats):
-        for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # rotated: no fixed order
+    order = np.random.default_rng(0)
+    for _ in range(repeats):
+        for name in order.permutation(list(work)):  # shuffled each round: no case always follows another
             c, w = _clocks(work[name])
             cpu[name].append(c)
             wall[name].append(w)
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {"benchmark": "reliability", "quick": args.quick, "conditions": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         result["shards"] = shard_guards(Path(tmp) / "shards", 200_000 if args.quick else 6_000_000)
-        result["checkpoints"] = [checkpoint_guards(name, Path(tmp), 2 if args.quick else (40 if name == "ebert_tiny.yaml" else 9))
+        result["checkpoints"] = [checkpoint_guards(name, Path(tmp), 2 if args.quick else (40 if name == "ebert_tiny.yaml" else 12))
                                  for name in (("ebert_tiny.yaml",) if args.quick else ("ebert_tiny.yaml", "ebert_base.yaml"))]
     shards = result["shards"]
     shard_cost = shards["read_back_fraction_of_build"] + shards["lock_fraction_of_one_shard_build"]
