@@ -9,7 +9,8 @@
 - Folder lock: acquiring and releasing ``folder_lock`` (median of many), against the same build.
 - Checkpoints: for ebert_tiny and a BERT-base-sized EBERT (params/ebert_base.yaml, after one
   AdamW step so the optimizer state is full), wall and process CPU seconds of each case, the
-  order shuffled each round so no case always follows another (a 1 GB load before a save, say):
+  order shuffled each round so no case always follows another (a 1 GB load before a save, say),
+  each save to a new step's name as in training (the files deleted between calls, untimed):
   a save with its checksum file (``atomic_torch_save``: xxh3-128 of the bytes as torch.save
   streams them, large chunks on a worker thread, the checksum file fsynced there while the
   checkpoint is, torch's zip CRC-32s left out) against the same save
@@ -32,7 +33,9 @@ Writes bench/results/reliability.json.
 from __future__ import annotations
 
 import io
+import itertools
 import os
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -51,7 +54,7 @@ from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.preprocessing import pipeline, writer
 from ebert_modelzoo.preprocessing.config import load_config
 from ebert_modelzoo.training.checkpoint import (_OVERLAP_BYTES, _HashingFile, _worker, atomic_torch_save, checkpoint_file,
-                                                file_digest, read_verified, torch_load)
+                                                checkpoint_path, file_digest, read_verified, torch_load)
 from ebert_modelzoo.training.loop import _check_finite
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.tasks import Task
@@ -154,11 +157,14 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
     optimizer.step()
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
     path = folder / f"checkpoint_{params_file.split('.')[0]}.mdl"
-    plain = folder / "plain.mdl"
-    by_path = folder / "checkpoint_by_path.mdl"
+    saves = folder / "saves"  # each save writes a new step's name, as training does (saving a step again costs more)
+    steps = itertools.count()
+
+    def new_step() -> Path:
+        return checkpoint_path(saves, next(steps))
 
     def plain_save(crc32: bool) -> None:  # no checksum file: atomic_path + torch.save
-        with _zip_crc32(crc32), atomic_path(plain) as tmp, open(tmp, "wb") as handle:
+        with _zip_crc32(crc32), atomic_path(new_step()) as tmp, open(tmp, "wb") as handle:
             torch.save(state, handle)
 
     def to_dev_null(hashed: bool, crc32: bool) -> None:  # the bytes made (and hashed) without a disk in the way
@@ -168,7 +174,7 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
             stream.flush()
 
     def path_writer_save() -> None:  # the cstorch backend's route: the finished file hashed from the page cache
-        with checkpoint_file(by_path) as tmp:
+        with checkpoint_file(new_step()) as tmp:
             torch.save(state, tmp)
 
     def sha256_of_file() -> None:  # what the checksum cost before (sha256 of the finished file)
@@ -176,7 +182,7 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
 
     atomic_torch_save(state, path)
     content = path.read_bytes()  # what the stream hashes as torch.save writes it: hashing these bytes is its cost
-    work = {"plain_save": lambda: plain_save(True), "save": lambda: atomic_torch_save(state, path),
+    work = {"plain_save": lambda: plain_save(True), "save": lambda: atomic_torch_save(state, new_step()),
             "plain_save_without_crc32": lambda: plain_save(False), "path_writer_save": path_writer_save,
             "serialize": lambda: to_dev_null(False, True), "serialize_without_crc32": lambda: to_dev_null(False, False),
             "serialize_hashed_without_crc32": lambda: to_dev_null(True, False),
@@ -187,12 +193,14 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
     wall: dict[str, list[float]] = {k: [] for k in work}
     for name in work:  # warm-up: the worker thread, the page cache's first allocation of each file
         work[name]()
+        shutil.rmtree(saves, ignore_errors=True)
     order = np.random.default_rng(0)
     for _ in range(repeats):
         for name in order.permutation(list(work)):  # shuffled each round: no case always follows another
             c, w = _clocks(work[name])
             cpu[name].append(c)
             wall[name].append(w)
+            shutil.rmtree(saves, ignore_errors=True)  # untimed
     med = {name: float(np.median(v)) for name, v in cpu.items()}
 
     def paired(clock: dict[str, list[float]], a: str, b: str) -> dict[str, float]:

@@ -18,13 +18,13 @@ XXH3 128-bit hash of the complete file (``<32 hex digits>  checkpoint_<N>.mdl``,
 ``sha256sum``; the suffix names the hash) and is renamed into place before the checkpoint appears
 under its name. The torch backend hashes the bytes as ``torch.save`` streams them
 (``checkpoint_stream``), chunks of 1 MiB and more on a worker thread while this one writes them,
-so the file is never read again and the hash hides behind the writes; the cstorch backend's HDF5
-writer needs a path and seeks, so ``checkpoint_file`` hashes the finished file (from the page
-cache) on the worker while it is fsynced. Either way the checksum file is written and fsynced on
+so the file is never read again and, given a free core, the hash runs beside the writes; the
+cstorch backend's HDF5 writer needs a path and seeks, so ``checkpoint_file`` hashes the finished
+file (from the page cache) on the worker while it is fsynced. Either way the checksum file is written and fsynced on
 the worker while the checkpoint is fsynced, so its fsync does not follow the checkpoint's.
 XXH3 runs at memory speed (about 30 GB/s here, sha256 under 2 GB/s), which is what keeps the
 checksum cheap next to a save and a verified load; torch.save's own per-record CRC-32s, which
-cost five times as much and which torch.load never checks, are left out (``_no_zip_crc32``).
+cost 4-5 times as much and which torch.load never checks, are left out (``_no_zip_crc32``).
 ``verify_checkpoint`` checks a file before it is read; checksum files of older runs (``.sha256``)
 still verify, and a checkpoint without either (copied alone) is read unverified, with a log line.
 
@@ -314,10 +314,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 @contextmanager
 def _no_zip_crc32() -> Iterator[None]:
     """torch.save without the CRC-32 of each record in its zip headers (written as zeros), where
-    torch offers the choice (2.6 and later; the Cerebras venv's 2.4 always computes them). The
-    XXH3 checksum covers every byte of the file, torch.load does not check the CRCs (torch 2.4
-    and 2.13 read such files), and computing them cost five times the XXH3 (bench reliability),
-    so they would only slow the save; zip tools (``unzip -t``) report the zeros as CRC errors."""
+    torch offers the choice (``set_crc32_options``; the Cerebras venv's 2.4 always computes
+    them). The XXH3 checksum covers every byte of the file, torch.load does not check the CRCs
+    (torch 2.4 and 2.13 read such files), and computing them costs 4-5 times the XXH3 (bench
+    reliability), so they would only slow the save; zip tools (``unzip -t``) report the zeros as
+    CRC errors."""
     if not hasattr(torch.serialization, "set_crc32_options"):
         yield
         return
