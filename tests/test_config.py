@@ -9,15 +9,15 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from ebert_modelzoo.config import (
+from ebert_modelzoo.config.legacy import convert_legacy
+from ebert_modelzoo.config.params import (
     Params,
     apply_overrides,
     load_params,
     params_from_dict,
     parse_checkpoint_states,
 )
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.config_legacy import convert_legacy
+from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.training.schedules import learning_rate_at, schedule_phases
 
 PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"

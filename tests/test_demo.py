@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.config import load_params
-from ebert_modelzoo.config_base import read_yaml
+from ebert_modelzoo.config.base import read_yaml
+from ebert_modelzoo.config.params import load_params
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, PRETRAIN_PARAMS, plan_runs
 from ebert_modelzoo.demo.stages import COMPARISONS

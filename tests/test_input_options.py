@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.config_base import ParamsError, parse_section
-from ebert_modelzoo.contract.data_params import DatasetError
+from ebert_modelzoo.config.base import parse_section
+from ebert_modelzoo.config.model import EBertFinetuneConfig
 from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
+from ebert_modelzoo.errors import DatasetError, ParamsError
 from ebert_modelzoo.evaluation.metrics import auroc
-from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.tokenizer import DNATokenizer
 from tests.data.helpers import finetuning

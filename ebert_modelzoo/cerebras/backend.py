@@ -31,18 +31,15 @@ import torch
 import cerebras.pytorch as cstorch
 from cerebras.appliance.cluster.config import ClusterConfigError
 from cerebras.pytorch.backend import use_cs
-from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
-from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.cerebras.input_workers import input_fn, worker_config
+from ebert_modelzoo.config.params import AdamWConfig, InitConfig, PrecisionConfig
+from ebert_modelzoo.errors import ClusterAccessError
+from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.training.checkpoint import checkpoint_file, read_checkpoint
 from ebert_modelzoo.training.schedules import schedule_phases
 
 # Where a Cerebras user node keeps the cluster's address and certificates (cstorch's default).
 DEFAULT_CSCONFIG = Path("/opt/cerebras/config_v2")
-
-
-class ClusterAccessError(ValueError):
-    """A CSX run needs a cluster that was not given; the message says how to provide one."""
 
 
 def _csconfig_path() -> Path:

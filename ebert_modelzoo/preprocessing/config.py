@@ -7,7 +7,8 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ebert_modelzoo.config_base import ParamsError, StrictConfig, parse_section, read_yaml
+from ebert_modelzoo.config.base import StrictConfig, parse_section, read_yaml
+from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.tokenizer import MAX_K
 
 

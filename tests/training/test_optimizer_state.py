@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from ebert_modelzoo.config import LinearLRConfig
-from ebert_modelzoo.errors import CheckpointError
-from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.cerebras.optimizer_state import (
     convert_grad_scaler,
     convert_optimizer,
     convert_schedulers,
 )
+from ebert_modelzoo.config.params import LinearLRConfig
+from ebert_modelzoo.errors import CheckpointError
+from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.schedules import PhasedLinearLR, learning_rate_at
 
 PATH = Path("/runs/x/checkpoint_3.mdl")

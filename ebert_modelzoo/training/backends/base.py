@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, Sequen
 
 import torch
 
-from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
+from ebert_modelzoo.config.params import AdamWConfig, InitConfig, PrecisionConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 Batch = dict[str, torch.Tensor]

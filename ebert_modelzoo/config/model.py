@@ -6,7 +6,7 @@ from typing import Literal, Optional, Union
 
 from pydantic import model_validator
 
-from ebert_modelzoo.config_base import ModelSection, StrictConfig
+from ebert_modelzoo.config.base import ModelSection, StrictConfig
 
 
 class EBertEncoderConfig(StrictConfig):

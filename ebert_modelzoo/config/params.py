@@ -1,6 +1,6 @@
 """The params file: a strict schema of Model Zoo's "trainer" form, cross-field checks, and
 ``load_params`` (used by run.py and cszoo), which converts the legacy flat form first
-(config_legacy.py).
+(config/legacy.py).
 
 Trainer form::
 
@@ -21,11 +21,12 @@ from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from ebert_modelzoo.config_base import ParamsError, StrictConfig, parse_section, read_yaml
-from ebert_modelzoo.config_legacy import convert_legacy, is_legacy
-from ebert_modelzoo.data.config import (PROCESSOR_OF_MODEL, FinetuningDataProcessorConfig,
+from ebert_modelzoo.config.base import StrictConfig, parse_section, read_yaml
+from ebert_modelzoo.config.data import (PROCESSOR_OF_MODEL, FinetuningDataProcessorConfig,
                                         PretrainingDataProcessorConfig)
-from ebert_modelzoo.models.config import EBertFinetuneConfig, EBertPretrainConfig
+from ebert_modelzoo.config.legacy import convert_legacy, is_legacy
+from ebert_modelzoo.config.model import EBertFinetuneConfig, EBertPretrainConfig
+from ebert_modelzoo.errors import ParamsError
 
 ModelConfig = Annotated[Union[EBertPretrainConfig, EBertFinetuneConfig], Field(discriminator="name")]
 DataLoaderSection = Annotated[
@@ -129,7 +130,7 @@ def _scheduler_kind(value: Any) -> str:
 
 
 SchedulerItem = Annotated[
-    # Tags in brackets are left out of error paths (config_base), keeping the YAML's own keys.
+    # Tags in brackets are left out of error paths (config/base.py), keeping the YAML's own keys.
     Union[Annotated[SequentialLRItem, Tag("[SequentialLR]")], Annotated[LinearLRItem, Tag("[LinearLR]")]],
     Discriminator(_scheduler_kind),
 ]

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ebert_modelzoo.cerebras.config_bases import DataSectionBase, ModelSectionBase, SectionBase
+from ebert_modelzoo.errors import ParamsError
 
 C = TypeVar("C", bound="StrictConfig")
 
@@ -46,10 +47,6 @@ class DataSection(StrictConfig, DataSectionBase):
 def updated(section: C, **changes: Any) -> C:
     """A copy of ``section`` with ``changes``, validated again (sections are frozen)."""
     return type(section).model_validate({**section.model_dump(by_alias=True), **changes})
-
-
-class ParamsError(ValueError):
-    """A params file or section is invalid; the message is one line naming the file and key."""
 
 
 def _join_path(prefix: str, loc: tuple[Any, ...]) -> str:

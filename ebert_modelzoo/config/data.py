@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import model_validator
 
-from ebert_modelzoo.config_base import DataSection, StrictConfig
+from ebert_modelzoo.config.base import DataSection, StrictConfig
 
 
 class DataLoaderConfig(StrictConfig):
