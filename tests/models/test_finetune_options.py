@@ -19,7 +19,7 @@ from ebert_modelzoo.training.label_weights import auto_positive_weight, resolve_
 from ebert_modelzoo.training.tasks import DataSource, Task
 from tests.data.helpers import finetuning
 from tests.data.split_builder import build_split
-from tests.test_model import BINS, TPB, build, finetune_config, make_batch, tiny
+from tests.models.test_model import BINS, TPB, build, finetune_config, make_batch, tiny
 from tests.training.fixtures import LABELS, finetune_params, make_data, run_py, write_params
 
 

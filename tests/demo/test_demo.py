@@ -22,7 +22,7 @@ from ebert_modelzoo.demo.stages import COMPARISONS
 from ebert_modelzoo.evaluation.predict import Predictions, predict
 from ebert_modelzoo.evaluation.report import METRICS, VariantScores, variant_metrics
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome, linear term", "EBERT DNA + epigenome",
             "EBERT DNA only", "EBERT epigenome only",
             "EBERT DNA + epigenome + motif tracks, from scratch", "motif + accessibility baseline",

@@ -20,7 +20,7 @@ from ebert_modelzoo.config.params import (
 from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.training.schedules import learning_rate_at, schedule_phases
 
-PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"
+PARAMS_DIR = Path(__file__).resolve().parents[2] / "params"
 SHIPPED = sorted(PARAMS_DIR.glob("*.yaml"))
 
 
