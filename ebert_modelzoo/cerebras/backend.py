@@ -6,7 +6,7 @@ results happen in ``cstorch.step_closure``s, data flows through ``cstorch.utils.
 (built from input_workers.input_fn, which CSX input workers import and call) and a
 ``DataExecutor`` that fixes the number of steps and the checkpoint steps, and checkpoints are
 ``cstorch.save`` files (HDF5) written in ``cstorch.checkpoint_closure``s, which run only at those
-checkpoint steps, and read back by checkpoint_format.py, never by ``cstorch.load`` (see
+checkpoint steps, and read back by training/cstorch_format.py, never by ``cstorch.load`` (see
 ``load_checkpoint``).
 
 CSX without a cluster: ``validate_only`` traces one step and lowers it locally to Cerebras IR
@@ -287,7 +287,7 @@ class CstorchBackend:
         """Read a checkpoint of either backend (cstorch HDF5 or torch.save) as plain CPU values,
         without ``cstorch.load``: under torch 2.4 it unpickles a torch.save file with
         ``weights_only=False`` and a pre-0.5 cstorch file's spec with dill, so a crafted file
-        runs code. checkpoint_format.py reads cstorch files from their JSON spec and
+        runs code. training/cstorch_format.py reads cstorch files from their JSON spec and
         raw arrays, and torch files with ``weights_only=True``.
         """
         return read_checkpoint(path)

@@ -72,7 +72,7 @@ class Backend(Protocol):
 
     name: str
     """'torch' or 'cstorch', written to the checkpoint: a checkpoint of the other backend has its
-    optimizer, schedule and loss-scale states converted (cerebras/optimizer_state.py)."""
+    optimizer, schedule and loss-scale states converted (training/optimizer_state.py)."""
     device: torch.device
     """Where the model's parameters live after setup_model."""
     is_main: bool
