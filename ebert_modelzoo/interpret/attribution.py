@@ -30,7 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ebert_modelzoo.data.motifs import N_CODE
-from ebert_modelzoo.interpret.scoring import InterpretError, Scorer, samples_for
+from ebert_modelzoo.errors import InterpretError
+from ebert_modelzoo.interpret.scoring import Scorer, samples_for
 
 METHODS = ("ism", "gradient", "integrated_gradients")
 IG_STEPS = 32
