@@ -100,7 +100,7 @@ def _derive(base: dict[str, Any], output_dir: Path, run: str, steps: Optional[in
 
 COMPARISON_FINETUNE_STEPS = 600
 """Fine-tuning steps of the variants without motif tracks ((a1), (a0), (b), (c)): half of the
-shipped params' 1,200, which (a) and (e) train for, so the demo stays within its ~10 minutes."""
+shipped params' 1,200, which (a) and (e) train for, so the demo stays within its 12-minute budget."""
 FULL_STEP_VARIANTS = ("finetune_motifs", "finetune_scratch")
 """The variants trained for the shipped params' steps: (a) and (e)."""
 SEEDS = (1, 2, 3)
