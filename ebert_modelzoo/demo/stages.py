@@ -297,7 +297,9 @@ def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: Eval
 INTERPRET_ISM_WINDOWS = 8
 """Bound windows per TF that ISM attributes for a run fed motif tracks (3 forward passes per base)."""
 INTERPRET_ISM_FLANK_BP = 100
-"""ISM covers the labelled centre of each window and this much on either side."""
+"""ISM covers the labelled centre of each window and this much on either side (a bound window's site
+lies within about 60 bp of it). With 64 bp, TF-MoDISco failed to cluster one TF's ISM seqlets (NaN
+similarities); 100 bp recovered all four."""
 
 
 def interpretation(output_dir: Path, results: Sequence[RunResult], finetuning: Path, cell_type: str, quick: bool,
