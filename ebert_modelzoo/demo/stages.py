@@ -295,7 +295,8 @@ def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: Eval
 
 
 INTERPRET_ISM_WINDOWS = 8
-"""Bound windows per TF that ISM attributes for a run fed motif tracks (3 forward passes per base)."""
+"""Bound windows per TF that ISM attributes for a run fed motif tracks (3 forward passes per base;
+``--quick``: 2, over the labelled centre only)."""
 INTERPRET_ISM_FLANK_BP = 100
 """ISM covers the labelled centre of each window and this much on either side (a bound window's site
 lies within about 60 bp of it). With 64 bp, TF-MoDISco failed to cluster one TF's ISM seqlets (NaN
@@ -322,7 +323,8 @@ def interpretation(output_dir: Path, results: Sequence[RunResult], finetuning: P
     torch.set_num_threads(threads)
     try:
         return demo_section(output_dir / "report", runs, finetuning / "test", DEMO_DATA / "motifs.json", cell_type,
-                            tfs, ism_windows=INTERPRET_ISM_WINDOWS, ism_span_bp=center + 2 * INTERPRET_ISM_FLANK_BP,
+                            tfs, ism_windows=2 if quick else INTERPRET_ISM_WINDOWS,
+                            ism_span_bp=center if quick else center + 2 * INTERPRET_ISM_FLANK_BP,
                             quick=quick, progress=progress)
     finally:
         torch.set_num_threads(before)
