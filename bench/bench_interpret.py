@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser, interleaved_clocks, machine, summarize, synchronizer, target, write_json  # noqa: E402
-from ebert_modelzoo.config import load_params  # noqa: E402
+from ebert_modelzoo.config.params import load_params  # noqa: E402
 from ebert_modelzoo.interpret.attribution import ism  # noqa: E402
 from ebert_modelzoo.interpret.scoring import Scorer, samples_for  # noqa: E402
 from ebert_modelzoo.interpret.variants import Variant, score_variants  # noqa: E402

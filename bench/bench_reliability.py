@@ -38,7 +38,7 @@ import xxhash
 from bench import sim_inputs
 from bench.common import bench_parser, machine, summarize, target, write_json
 from ebert_modelzoo.atomic import atomic_path
-from ebert_modelzoo.config import load_params
+from ebert_modelzoo.config.params import load_params
 from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.preprocessing import pipeline, writer
 from ebert_modelzoo.preprocessing.config import load_config

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from bench.common import bench_parser, interleaved, machine, summarize, synchronizer, usable_cores, write_json
 from bench.flops import step_flops
 from bench.gemm import gemm_call, gemm_flops, gemm_throughput, gpu_peak_bf16
-from ebert_modelzoo.models.config import EBertPretrainConfig
+from ebert_modelzoo.config.model import EBertPretrainConfig
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 
 RESULTS = Path(__file__).parent / "results" / "training.json"

@@ -42,7 +42,10 @@ def import_revision(revision: str, into: Path):
     for path in package.rglob("*.py"):
         path.write_text(re.sub(r"\bebert_modelzoo\b", ALIAS, path.read_text()))
     sys.path.insert(0, str(into))
-    return importlib.import_module(f"{ALIAS}.models.ebert"), importlib.import_module(f"{ALIAS}.models.config")
+    ebert = importlib.import_module(f"{ALIAS}.models.ebert")
+    # The model section's schema: config/model.py, models/config.py in revisions before issue 15.
+    config = f"{ALIAS}.config.model" if (package / "config" / "model.py").is_file() else f"{ALIAS}.models.config"
+    return ebert, importlib.import_module(config)
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """ebert-modelzoo: Epigenomic BERT (DNA + cell-type epigenome) as a Cerebras Model Zoo plugin.
 
-The root holds the cross-cutting modules every stage may import: the params schema (``config``,
-``config_base``, ``config_legacy``), the tokenizer, errors, crash-safe writes (``atomic``), folder
-locks and owned folders. The stages are subpackages: ``preprocessing`` (files -> shards),
+The root holds the cross-cutting modules every stage may import: the tokenizer, errors (every
+error type, ``errors``), crash-safe writes (``atomic``), folder locks and owned folders; and the
+params schema, the subpackage ``config``. The stages are subpackages: ``preprocessing`` (files -> shards),
 ``contract`` (what crosses a stage boundary), ``data`` (shards -> batches), ``models``,
 ``training``, ``evaluation``, ``interpret``, ``demo``, ``cli`` and the Cerebras edge
 ``cerebras``; tests/test_import_rules.py checks who imports whom.

@@ -19,11 +19,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ebert_modelzoo.errors import FolderLockedError
+
 LOCK_FILE = ".lock"
-
-
-class FolderLockedError(RuntimeError):
-    """Another live run holds the folder; the message is one line naming the folder and its pid."""
 
 
 def _pid_in(path: Path) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-
-class NotOwnedError(ValueError):
-    """A deletion would leave the folder the run owns or pass a symlink; one line naming both."""
+from ebert_modelzoo.errors import NotOwnedError
 
 
 def owned(path: str | Path, owner: str | Path) -> bool:

@@ -64,8 +64,8 @@ def test_the_package_and_its_plain_torch_path_import_no_cerebras_module():
     """Importing the package, the CLI, the plain torch backend and the edge's Cerebras-free parts
     (cstorch checkpoint reader, optimizer-state mapping, registration) loads no Cerebras module."""
     code = ("import sys, ebert_modelzoo, ebert_modelzoo.cli.run, ebert_modelzoo.cli.cszoo, "
-            "ebert_modelzoo.training.backends.torch, ebert_modelzoo.cerebras.checkpoint_format, "
-            "ebert_modelzoo.cerebras.optimizer_state, ebert_modelzoo.cerebras.input_workers\n"
+            "ebert_modelzoo.training.backends.torch, ebert_modelzoo.training.cstorch_format, "
+            "ebert_modelzoo.training.optimizer_state, ebert_modelzoo.cerebras.input_workers\n"
             "print(sorted(m for m in sys.modules if m.startswith('cerebras.')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

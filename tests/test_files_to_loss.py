@@ -8,11 +8,11 @@ import pyBigWig
 import pytest
 import torch
 
+from ebert_modelzoo.config.data import PretrainingDataProcessorConfig
+from ebert_modelzoo.config.model import EBertPretrainConfig
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.contract.batch import check_batch
-from ebert_modelzoo.data.config import PretrainingDataProcessorConfig
 from ebert_modelzoo.data.processors import EBertPretrainingDataProcessor
-from ebert_modelzoo.models.config import EBertPretrainConfig
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 
 from tests.preprocessing.conftest import DATA, make_config, run_cli

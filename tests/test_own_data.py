@@ -19,7 +19,7 @@ import pyBigWig
 import pytest
 import yaml
 
-from ebert_modelzoo.config_base import read_yaml
+from ebert_modelzoo.config.base import read_yaml
 from ebert_modelzoo.evaluation.metrics import auroc
 from ebert_modelzoo.folder_lock import folder_lock
 

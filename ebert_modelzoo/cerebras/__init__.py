@@ -4,8 +4,6 @@ enforces it.
 
 - ``backend``: the cerebras.pytorch backend (CPU, GPU, CSX); imported only when cerebras.pytorch is.
 - ``input_workers``: the input function CSX input workers import and call.
-- ``checkpoint_format``: reads ``cstorch.save`` files with h5py alone (no Cerebras import).
-- ``optimizer_state``: optimizer, schedule and loss-scale states between the two backends' layouts.
 - ``registry``: registration into Model Zoo's registry; ``modelzoo_cli``: hand-over to its ``cszoo``.
 - ``modelzoo_models`` / ``modelzoo_metrics``: the models Model Zoo's registry gets, reporting our
   eval metrics as cstorch ``Metric`` modules; ``modelzoo_runner``: run.py's CSX runs through

@@ -6,7 +6,7 @@ results happen in ``cstorch.step_closure``s, data flows through ``cstorch.utils.
 (built from input_workers.input_fn, which CSX input workers import and call) and a
 ``DataExecutor`` that fixes the number of steps and the checkpoint steps, and checkpoints are
 ``cstorch.save`` files (HDF5) written in ``cstorch.checkpoint_closure``s, which run only at those
-checkpoint steps, and read back by checkpoint_format.py, never by ``cstorch.load`` (see
+checkpoint steps, and read back by training/cstorch_format.py, never by ``cstorch.load`` (see
 ``load_checkpoint``).
 
 CSX without a cluster: ``validate_only`` traces one step and lowers it locally to Cerebras IR
@@ -31,18 +31,15 @@ import torch
 import cerebras.pytorch as cstorch
 from cerebras.appliance.cluster.config import ClusterConfigError
 from cerebras.pytorch.backend import use_cs
-from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
-from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.cerebras.input_workers import input_fn, worker_config
+from ebert_modelzoo.config.params import AdamWConfig, InitConfig, PrecisionConfig
+from ebert_modelzoo.errors import ClusterAccessError
+from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.training.checkpoint import checkpoint_file, read_checkpoint
 from ebert_modelzoo.training.schedules import schedule_phases
 
 # Where a Cerebras user node keeps the cluster's address and certificates (cstorch's default).
 DEFAULT_CSCONFIG = Path("/opt/cerebras/config_v2")
-
-
-class ClusterAccessError(ValueError):
-    """A CSX run needs a cluster that was not given; the message says how to provide one."""
 
 
 def _csconfig_path() -> Path:
@@ -290,7 +287,7 @@ class CstorchBackend:
         """Read a checkpoint of either backend (cstorch HDF5 or torch.save) as plain CPU values,
         without ``cstorch.load``: under torch 2.4 it unpickles a torch.save file with
         ``weights_only=False`` and a pre-0.5 cstorch file's spec with dill, so a crafted file
-        runs code. checkpoint_format.py reads cstorch files from their JSON spec and
+        runs code. training/cstorch_format.py reads cstorch files from their JSON spec and
         raw arrays, and torch files with ``weights_only=True``.
         """
         return read_checkpoint(path)

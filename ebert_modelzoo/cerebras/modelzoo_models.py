@@ -12,8 +12,8 @@ from typing import Mapping
 import torch
 
 from ebert_modelzoo.cerebras.modelzoo_metrics import finetune_metrics, pretrain_metrics
+from ebert_modelzoo.config.model import EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.models import ebert
-from ebert_modelzoo.models.config import EBertFinetuneConfig, EBertPretrainConfig
 
 
 class _ForwardUpdatesEvalMetrics(torch.nn.Module):

@@ -10,7 +10,7 @@ import argparse
 from typing import Any, Optional, Sequence
 
 from ebert_modelzoo.cerebras.backend import check_csx_options
-from ebert_modelzoo.config import Params
+from ebert_modelzoo.config.params import Params
 from ebert_modelzoo.training.backends.base import BackendOptions
 
 # run.py flags passed on to Model Zoo's runconfig under the same names, when given.

@@ -28,8 +28,8 @@ import torch
 from ebert_modelzoo.cerebras import registry
 from ebert_modelzoo.cerebras.modelzoo_cli import run_modelzoo_cli
 from ebert_modelzoo.cli import run as run_cli
-from ebert_modelzoo.config import load_params
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config.params import load_params
+from ebert_modelzoo.errors import BadInputError, ParamsError
 
 # cszoo subcommand -> run.py mode
 RUN_MODES = {"fit": "train_and_eval", "validate": "eval", "validate_all": "eval_all"}
@@ -177,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         print(describe(args.model, args.params))
         return 0
-    except ParamsError as err:
+    except BadInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError) as err:

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from ebert_modelzoo.cerebras.registry import modelzoo_installed
-from ebert_modelzoo.config import Params, load_params, params_from_dict
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config.params import Params, load_params, params_from_dict
 from ebert_modelzoo.data.synthetic import write_split_for
-from ebert_modelzoo.errors import one_line
+from ebert_modelzoo.errors import BadInputError, CheckpointError, ParamsError, one_line
 from ebert_modelzoo.folder_lock import LOCK_FILE, folder_lock
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
 from ebert_modelzoo.training.backends.torch import end_process
-from ebert_modelzoo.training.checkpoint import CheckpointError, list_checkpoints
+from ebert_modelzoo.training.checkpoint import list_checkpoints
 from ebert_modelzoo.training.loop import LoadSettings, Trainer
 
 LOGGER = logging.getLogger("ebert_modelzoo")
@@ -264,7 +263,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
                         stream=sys.stdout)
     try:
         run(args)
-    except ParamsError as err:
+    except BadInputError as err:
         if args.logging == "DEBUG":
             raise
         print(f"error: {one_line(str(err))}", file=sys.stderr)

@@ -9,7 +9,7 @@ and the trainer consume it.
                     1 + b * tokens_per_bin): pure Python on ints, numpy arrays or torch tensors
     batch.py        the batch dict (keys, dtypes, dims, groups) and ``check_batch``
 
-May import: the package root's leaf modules (``config_base`` for ``ParamsError``), numpy, and in
+May import: the package root's leaf modules (``errors`` for ``DatasetError``), numpy, and in
 ``batch`` torch. ``schema``, ``data_params`` and ``layout`` import no torch, so preprocessing can use them;
 ``layout`` is pure Python, so the model imports it next to torch. Nothing here imports another
 subpackage: preprocessing and data both import this, and neither imports the other

@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ebert_modelzoo.config_base import ParamsError
 from ebert_modelzoo.contract.schema import DATA_PARAMS_FILE, SCHEMA_VERSION
+from ebert_modelzoo.errors import DatasetError
 
 DATA_DECIDED_SIZES: dict[str, str] = {
     "vocab_size": "(its vocab.txt)",
@@ -29,10 +29,6 @@ that follow the data's value in a mismatch error. They follow data_params.json's
 ``labels.names`` and ``num_bins``, as the dataloader selects from them (``use_chromatin_states``,
 ``use_signal``, ``signal_tracks``, ``labels``); motif tracks come from its ``motif_file``. The
 trainer checks each against what the dataloader yields before the first step (training/tasks.py)."""
-
-
-class DatasetError(ParamsError):
-    """A split folder is inconsistent with its schema, or a config asks for what it does not hold."""
 
 
 def data_params_header(*, kind: str, split: str, shards: list[dict[str, Any]], contigs: list[str],

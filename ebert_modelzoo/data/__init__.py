@@ -1,6 +1,5 @@
 """Shards -> batches: the data processors that read a split folder and yield batch dicts.
 
-    config.py      the dataloader keys of the params
     shards.py      vocab.txt and block reads from the HDF5 shards (data_params.json: contract/data_params.py)
     sampler.py     the epoch order (EpochPlan): blocks, streams, chunks, seeded permutations
     masking.py     dynamic MLM and masked-state masking (numpy)
@@ -9,6 +8,7 @@
     processors.py  the pre-training and fine-tuning processors
     synthetic.py   random splits shaped from params (``--validate_only`` without data, tests)
 
-May import: the package root's leaf modules and ``contract``; never ``preprocessing`` (the two
+May import: the package root's leaf modules, the params schema (``config``, whose ``config.data`` holds
+the dataloader keys) and ``contract``; never ``preprocessing`` (the two
 meet only in contract/) nor anything downstream (tests/test_import_rules.py).
 """

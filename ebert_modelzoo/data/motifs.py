@@ -29,16 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.errors import MotifError
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 BASES = "ACGT"
 N_CODE = 4
 DEFAULT_PSEUDOCOUNT = 0.8
-
-
-class MotifError(ParamsError):
-    """A motif file is malformed or does not hold a motif asked for."""
 
 
 @dataclass(frozen=True)

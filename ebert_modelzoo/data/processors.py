@@ -17,19 +17,19 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
-from ebert_modelzoo.config_base import parse_section
-from ebert_modelzoo.contract import layout, schema
-from ebert_modelzoo.contract.batch import state_mask_id
-from ebert_modelzoo.contract.data_params import DataParams, DatasetError
-from ebert_modelzoo.data.config import (
+from ebert_modelzoo.config.base import parse_section
+from ebert_modelzoo.config.data import (
     DataLoaderConfig,
     FinetuningDataProcessorConfig,
     PretrainingDataProcessorConfig,
 )
+from ebert_modelzoo.contract import layout, schema
+from ebert_modelzoo.contract.batch import state_mask_id
+from ebert_modelzoo.contract.data_params import DataParams
 from ebert_modelzoo.data.loader import CELL, ResumableDataLoader, ShardDataset
-from ebert_modelzoo.data.sampler import Blocks, sample_blocks
 from ebert_modelzoo.data.masking import StateMasking, TokenMasking
 from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
+from ebert_modelzoo.data.sampler import Blocks, sample_blocks
 from ebert_modelzoo.data.shards import (
     ShardReader,
     Vocab,
@@ -37,6 +37,7 @@ from ebert_modelzoo.data.shards import (
     load_split,
     shard_has_dataset,
 )
+from ebert_modelzoo.errors import DatasetError
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 

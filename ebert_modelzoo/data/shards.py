@@ -13,7 +13,8 @@ import h5py
 import numpy as np
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.data_params import DataParams, DatasetError, load_data_params
+from ebert_modelzoo.contract.data_params import DataParams, load_data_params
+from ebert_modelzoo.errors import DatasetError
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 

@@ -25,10 +25,10 @@ from typing import Any, Optional, Sequence
 import torch
 
 from ebert_modelzoo.atomic import atomic_write_text
-from ebert_modelzoo.config_base import ParamsError, read_yaml
+from ebert_modelzoo.config.base import read_yaml
 from ebert_modelzoo.demo import stages
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, QUICK_SEEDS, SEEDS, plan_runs
-from ebert_modelzoo.errors import one_line
+from ebert_modelzoo.errors import BadInputError, one_line
 from ebert_modelzoo.evaluation.report import EvaluationSet
 
 LOGGER = logging.getLogger("ebert_modelzoo.demo")
@@ -154,7 +154,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except stages.DemoError as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 1
-    except (ParamsError, FileNotFoundError, ValueError) as err:
+    except (BadInputError, FileNotFoundError, ValueError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     return 0

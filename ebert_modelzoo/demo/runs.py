@@ -18,8 +18,8 @@ from typing import Any, Optional
 
 import yaml
 
-from ebert_modelzoo.config import apply_overrides
-from ebert_modelzoo.config_base import read_yaml
+from ebert_modelzoo.config.base import read_yaml
+from ebert_modelzoo.config.params import apply_overrides
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRETRAIN_PARAMS = REPO_ROOT / "params" / "ebert_tiny.yaml"

@@ -25,9 +25,10 @@ import torch
 
 from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.cli.run import main as run_main
-from ebert_modelzoo.config import load_params
+from ebert_modelzoo.config.params import load_params
 from ebert_modelzoo.data.motifs import load_motifs
 from ebert_modelzoo.demo.runs import REPO_ROOT, Run, params_text
+from ebert_modelzoo.errors import DemoError
 from ebert_modelzoo.evaluation.baselines import BaselineConfig, run_baseline
 from ebert_modelzoo.evaluation.cnn_peer import CNNConfig, run_cnn_peer
 from ebert_modelzoo.evaluation.floor_baselines import run_floor
@@ -67,10 +68,6 @@ MARKER = ".ebert_demo"
 written to, and --fresh deletes only the demo's outputs there."""
 OUTPUTS = ("data", "params", "runs", "report", STATE_DIR)
 """What the demo writes under --output_dir (and --fresh removes)."""
-
-
-class DemoError(RuntimeError):
-    """A step of the demo failed (its own output says why)."""
 
 
 def relative(path: Path) -> str:
@@ -121,7 +118,7 @@ def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
     return folders
 
 
-MODEL_CODE = ("config.py", "config_base.py", "tokenizer.py", "contract", "data", "models", "training",
+MODEL_CODE = ("config", "tokenizer.py", "contract", "data", "models", "training",
               "evaluation/predict.py")
 """What decides a training run's result besides its params and data (ebert_modelzoo/...)."""
 

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.data_params import DatasetError
 from ebert_modelzoo.data.motifs import N_CODE, token_code_table
 from ebert_modelzoo.data.shards import ShardReader, load_split
+from ebert_modelzoo.errors import DatasetError
 from ebert_modelzoo.evaluation.floor_baselines import read_floor_features
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
 from ebert_modelzoo.tokenizer import DNATokenizer

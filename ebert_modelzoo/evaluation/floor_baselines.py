@@ -21,9 +21,9 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.data_params import DatasetError
 from ebert_modelzoo.data.motifs import token_code_table
 from ebert_modelzoo.data.shards import ShardReader, check_shard_shapes, load_split
+from ebert_modelzoo.errors import DatasetError
 from ebert_modelzoo.evaluation.baselines import fit_logistic
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
 from ebert_modelzoo.tokenizer import DNATokenizer

@@ -25,15 +25,16 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ebert_modelzoo.config import Params, load_params
-from ebert_modelzoo.config_base import ParamsError, updated
+from ebert_modelzoo.config.base import updated
+from ebert_modelzoo.config.params import Params, load_params
 from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.data.loader import ShardDataset
+from ebert_modelzoo.errors import BadInputError, CheckpointError, ParamsError
 from ebert_modelzoo.evaluation.prediction_files import describe, output_format, write_predictions
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
 from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.training.backends import BackendOptions, select_backend
-from ebert_modelzoo.training.checkpoint import CheckpointError, latest_checkpoint
+from ebert_modelzoo.training.checkpoint import latest_checkpoint
 from ebert_modelzoo.training.loop import Trainer
 from ebert_modelzoo.training.tasks import DataSource
 
@@ -152,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         preds = predict(params, args.params, args.loader, ckpt, args.data_dir)
         split = load_data_params(args.data_dir or _loader(params, args.loader).data_dir)
         paths = write_predictions(args.out, split, preds)
-    except ParamsError as err:
+    except BadInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (OSError, CheckpointError, ValueError, RuntimeError) as err:  # OSError: a folder that cannot be locked

@@ -38,7 +38,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ebert_modelzoo.data.motifs import N_CODE
-from ebert_modelzoo.interpret.scoring import InterpretError, Scorer, samples_for
+from ebert_modelzoo.errors import InterpretError
+from ebert_modelzoo.interpret.scoring import Scorer, samples_for
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 METHODS = ("ism", "gradient", "integrated_gradients")

@@ -21,11 +21,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.data.motifs import MotifError
-from ebert_modelzoo.errors import CheckpointError
+from ebert_modelzoo.errors import BadInputError, CheckpointError, InterpretError
 from ebert_modelzoo.interpret.attribution import METHODS, attribute
-from ebert_modelzoo.interpret.scoring import DEFAULT_BATCH_SIZE, DEFAULT_LOADER, InterpretError, Scorer, parse_region
+from ebert_modelzoo.interpret.scoring import DEFAULT_BATCH_SIZE, DEFAULT_LOADER, Scorer, parse_region
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 
@@ -209,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             files = TASKS[args.task](args, scorer)
         finally:
             scorer.close()
-    except (ParamsError, MotifError) as err:
+    except BadInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (FileNotFoundError, CheckpointError, ValueError, RuntimeError) as err:

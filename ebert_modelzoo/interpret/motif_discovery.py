@@ -21,9 +21,9 @@ from typing import Sequence
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_path
-from ebert_modelzoo.data.motifs import BASES, MotifError, load_motifs
+from ebert_modelzoo.data.motifs import BASES, load_motifs
+from ebert_modelzoo.errors import InterpretError, MotifError
 from ebert_modelzoo.interpret.attribution import Attributions, one_hot
-from ebert_modelzoo.interpret.scoring import InterpretError
 
 TRIM_FRACTION = 0.3
 

@@ -23,8 +23,9 @@ import numpy as np
 
 from ebert_modelzoo.atomic import atomic_path, atomic_write_text
 from ebert_modelzoo.data.motifs import BASES, load_motifs
+from ebert_modelzoo.errors import InterpretError
 from ebert_modelzoo.interpret.attribution import attribute
-from ebert_modelzoo.interpret.scoring import InterpretError, Scorer
+from ebert_modelzoo.interpret.scoring import Scorer
 from ebert_modelzoo.interpret.truth import CoreMutation, core_mutation
 
 LOGGER = logging.getLogger("ebert_modelzoo")

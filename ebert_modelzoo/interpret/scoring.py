@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ebert_modelzoo.config import Params, load_params
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config.model import EBertFinetuneConfig
+from ebert_modelzoo.config.params import Params, load_params
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.data.loader import CELL
 from ebert_modelzoo.data.motifs import N_CODE, codes_from_tokens
 from ebert_modelzoo.data.processors import EBertFinetuningDataProcessor
-from ebert_modelzoo.models.config import EBertFinetuneConfig
+from ebert_modelzoo.errors import InterpretError, ParamsError
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.tokenizer import DNATokenizer
 from ebert_modelzoo.training.checkpoint import latest_checkpoint, load_model_weights, read_checkpoint
@@ -39,10 +39,6 @@ than memory-sized: one thread scores 1.3-1.5x as many ebert_tiny samples per CPU
 pass as at 256 (bench/bench_interpret.py). With 2 threads on the shared, oversubscribed machine
 larger passes did better (fewer points where a thread waits for the other): 256 > 128 > 64.
 A base-like model, compute-bound, is indifferent (a few samples a pass)."""
-
-
-class InterpretError(ParamsError):
-    """A request names something the run or its split does not have (cell type, label, region)."""
 
 
 def tokens_from_codes(codes: np.ndarray, tokenizer: DNATokenizer) -> np.ndarray:

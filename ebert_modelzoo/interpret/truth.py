@@ -28,7 +28,8 @@ import numpy as np
 
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.data.motifs import MotifSet, load_motifs, reverse_complement_pwm, scan
-from ebert_modelzoo.interpret.scoring import InterpretError, Samples, Scorer
+from ebert_modelzoo.errors import InterpretError
+from ebert_modelzoo.interpret.scoring import Samples, Scorer
 
 DEFAULT_CORE = 4
 

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from ebert_modelzoo.atomic import atomic_path
 from ebert_modelzoo.data.motifs import N_CODE, encode_dna
-from ebert_modelzoo.interpret.scoring import InterpretError, Samples, Scorer
+from ebert_modelzoo.errors import InterpretError
+from ebert_modelzoo.interpret.scoring import Samples, Scorer
 
 CHUNK = 4096
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "cell_type", "epigenome_of", "label", "ref_logit", "alt_logit",

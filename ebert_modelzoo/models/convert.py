@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from ebert_modelzoo.models.config import EBertPretrainConfig
+from ebert_modelzoo.config.model import EBertPretrainConfig
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 
 # transformers hidden_act -> our encoder_nonlinearity

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ebert_modelzoo.config.model import EBertEncoderConfig, EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.contract.batch import check_batch
-from ebert_modelzoo.models.config import EBertEncoderConfig, EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.models.encoder import EBertModel, init_weights
 from ebert_modelzoo.models.heads import (
     BinClassificationHead,

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ebert_modelzoo.config.model import EBertEncoderConfig
 from ebert_modelzoo.contract import layout
 from ebert_modelzoo.contract.batch import state_vocab_size
-from ebert_modelzoo.models.config import EBertEncoderConfig
 from ebert_modelzoo.models.dropout import Dropout
 
 

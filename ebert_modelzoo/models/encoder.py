@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ebert_modelzoo.models.config import EBertEncoderConfig
+from ebert_modelzoo.config.model import EBertEncoderConfig
 from ebert_modelzoo.models.dropout import Dropout, keep_mask
 from ebert_modelzoo.models.embeddings import EBertEmbeddings
 

@@ -10,8 +10,8 @@ from typing import Mapping, Optional
 import torch
 from torch import nn
 
+from ebert_modelzoo.config.model import EBertEncoderConfig, EBertFinetuneConfig
 from ebert_modelzoo.contract.layout import bin_first_position, central_bins_first_position, check_bins_fit, dna_positions
-from ebert_modelzoo.models.config import EBertEncoderConfig, EBertFinetuneConfig
 from ebert_modelzoo.models.encoder import make_activation
 
 

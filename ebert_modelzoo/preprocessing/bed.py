@@ -6,7 +6,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.errors import InputError
 
 
 def open_binary(path: str | Path):

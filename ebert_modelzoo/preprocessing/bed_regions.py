@@ -17,9 +17,9 @@ from typing import Optional, Union
 import numpy as np
 
 from ebert_modelzoo.contract import schema
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.bed import numbered_lines, read_records
 from ebert_modelzoo.preprocessing.config import RegionsConfig
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
 from ebert_modelzoo.preprocessing.sequence_files import SPLIT_NAMES, label_code
 from ebert_modelzoo.preprocessing.windows import Region

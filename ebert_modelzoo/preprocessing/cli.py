@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import load_config
-from ebert_modelzoo.preprocessing.errors import REPORTED, report
+from ebert_modelzoo.preprocessing.exit_status import REPORTED, report
 from ebert_modelzoo.preprocessing.pipeline import Kind, make_plan, run
 
 

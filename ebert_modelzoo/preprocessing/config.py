@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from ebert_modelzoo.config_base import ParamsError, StrictConfig, parse_section, read_yaml
+from ebert_modelzoo.config.base import StrictConfig, parse_section, read_yaml
+from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.tokenizer import MAX_K
 
 
@@ -31,33 +32,28 @@ class SplitConfig(StrictConfig):
 
 
 class WindowConfig(StrictConfig):
-    window_length: int = 1000
+    window_length: int = Field(1000, ge=1)
     """Window (sample) length in bp; a multiple of bin_size."""
-    stride: int = 1000
+    stride: int = Field(1000, ge=1)
     """Distance in bp between consecutive window starts (< window_length: overlapping windows)."""
-    bin_size: int = 200
+    bin_size: int = Field(200, ge=1)
     """Epigenome bin size in bp (200 for ChromHMM/Roadmap); a multiple of tokenizer.k."""
-    max_n_fraction: float = 0.1
+    max_n_fraction: float = Field(0.1, ge=0, le=1)
     """Windows whose fraction of non-ACGT bases exceeds this are dropped."""
     blacklist: Optional[str] = None
     """BED of excluded regions (e.g. the ENCODE blacklist); windows overlapping one are dropped."""
 
     @model_validator(mode="after")
     def _check(self) -> "WindowConfig":
-        for key in ("window_length", "stride", "bin_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.window_length % self.bin_size:
             raise ValueError(
                 f"window_length ({self.window_length}) must be a multiple of bin_size ({self.bin_size})"
             )
-        if not 0.0 <= self.max_n_fraction <= 1.0:
-            raise ValueError(f"max_n_fraction must be in [0, 1], got {self.max_n_fraction}")
         return self
 
 
 class TokenizerConfig(StrictConfig):
-    k: int = 1
+    k: int = Field(1, ge=1, le=MAX_K)
     """k-mer length (1..6); tokens are non-overlapping k-mers, bin_size must be a multiple of k."""
 
 
@@ -126,18 +122,12 @@ class RegionsConfig(StrictConfig):
 class OutputConfig(StrictConfig):
     output_dir: str = "data"
     """Folder receiving one sub-folder per split."""
-    windows_per_shard: int = 2048
+    windows_per_shard: int = Field(2048, ge=1)
     """Candidate windows (before filtering) per shard; fixes the shard layout independent of workers."""
-    chunk_windows: int = 64
+    chunk_windows: int = Field(64, ge=1)
     """HDF5 chunk length along the window axis (small: fast random reads of single samples)."""
     compression: Literal["gzip", "lzf", "none"] = "gzip"
     """HDF5 filter (gzip is level 1)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> "OutputConfig":
-        if self.windows_per_shard < 1 or self.chunk_windows < 1:
-            raise ValueError("windows_per_shard and chunk_windows must be >= 1")
-        return self
 
 
 class PreprocessingConfig(StrictConfig):
@@ -159,8 +149,6 @@ class PreprocessingConfig(StrictConfig):
     @model_validator(mode="after")
     def _check(self) -> "PreprocessingConfig":
         k = self.tokenizer.k
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"tokenizer.k must be in 1..{MAX_K}, got {k}")
         if self.windows.bin_size % k:
             raise ValueError(f"windows.bin_size ({self.windows.bin_size}) must be a multiple of tokenizer.k ({k})")
         if self.split is None and (self.regions is None or self.regions.split_column is None):
@@ -301,11 +289,11 @@ class SequenceDataConfig(StrictConfig):
     same shards as genome data (one pseudo cell type, no epigenome)."""
 
     sequences: SequenceFilesConfig
-    window_length: Optional[int] = None
+    window_length: Optional[int] = Field(None, ge=1)
     """Model window in bp (a multiple of bin_size); shorter sequences are centred in it and padded
     with [PAD] (not attended to), longer ones are an error naming the row. Default: the longest
     sequence of all files, rounded up to bin_size."""
-    bin_size: int = 200
+    bin_size: int = Field(200, ge=1)
     """Bin size in bp; fixes the model's tokens_per_bin (bin_size / k). 200 matches the shipped params."""
     tokenizer: TokenizerConfig = TokenizerConfig(k=4)
     """k-mer length (default 4, as the shipped tiny and base params)."""
@@ -316,11 +304,9 @@ class SequenceDataConfig(StrictConfig):
     @model_validator(mode="after")
     def _check(self) -> "SequenceDataConfig":
         k = self.tokenizer.k
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"tokenizer.k must be in 1..{MAX_K}, got {k}")
-        if self.bin_size < 1 or self.bin_size % k:
+        if self.bin_size % k:
             raise ValueError(f"bin_size ({self.bin_size}) must be a positive multiple of tokenizer.k ({k})")
-        if self.window_length is not None and (self.window_length < 1 or self.window_length % self.bin_size):
+        if self.window_length is not None and self.window_length % self.bin_size:
             raise ValueError(f"window_length ({self.window_length}) must be a positive multiple of bin_size ({self.bin_size})")
         return self
 

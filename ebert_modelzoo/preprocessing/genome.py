@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 import numpy as np
 import pyfaidx
 
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.tokenizer import BASES, IUPAC_AMBIGUOUS
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ebert_modelzoo.contract.schema import LABEL_AMBIGUOUS, LABEL_BOUND, LABEL_UNBOUND
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.bed import READ_ERRORS, open_binary, read_failure, read_records
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
 
 @dataclass

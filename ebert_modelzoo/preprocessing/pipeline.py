@@ -24,9 +24,9 @@ from tqdm import tqdm
 from ebert_modelzoo.atomic import tmp_pattern
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.contract.data_params import data_params_header
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.bed_regions import SplitWindows, region_windows
 from ebert_modelzoo.preprocessing.config import PreprocessingConfig
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import DreamLabels, PeakLabels, read_dream_tsv, read_peaks
 from ebert_modelzoo.preprocessing.segmentation_store import (StoredSegmentation, commit, discard, entry_key,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.bed import check_order, read_records
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
 
 MAX_STATE = 254  # uint8 storage, and S + 1 must still fit as the [MASK] state

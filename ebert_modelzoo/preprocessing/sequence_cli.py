@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ebert_modelzoo.config_base import parse_section
+from ebert_modelzoo.config.base import parse_section
 from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig, load_sequence_config, resolve_sequence_paths
-from ebert_modelzoo.preprocessing.errors import REPORTED, report
+from ebert_modelzoo.preprocessing.exit_status import REPORTED, report
 from ebert_modelzoo.preprocessing.sequence_data import build
 from ebert_modelzoo.preprocessing.sequence_params import write_finetune_params
 

@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.contract.data_params import data_params_header
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.config import SequenceDataConfig
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.sequence_files import RowBlock, SequenceFile
 from ebert_modelzoo.preprocessing.writer import atomic_write_json, sha256_file, write_shard
 from ebert_modelzoo.tokenizer import DNATokenizer

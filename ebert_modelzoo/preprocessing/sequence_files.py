@@ -18,8 +18,8 @@ from typing import Iterator, Optional, TextIO
 import numpy as np
 
 from ebert_modelzoo.contract import schema
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.bed import READ_ERRORS, numbered_lines, read_failure
-from ebert_modelzoo.preprocessing.errors import InputError
 
 _LABEL_VALUES = {
     "1": schema.LABEL_BOUND, "1.0": schema.LABEL_BOUND, "true": schema.LABEL_BOUND, "True": schema.LABEL_BOUND,

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import pyBigWig
 
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
 
 TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

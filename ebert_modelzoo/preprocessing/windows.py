@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.bed import read_records
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import ContigMap
 
 _REGION = re.compile(r"^([^:\s]+)(?::([\d,_]+)-([\d,_]+))?$")

@@ -46,8 +46,8 @@ import torch
 import xxhash
 
 from ebert_modelzoo.atomic import fsync_dir, fsync_file, tmp_name, tmp_pattern
-from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
 from ebert_modelzoo.errors import CheckpointError
+from ebert_modelzoo.training.cstorch_format import is_cstorch_checkpoint, read_cstorch_checkpoint
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
@@ -294,7 +294,7 @@ def torch_load(path: str | Path) -> dict[str, Any]:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint of either backend without Cerebras packages: ``cstorch.save`` files (HDF5
-    signature) through cerebras/checkpoint_format.py, anything else through ``torch_load``."""
+    signature) through training/cstorch_format.py, anything else through ``torch_load``."""
     return from_modelzoo(read_cstorch_checkpoint(path) if is_cstorch_checkpoint(path) else torch_load(path))
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ebert_modelzoo.config import Params
-from ebert_modelzoo.config_base import ParamsError, parse_section
+from ebert_modelzoo.config.base import parse_section
+from ebert_modelzoo.config.model import EBertFinetuneConfig
+from ebert_modelzoo.config.params import Params
 from ebert_modelzoo.data.processors import EBertFinetuningDataProcessor
-from ebert_modelzoo.models.config import EBertFinetuneConfig
+from ebert_modelzoo.errors import ParamsError
 
 LOGGER = logging.getLogger("ebert_modelzoo")
 KEY = "trainer.init.model.positive_weight"

@@ -16,23 +16,12 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ebert_modelzoo.config import Params, parse_checkpoint_states
-from ebert_modelzoo.config_base import ParamsError, updated
+from ebert_modelzoo.config.base import updated
+from ebert_modelzoo.config.params import Params, parse_checkpoint_states
+from ebert_modelzoo.errors import CheckpointError, ParamsError
+from ebert_modelzoo.training import optimizer_state
 from ebert_modelzoo.training.backends.base import Backend, Batch
-from ebert_modelzoo.training.checkpoint import (
-    CHECKSUM_SUFFIX,
-    FORMAT_VERSION,
-    CheckpointError,
-    capture_rng,
-    checkpoint_path,
-    latest_checkpoint,
-    list_checkpoints,
-    load_model_weights,
-    prune_checkpoints,
-    restore_rng,
-    read_verified,
-)
-from ebert_modelzoo.cerebras import optimizer_state
+from ebert_modelzoo.training.checkpoint import CHECKSUM_SUFFIX, FORMAT_VERSION, capture_rng, checkpoint_path, latest_checkpoint, list_checkpoints, load_model_weights, prune_checkpoints, restore_rng, read_verified
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.reporting import RunReporter
@@ -196,7 +185,7 @@ class Trainer:
 
     def _from_other_backend(self, path: Path, state: dict[str, Any], states: tuple[str, ...]) -> dict[str, Any]:
         """``state`` with the optimizer, scheduler and grad-scaler states of a checkpoint written
-        by the other backend put into this backend's layout (cerebras/optimizer_state.py), for
+        by the other backend put into this backend's layout (training/optimizer_state.py), for
         those of them in ``states``.
 
         Raises:

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ebert_modelzoo.config import InitConfig, LinearLRConfig, SequentialLRItem
+from ebert_modelzoo.config.params import InitConfig, LinearLRConfig, SequentialLRItem
 
 
 def schedule_phases(init: InitConfig) -> Optional[list[LinearLRConfig]]:

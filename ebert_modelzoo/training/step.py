@@ -5,7 +5,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ebert_modelzoo.config import PrecisionConfig
+from ebert_modelzoo.config.params import PrecisionConfig
 from ebert_modelzoo.training.backends.base import Backend, Batch
 
 

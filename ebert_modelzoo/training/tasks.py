@@ -8,11 +8,11 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config.model import EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.contract.data_params import DATA_DECIDED_SIZES
 from ebert_modelzoo.data.processors import DataFeatures, create_processor
+from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.evaluation.metrics import FinetuneMetrics, PretrainMetrics
-from ebert_modelzoo.models.config import EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel, EBertForPreTrainingModel
 
 Batch = dict[str, torch.Tensor]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.cerebras
 
 import torch  # noqa: E402
 
-from ebert_modelzoo.config import load_params  # noqa: E402
+from ebert_modelzoo.config.params import load_params  # noqa: E402
 from ebert_modelzoo.training.backends.base import BackendOptions  # noqa: E402
 from ebert_modelzoo.training.backends.torch import TorchBackend  # noqa: E402
 from ebert_modelzoo.training.checkpoint import capture_rng  # noqa: E402

@@ -15,10 +15,10 @@ import pickle  # noqa: E402
 import torch  # noqa: E402
 from cerebras.appliance.appliance_client import fw_user_serialize  # noqa: E402
 
-from ebert_modelzoo.config import load_params  # noqa: E402
-from ebert_modelzoo.training.backends.base import BackendOptions  # noqa: E402
 from ebert_modelzoo.cerebras.backend import CstorchBackend  # noqa: E402
 from ebert_modelzoo.cerebras.input_workers import input_fn, worker_config  # noqa: E402
+from ebert_modelzoo.config.params import load_params  # noqa: E402
+from ebert_modelzoo.training.backends.base import BackendOptions  # noqa: E402
 from ebert_modelzoo.training.tasks import DataSource  # noqa: E402
 from tests.run_cases import data_for, losses, run_py, run_python, write_params  # noqa: E402
 

@@ -31,7 +31,7 @@ from cerebras.modelzoo.config import BaseConfig, DataConfig, ModelConfig  # noqa
 from cerebras.modelzoo.registry import registry  # noqa: E402
 from cerebras.modelzoo.trainer.validate_configs import validate_config  # noqa: E402
 from ebert_modelzoo.cerebras.registry import register_with_modelzoo  # noqa: E402
-from ebert_modelzoo.config import load_params  # noqa: E402
+from ebert_modelzoo.config.params import load_params  # noqa: E402
 
 SHIPPED = sorted(PARAMS.glob("*.yaml"))
 

@@ -6,10 +6,9 @@ import json
 import h5py
 import pytest
 
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.contract.data_params import DatasetError
-from ebert_modelzoo.data.config import PretrainingDataProcessorConfig
+from ebert_modelzoo.config.data import PretrainingDataProcessorConfig
 from ebert_modelzoo.data.processors import PROCESSORS, create_processor
+from ebert_modelzoo.errors import DatasetError, ParamsError
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 from .helpers import finetuning, pretraining

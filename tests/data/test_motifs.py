@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ebert_modelzoo.data import motifs
-from ebert_modelzoo.data.motifs import MotifError
+from ebert_modelzoo.errors import MotifError
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 # JASPAR MA0139.1 (CTCF) counts, A C G T rows: a real 19-bp motif

@@ -13,9 +13,8 @@ import pytest
 import yaml
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.contract.data_params import DatasetError
 from ebert_modelzoo.data import motifs
-from ebert_modelzoo.data.motifs import MotifError
+from ebert_modelzoo.errors import DatasetError, MotifError
 from ebert_modelzoo.evaluation.baselines import FEATURES, BaselineConfig, fit_baseline, fit_logistic, read_split_features, run_baseline
 from ebert_modelzoo.evaluation.metrics import auprc, auroc
 

@@ -10,10 +10,10 @@ import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from ebert_modelzoo.config import load_params
-from ebert_modelzoo.config_base import ParamsError
+from ebert_modelzoo.config.params import load_params
+from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.preprocessing.config import load_config
-from tests.test_config import LEGACY
+from tests.config.test_params import LEGACY
 
 from .strategies import mutated
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import read_dream_tsv, read_peaks
 from ebert_modelzoo.preprocessing.segmentation import read_segmentation

@@ -15,7 +15,8 @@ import yaml
 from ebert_modelzoo.data.motifs import load_motifs
 from ebert_modelzoo.interpret.attribution import attribute
 from ebert_modelzoo.interpret.report_section import SECTION_TITLE, demo_section
-from ebert_modelzoo.interpret.scoring import InterpretError, Scorer, samples_for, tokens_from_codes
+from ebert_modelzoo.errors import InterpretError
+from ebert_modelzoo.interpret.scoring import Scorer, samples_for, tokens_from_codes
 from ebert_modelzoo.interpret.truth import mutate_cores, strong_threshold
 from tests.interpret.fixture import CELLS, MOTIFS, TF, TOKENS_PER_BIN, K, TrainedRun
 from tests.run_cases import run_python

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from ebert_modelzoo.data.motifs import encode_dna
+from ebert_modelzoo.errors import InterpretError
 from ebert_modelzoo.interpret.attribution import mutants, one_hot
-from ebert_modelzoo.interpret.scoring import InterpretError, parse_region, tokens_from_codes
+from ebert_modelzoo.interpret.scoring import parse_region, tokens_from_codes
 from ebert_modelzoo.tokenizer import DNATokenizer
 
 
@@ -39,7 +40,7 @@ def test_one_hot_and_regions() -> None:
 def test_cpu_batches_are_sized_to_the_model_and_threads() -> None:
     from pathlib import Path
 
-    from ebert_modelzoo.config import load_params
+    from ebert_modelzoo.config.params import load_params
     from ebert_modelzoo.interpret.scoring import DEFAULT_BATCH_SIZE, cpu_batch_size
 
     tiny = load_params(Path(__file__).resolve().parents[2] / "params" / "ebert_finetune_tiny.yaml").trainer.init.model

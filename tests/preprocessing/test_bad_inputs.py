@@ -109,6 +109,9 @@ def test_label_cell_type_not_in_manifest(tmp_path, make_config, run_cli):
 def test_config_errors(tmp_path, make_config, run_cli):
     config = make_config(tmp_path, tokenizer={"k": 3})
     assert_clean_failure(run_cli("pretraining", config, check=False), "config.yaml", "bin_size", out=tmp_path / "out")
+    config = make_config(tmp_path, tokenizer={"k": 7})
+    assert_clean_failure(run_cli("pretraining", config, check=False), "config.yaml: tokenizer: k must be in [1, 6], got 7",
+                         out=tmp_path / "out")
     config = make_config(tmp_path, tokenizer={"kmer": 4})
     assert_clean_failure(run_cli("pretraining", config, check=False), "tokenizer.kmer: unknown key", out=tmp_path / "out")
     config = make_config(tmp_path, "finetuning")

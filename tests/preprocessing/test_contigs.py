@@ -14,7 +14,7 @@ import pyBigWig
 import pytest
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.genome import Genome
 from ebert_modelzoo.preprocessing.labels import read_dream_tsv, read_peaks
 from ebert_modelzoo.preprocessing.segmentation import read_segmentation

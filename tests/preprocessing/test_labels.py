@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.bed import check_order
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.genome import match_contig
 from ebert_modelzoo.preprocessing.labels import read_dream_tsv
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ebert_modelzoo.preprocessing.errors import InputError
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing.segmentation import read_segmentation
 from ebert_modelzoo.preprocessing.segmentation_store import (COARSE_STEP, commit, discard, entry_key,
                                                              open_segmentation, prune)

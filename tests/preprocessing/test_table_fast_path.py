@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ebert_modelzoo.errors import InputError
 from ebert_modelzoo.preprocessing import sequence_files
-from ebert_modelzoo.preprocessing.errors import InputError
 from ebert_modelzoo.preprocessing.sequence_files import SequenceFile
 from ebert_modelzoo.tokenizer import DNATokenizer
 

@@ -9,7 +9,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from ebert_modelzoo.config import PrecisionConfig
+from ebert_modelzoo.config.params import PrecisionConfig
 from ebert_modelzoo.training.backends import BackendOptions
 from ebert_modelzoo.training.backends.torch import TorchBackend, end_process
 from ebert_modelzoo.training.step import make_train_step

@@ -1,4 +1,4 @@
-"""Reading cstorch.save checkpoints without Cerebras packages (cerebras/checkpoint_format.py),
+"""Reading cstorch.save checkpoints without Cerebras packages (training/cstorch_format.py),
 on a small real file written by cstorch.save (tests/fixtures/PROVENANCE.md)."""
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import h5py
 import pytest
 import torch
 
-from ebert_modelzoo.training.checkpoint import CheckpointError, atomic_torch_save, read_checkpoint
-from ebert_modelzoo.cerebras.checkpoint_format import is_cstorch_checkpoint, read_cstorch_checkpoint
+from ebert_modelzoo.errors import CheckpointError
+from ebert_modelzoo.training.checkpoint import atomic_torch_save, read_checkpoint
+from ebert_modelzoo.training.cstorch_format import is_cstorch_checkpoint, read_cstorch_checkpoint
 from tests.training.cstorch_sample import sample_state
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "cstorch_checkpoint.mdl"

@@ -1,4 +1,4 @@
-"""cerebras/optimizer_state.py on real torch AdamW / PhasedLinearLR / GradScaler states: the
+"""training/optimizer_state.py on real torch AdamW / PhasedLinearLR / GradScaler states: the
 cstorch layout it writes (beta powers after k steps are beta**(k + 1)), the round trip back to
 torch continuing the same updates, the schedule position, the loss scale, and one-line refusals
 of states that do not fit. (tests/cerebras/test_checkpoint_interop.py resumes real runs across
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ebert_modelzoo.config import LinearLRConfig
+from ebert_modelzoo.config.params import LinearLRConfig
 from ebert_modelzoo.errors import CheckpointError
 from ebert_modelzoo.training.optim import param_groups
-from ebert_modelzoo.cerebras.optimizer_state import (
+from ebert_modelzoo.training.optimizer_state import (
     convert_grad_scaler,
     convert_optimizer,
     convert_schedulers,

@@ -12,23 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.config import LinearLRConfig, PrecisionConfig, params_from_dict
-from ebert_modelzoo.models.config import EBertPretrainConfig
+from ebert_modelzoo.config.model import EBertPretrainConfig
+from ebert_modelzoo.config.params import LinearLRConfig, PrecisionConfig, params_from_dict
+from ebert_modelzoo.errors import CheckpointError
 from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 from ebert_modelzoo.training.backends import BackendOptions
 from ebert_modelzoo.training.backends.torch import TorchBackend
-from ebert_modelzoo.training.checkpoint import (
-    CheckpointError,
-    atomic_torch_save,
-    capture_rng,
-    checkpoint_path,
-    from_modelzoo,
-    list_checkpoints,
-    load_model_weights,
-    prune_checkpoints,
-    restore_rng,
-    torch_load,
-)
+from ebert_modelzoo.training.checkpoint import atomic_torch_save, capture_rng, checkpoint_path, from_modelzoo, list_checkpoints, load_model_weights, prune_checkpoints, restore_rng, torch_load
 from ebert_modelzoo.training.loop import Trainer
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.schedules import PhasedLinearLR, learning_rate_at

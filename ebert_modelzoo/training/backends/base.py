@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, Sequen
 
 import torch
 
-from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
+from ebert_modelzoo.config.params import AdamWConfig, InitConfig, PrecisionConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 Batch = dict[str, torch.Tensor]
@@ -72,7 +72,7 @@ class Backend(Protocol):
 
     name: str
     """'torch' or 'cstorch', written to the checkpoint: a checkpoint of the other backend has its
-    optimizer, schedule and loss-scale states converted (cerebras/optimizer_state.py)."""
+    optimizer, schedule and loss-scale states converted (training/optimizer_state.py)."""
     device: torch.device
     """Where the model's parameters live after setup_model."""
     is_main: bool

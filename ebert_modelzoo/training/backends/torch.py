@@ -12,7 +12,7 @@ from typing import Any, Iterator, Sequence
 import torch
 import torch.distributed as dist
 
-from ebert_modelzoo.config import AdamWConfig, InitConfig, PrecisionConfig
+from ebert_modelzoo.config.params import AdamWConfig, InitConfig, PrecisionConfig
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.training.checkpoint import atomic_torch_save, read_checkpoint
 from ebert_modelzoo.training.schedules import PhasedLinearLR, schedule_phases

@@ -1,5 +1,5 @@
 """Model Zoo's legacy flat params form (``train_input``, ``eval_input``, ``model``, ``optimizer``,
-``runconfig`` at the top) converted to the trainer form that config.py validates.
+``runconfig`` at the top) converted to the trainer form that config/params.py validates.
 
 Unknown legacy keys are one-line ParamsErrors naming the file and the key path.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.data.config import PROCESSOR_OF_MODEL
+from ebert_modelzoo.config.data import PROCESSOR_OF_MODEL
+from ebert_modelzoo.errors import ParamsError
 
 _LEGACY_TOP = ("train_input", "eval_input", "model", "optimizer", "runconfig")
 # runconfig key -> (trainer.init section, key)

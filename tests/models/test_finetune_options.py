@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.config import load_params
-from ebert_modelzoo.config_base import ParamsError, parse_section
+from ebert_modelzoo.config.base import parse_section
+from ebert_modelzoo.config.model import EBertFinetuneConfig
+from ebert_modelzoo.config.params import load_params
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.models.config import EBertFinetuneConfig
+from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.models.heads import SequenceClassificationHead
 from ebert_modelzoo.training.label_weights import auto_positive_weight, resolve_positive_weight
 from ebert_modelzoo.training.tasks import DataSource, Task
 from tests.data.helpers import finetuning
 from tests.data.split_builder import build_split
-from tests.test_model import BINS, TPB, build, finetune_config, make_batch, tiny
+from tests.models.test_model import BINS, TPB, build, finetune_config, make_batch, tiny
 from tests.training.fixtures import LABELS, finetune_params, make_data, run_py, write_params
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ebert_modelzoo.config.model import EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.contract.batch import check_batch, state_mask_id
 from ebert_modelzoo.evaluation.metrics import PretrainMetrics
-from ebert_modelzoo.models.config import EBertFinetuneConfig, EBertPretrainConfig
 from ebert_modelzoo.models.ebert import (
     EBertForFineTuningModel,
     EBertForPreTrainingModel,

@@ -1,18 +1,12 @@
-"""The one error type of the preprocessing pipeline, and how its command lines report errors."""
+"""How the preprocessing command lines report an error: one ``error:`` line and an exit status
+(the error types are in ebert_modelzoo/errors.py)."""
 from __future__ import annotations
 
 import sys
 
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.errors import one_line
-from ebert_modelzoo.folder_lock import FolderLockedError
+from ebert_modelzoo.errors import BadInputError, FolderLockedError, one_line
 
-
-class InputError(ValueError):
-    """An input file is missing, malformed or inconsistent; the message is one line naming it."""
-
-
-BAD_INPUT = (ParamsError, InputError, FileNotFoundError, FolderLockedError)
+BAD_INPUT = (BadInputError, FileNotFoundError, FolderLockedError)
 """What a preprocessing command line answers with exit status 2."""
 REPORTED = (*BAD_INPUT, OSError)
 """Everything it reports as one line; any other OSError (an output folder that cannot be created

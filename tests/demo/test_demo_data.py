@@ -19,7 +19,7 @@ import yaml
 
 from ebert_modelzoo.data import motifs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data_processing" / "demo_data"
 GENERATOR = ROOT / "data_processing" / "simulate_demo_data.py"
 

@@ -8,10 +8,10 @@ import tomllib
 
 import pytest
 
-from ebert_modelzoo.cli.cszoo import build_parser, run_argv
-from ebert_modelzoo.config import load_params
-from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 from ebert_modelzoo.cerebras import cstorch_installed
+from ebert_modelzoo.cli.cszoo import build_parser, run_argv
+from ebert_modelzoo.config.params import load_params
+from ebert_modelzoo.models.ebert import EBertForPreTrainingModel
 from tests.run_cases import PARAMS, REPO, cszoo, data_for, write_params
 
 SHORT_RUN = {"loop": {"max_steps": 4, "eval_steps": 1}, "checkpoint": {"steps": 2}, "logging": {"log_steps": 2}}

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.config import load_params
-from ebert_modelzoo.config_base import read_yaml
+from ebert_modelzoo.config.base import read_yaml
+from ebert_modelzoo.config.params import load_params
 from ebert_modelzoo.contract import schema
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, PRETRAIN_PARAMS, plan_runs
 from ebert_modelzoo.demo.stages import COMPARISONS
 from ebert_modelzoo.evaluation.predict import Predictions, predict
 from ebert_modelzoo.evaluation.report import METRICS, VariantScores, variant_metrics
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + epigenome, linear term", "EBERT DNA + epigenome",
             "EBERT DNA only", "EBERT epigenome only",
             "EBERT DNA + epigenome + motif tracks, from scratch", "motif + accessibility baseline",

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from ebert_modelzoo.config_base import ModelSection, StrictConfig
+from ebert_modelzoo.config.base import ModelSection, StrictConfig
 
 
 class EBertEncoderConfig(StrictConfig):
     """Embeddings + transformer encoder. Every epigenetic input is off at 0; all off = DNA BERT."""
 
-    vocab_size: int
+    vocab_size: int = Field(ge=1)
     """DNA vocabulary size, including the BERT specials; must match the data's vocab.txt."""
-    hidden_size: int = 768
+    hidden_size: int = Field(768, ge=1)
     """Width of the encoder."""
-    num_hidden_layers: int = 12
+    num_hidden_layers: int = Field(12, ge=1)
     """Number of transformer blocks."""
-    num_heads: int = 12
+    num_heads: int = Field(12, ge=1)
     """Attention heads per block; must divide hidden_size."""
-    filter_size: int = 3072
+    filter_size: int = Field(3072, ge=1)
     """Width of the feed-forward layer inside each block."""
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = Field(512, ge=1)
     """Longest sequence (tokens, with [CLS]/[SEP]) the position table covers."""
     position_embedding_type: Literal["learned", "fixed"] = "learned"
     """Learned absolute positions (BERT) or fixed sinusoidal ones."""
-    dropout_rate: float = 0.1
+    dropout_rate: float = Field(0.1, ge=0, lt=1)
     """Dropout on embeddings, attention output and feed-forward output."""
-    attention_dropout_rate: float = 0.1
+    attention_dropout_rate: float = Field(0.1, ge=0, lt=1)
     """Dropout on attention probabilities."""
     layer_norm_epsilon: float = 1e-12
     """LayerNorm epsilon (BERT uses 1e-12)."""
@@ -43,34 +43,24 @@ class EBertEncoderConfig(StrictConfig):
     [CLS]): same loss and gradients as computing every row, fewer FLOPs. False computes all rows."""
     initializer_range: float = 0.02
     """Std of the truncated-normal init of weights."""
-    tokens_per_bin: int = 200
+    tokens_per_bin: int = Field(200, ge=1)
     """DNA tokens per epigenome bin (bin_size / k); ties every token to one bin."""
-    num_chromatin_states: int = 0
+    num_chromatin_states: int = Field(0, ge=0)
     """States of the segmentation model (e.g. 15, 18, 25 for ChromHMM); 0 = no state input."""
-    num_signal_tracks: int = 0
+    num_signal_tracks: int = Field(0, ge=0)
     """Continuous signal tracks per bin (DNase, ATAC, histone marks); 0 = no signal input."""
-    num_cell_types: int = 0
+    num_cell_types: int = Field(0, ge=0)
     """Cell types for a learned cell-type embedding; 0 = no cell-type input."""
-    num_motif_tracks: int = 0
+    num_motif_tracks: int = Field(0, ge=0)
     """Known-motif tracks per bin (the loaders' motif_file/motif_tracks), projected like the
     signal tracks; 0 = none: the model reads motifs only from the DNA tokens, as the paper's EBERT."""
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "EBertEncoderConfig":
-        for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size",
-                    "max_position_embeddings", "tokens_per_bin"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
             )
-        for key in ("num_chromatin_states", "num_signal_tracks", "num_cell_types", "num_motif_tracks"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("dropout_rate", "attention_dropout_rate"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
         return self
 
 
@@ -81,7 +71,7 @@ class EBertPretrainConfig(EBertEncoderConfig, ModelSection):
     """Registered model name."""
     mlm_loss_weight: float = 1.0
     """Weight of the masked-DNA-token loss."""
-    label_smoothing: float = 0.0
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     """Label smoothing of the masked-token cross-entropy."""
     state_mlm_loss_weight: float = 0.0
     """Weight of the masked-chromatin-state loss; 0 turns the second objective (and its head) off."""
@@ -92,8 +82,6 @@ class EBertPretrainConfig(EBertEncoderConfig, ModelSection):
     def _check_state_objective(self) -> "EBertPretrainConfig":
         if self.state_mlm_loss_weight > 0 and self.num_chromatin_states == 0:
             raise ValueError("state_mlm_loss_weight > 0 needs num_chromatin_states > 0")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         return self
 
 
@@ -102,7 +90,7 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
 
     name: Literal["ebert_finetune"]
     """Registered model name."""
-    num_labels: int
+    num_labels: int = Field(ge=1)
     """Number of labels (e.g. TFs) predicted at once."""
     label_names: Optional[list[str]] = None
     """Names of the labels, in the order of the data's label axis. Optional: our trainer reads them
@@ -136,15 +124,13 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     signal, its presence mask, the motif tracks, the one-hot chromatin state, and every motif
     track x signal track product (the motif-in-open-chromatin AND the ENCODE-DREAM winners
     built by hand). Needs num_bins. 0 = no such term."""
-    head_linear_scale: float = 1.0
+    head_linear_scale: float = Field(1.0, gt=0)
     """Multiplier of that linear term. Adam's steps are about the learning rate whatever the
     gradient, so this is the term's learning rate relative to the schedule's: a linear model
     over a few hundred steps needs a larger one than the pre-trained encoder."""
 
     @model_validator(mode="after")
     def _check_labels(self) -> "EBertFinetuneConfig":
-        if self.num_labels < 1:
-            raise ValueError(f"num_labels must be >= 1, got {self.num_labels}")
         if self.label_names is not None and len(self.label_names) != self.num_labels:
             raise ValueError(
                 f"label_names has {len(self.label_names)} names but num_labels is {self.num_labels}"
@@ -167,8 +153,6 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
             if not 1 <= self.head_linear_bins <= self.num_bins or (self.num_bins - self.head_linear_bins) % 2:
                 raise ValueError(f"head_linear_bins must be 0, or in [1, num_bins] with num_bins - head_linear_bins "
                                  f"even (centred), got {self.head_linear_bins}, num_bins {self.num_bins}")
-        if not 0.0 < self.head_linear_scale < float("inf"):
-            raise ValueError(f"head_linear_scale must be finite and > 0, got {self.head_linear_scale}")
         if self.pooling == "cls":
             return self
         if self.head != "sequence":

@@ -1,6 +1,6 @@
 """The params file: a strict schema of Model Zoo's "trainer" form, cross-field checks, and
 ``load_params`` (used by run.py and cszoo), which converts the legacy flat form first
-(config_legacy.py).
+(config/legacy.py).
 
 Trainer form::
 
@@ -21,11 +21,12 @@ from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from ebert_modelzoo.config_base import ParamsError, StrictConfig, parse_section, read_yaml
-from ebert_modelzoo.config_legacy import convert_legacy, is_legacy
-from ebert_modelzoo.data.config import (PROCESSOR_OF_MODEL, FinetuningDataProcessorConfig,
+from ebert_modelzoo.config.base import StrictConfig, parse_section, read_yaml
+from ebert_modelzoo.config.data import (PROCESSOR_OF_MODEL, FinetuningDataProcessorConfig,
                                         PretrainingDataProcessorConfig)
-from ebert_modelzoo.models.config import EBertFinetuneConfig, EBertPretrainConfig
+from ebert_modelzoo.config.legacy import convert_legacy, is_legacy
+from ebert_modelzoo.config.model import EBertFinetuneConfig, EBertPretrainConfig
+from ebert_modelzoo.errors import ParamsError
 
 ModelConfig = Annotated[Union[EBertPretrainConfig, EBertFinetuneConfig], Field(discriminator="name")]
 DataLoaderSection = Annotated[
@@ -47,27 +48,22 @@ class BackendConfig(StrictConfig):
 class AdamWConfig(StrictConfig):
     """torch.optim.AdamW / cstorch.optim.AdamW settings."""
 
-    learning_rate: Optional[float] = None
+    learning_rate: Optional[float] = Field(None, ge=0)
     """Constant learning rate; leave out when `schedulers` sets it."""
-    weight_decay: float = 0.01
+    weight_decay: float = Field(0.01, ge=0)
     """Decoupled weight decay; never applied to biases and LayerNorm weights."""
     betas: tuple[float, float] = (0.9, 0.999)
     """Adam beta1, beta2."""
-    eps: float = 1e-6
+    eps: float = Field(1e-6, gt=0)
     """Adam epsilon (BERT's 1e-6)."""
     correct_bias: bool = True
     """Adam bias correction (BERT's original optimizer had none; torch's AdamW always has it)."""
 
     @model_validator(mode="after")
     def _check(self) -> "AdamWConfig":
-        if self.learning_rate is not None and self.learning_rate < 0:
-            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        # Hand-written: the error names the pair, as the YAML writes it.
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
-        if self.eps <= 0:
-            raise ValueError(f"eps must be > 0, got {self.eps}")
         return self
 
 
@@ -81,20 +77,12 @@ class OptimizerConfig(StrictConfig):
 class LinearLRConfig(StrictConfig):
     """Learning rate moving linearly from `initial_learning_rate` to `end_learning_rate`."""
 
-    initial_learning_rate: float
+    initial_learning_rate: float = Field(ge=0)
     """Learning rate at the first step of this phase."""
-    end_learning_rate: float
+    end_learning_rate: float = Field(ge=0)
     """Learning rate reached after `total_iters` steps (and kept after them)."""
-    total_iters: int
+    total_iters: int = Field(ge=1)
     """Length of this phase in steps."""
-
-    @model_validator(mode="after")
-    def _check(self) -> "LinearLRConfig":
-        if self.total_iters < 1:
-            raise ValueError(f"total_iters must be >= 1, got {self.total_iters}")
-        if self.initial_learning_rate < 0 or self.end_learning_rate < 0:
-            raise ValueError("learning rates must be >= 0")
-        return self
 
 
 class LinearLRItem(StrictConfig):
@@ -129,7 +117,7 @@ def _scheduler_kind(value: Any) -> str:
 
 
 SchedulerItem = Annotated[
-    # Tags in brackets are left out of error paths (config_base), keeping the YAML's own keys.
+    # Tags in brackets are left out of error paths (config/base.py), keeping the YAML's own keys.
     Union[Annotated[SequentialLRItem, Tag("[SequentialLR]")], Annotated[LinearLRItem, Tag("[LinearLR]")]],
     Discriminator(_scheduler_kind),
 ]
@@ -145,7 +133,7 @@ class PrecisionConfig(StrictConfig):
     loss_scaling_factor: Union[float, str] = 1.0
     """Loss scale for float16/cbfloat16: "dynamic" or a constant (plain torch skips a step whose
     gradients overflow and halves the constant then). bfloat16 needs none on plain torch."""
-    max_gradient_norm: Optional[float] = None
+    max_gradient_norm: Optional[float] = Field(None, gt=0)
     """Clip the global gradient norm to this value; null = no clipping."""
 
     @field_validator("loss_scaling_factor")
@@ -155,30 +143,16 @@ class PrecisionConfig(StrictConfig):
             return value
         raise ValueError(f"must be 'dynamic' or a number > 0, got {value!r}")
 
-    @model_validator(mode="after")
-    def _check(self) -> "PrecisionConfig":
-        if self.max_gradient_norm is not None and self.max_gradient_norm <= 0:
-            raise ValueError(f"max_gradient_norm must be > 0, got {self.max_gradient_norm}")
-        return self
-
 
 class LoopConfig(StrictConfig):
     """How long to train and how often to evaluate."""
 
-    max_steps: int
+    max_steps: int = Field(ge=1)
     """Total optimizer steps of the run (a resumed run stops at the same total)."""
-    eval_frequency: Optional[int] = None
+    eval_frequency: Optional[int] = Field(None, ge=1)
     """Evaluate every this many steps in train_and_eval mode (null = only at the end)."""
-    eval_steps: Optional[int] = None
+    eval_steps: Optional[int] = Field(None, ge=1)
     """Batches per evaluation (null = one pass over the validation data)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> "LoopConfig":
-        for key in ("max_steps", "eval_frequency", "eval_steps"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
-        return self
 
 
 CHECKPOINT_STATES = ("model", "optimizer", "schedulers", "grad_scaler", "dataloader", "step", "rng")
@@ -207,7 +181,7 @@ class CheckpointConfig(StrictConfig):
     """When checkpoints are written and how they are loaded (Model Zoo's ``Checkpoint`` keys;
     pruning and the states to load are the ``callbacks`` KeepNCheckpoints and LoadCheckpointStates)."""
 
-    steps: Optional[int] = None
+    steps: Optional[int] = Field(None, ge=1)
     """Write a checkpoint every this many steps (the last step is always saved); null = last only."""
     autoload_last_checkpoint: bool = True
     """Resume from the newest checkpoint in model_dir when no checkpoint path is given."""
@@ -217,24 +191,12 @@ class CheckpointConfig(StrictConfig):
     """Also write checkpoint_0.mdl, the weights before the first step (a fresh run only): a common
     starting point for runs compared across runners (ours, Model Zoo's Trainer)."""
 
-    @model_validator(mode="after")
-    def _check(self) -> "CheckpointConfig":
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        return self
-
 
 class KeepNCheckpointsConfig(StrictConfig):
     """Checkpoint pruning (Model Zoo's ``KeepNCheckpoints`` callback)."""
 
-    n: Optional[int] = None
+    n: Optional[int] = Field(None, ge=1)
     """Keep only the newest n checkpoints in model_dir; null = keep all."""
-
-    @model_validator(mode="after")
-    def _check(self) -> "KeepNCheckpointsConfig":
-        if self.n is not None and self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
-        return self
 
 
 class LoadCheckpointStatesConfig(StrictConfig):
@@ -282,14 +244,8 @@ CallbackItem = Annotated[
 class LoggingConfig(StrictConfig):
     """Console and TensorBoard logging."""
 
-    log_steps: int = 50
+    log_steps: int = Field(50, ge=1)
     """Log loss, learning rate and throughput every this many steps."""
-
-    @model_validator(mode="after")
-    def _check(self) -> "LoggingConfig":
-        if self.log_steps < 1:
-            raise ValueError(f"log_steps must be >= 1, got {self.log_steps}")
-        return self
 
 
 class InitConfig(StrictConfig):

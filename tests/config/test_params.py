@@ -9,18 +9,18 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from ebert_modelzoo.config import (
+from ebert_modelzoo.config.legacy import convert_legacy
+from ebert_modelzoo.config.params import (
     Params,
     apply_overrides,
     load_params,
     params_from_dict,
     parse_checkpoint_states,
 )
-from ebert_modelzoo.config_base import ParamsError
-from ebert_modelzoo.config_legacy import convert_legacy
+from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.training.schedules import learning_rate_at, schedule_phases
 
-PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"
+PARAMS_DIR = Path(__file__).resolve().parents[2] / "params"
 SHIPPED = sorted(PARAMS_DIR.glob("*.yaml"))
 
 
@@ -105,7 +105,13 @@ def test_base_schedule_is_warmup_then_linear_decay():
         (lambda d: d["trainer"]["init"]["precision"].update(loss_scaling_factor="auto"), "trainer.init.precision.loss_scaling_factor: must be 'dynamic' or a number > 0"),
         (lambda d: d["trainer"]["init"]["backend"].update(backend_type="TPU"), "trainer.init.backend.backend_type: Input should be 'CPU', 'GPU' or 'CSX'"),
         (lambda d: d["trainer"]["init"]["loop"].pop("max_steps"), "trainer.init.loop.max_steps: required key is missing"),
-        (lambda d: d["trainer"]["init"]["loop"].update(eval_frequency=0), "trainer.init.loop: eval_frequency must be >= 1"),
+        # Field constraints (Field(ge=1)) read as a hand-written check, naming every bound of the key.
+        (lambda d: d["trainer"]["init"]["loop"].update(eval_frequency=0), "trainer.init.loop: eval_frequency must be >= 1, got 0"),
+        (lambda d: d["trainer"]["init"]["model"].update(dropout_rate=1), "trainer.init.model: dropout_rate must be in [0, 1), got 1.0"),
+        (lambda d: d["trainer"]["init"]["optimizer"]["AdamW"].update(eps=0), "trainer.init.optimizer.AdamW: eps must be > 0, got 0.0"),
+        (lambda d: d["trainer"]["init"].setdefault("checkpoint", {}).update(steps=0), "trainer.init.checkpoint: steps must be >= 1, got 0"),
+        (lambda d: d["trainer"]["init"]["schedulers"][0]["SequentialLR"]["schedulers"][0]["LinearLR"].update(total_iters=0),
+         "trainer.init.schedulers[0].SequentialLR.schedulers[0].LinearLR: total_iters must be >= 1, got 0"),
         (lambda d: d["trainer"]["init"].update(callbacks=[{"LoadCheckpointStates": {"load_checkpoint_states": "model,foo"}}]),
          "trainer.init.callbacks[0].LoadCheckpointStates.load_checkpoint_states: unknown checkpoint state 'foo'"),
         (lambda d: d["trainer"]["init"]["checkpoint"].update(keep_last=2), "trainer.init.checkpoint.keep_last: unknown key"),
@@ -121,7 +127,7 @@ def test_base_schedule_is_warmup_then_linear_decay():
         (lambda d: d["trainer"]["fit"]["train_dataloader"].update(batchsize=3), "trainer.fit.train_dataloader.batchsize: unknown key"),
         (lambda d: d["trainer"]["fit"]["train_dataloader"].update(data_processor="X"),
          "trainer.fit.train_dataloader: Input tag 'X' found using 'data_processor'"),
-        (lambda d: d["trainer"]["fit"]["train_dataloader"].update(mask_rate=2.0), "trainer.fit.train_dataloader: mask_rate must be in (0, 1)"),
+        (lambda d: d["trainer"]["fit"]["train_dataloader"].update(mask_rate=2.0), "trainer.fit.train_dataloader: mask_rate must be in (0, 1), got 2.0"),
         (lambda d: d["trainer"]["validate"]["val_dataloader"].update(shuffle="often"), "trainer.validate.val_dataloader.shuffle: Input should be a valid boolean"),
         (lambda d: d["trainer"]["validate_all"]["val_dataloaders"].update(batchsize=3), "trainer.validate_all.val_dataloaders[0].batchsize: unknown key"),
         (lambda d: d["trainer"]["init"]["optimizer"]["AdamW"].update(learning_rate=0.1), "trainer.init: give either optimizer.AdamW.learning_rate or schedulers"),

@@ -12,7 +12,7 @@ import pytest
 from ebert_modelzoo.demo import stages
 from ebert_modelzoo.demo.runs import plan_runs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def demo_cli(*args: str) -> subprocess.CompletedProcess:

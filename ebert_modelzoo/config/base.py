@@ -11,8 +11,10 @@ from typing import Any, Collection, Optional, Type, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 
 from ebert_modelzoo.cerebras.config_bases import DataSectionBase, ModelSectionBase, SectionBase
+from ebert_modelzoo.errors import ParamsError
 
 C = TypeVar("C", bound="StrictConfig")
 
@@ -48,10 +50,6 @@ def updated(section: C, **changes: Any) -> C:
     return type(section).model_validate({**section.model_dump(by_alias=True), **changes})
 
 
-class ParamsError(ValueError):
-    """A params file or section is invalid; the message is one line naming the file and key."""
-
-
 def _join_path(prefix: str, loc: tuple[Any, ...]) -> str:
     path = prefix
     for item in loc:
@@ -78,6 +76,59 @@ def _key_names(cls: Any, seen: Optional[set[int]] = None) -> set[str]:
     return names
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The config sections an annotation holds (through Optional, Union, list, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _field_at(cls: Any, loc: tuple[Any, ...]) -> Optional[FieldInfo]:
+    """The field a pydantic error location ends at (None when it ends at no field), walking
+    nested sections; union members share the keys they have in common, so the first holding
+    a key is the one."""
+    annotation, info = cls, None
+    for part in loc:
+        if not isinstance(part, str):
+            continue
+        info = next((model.model_fields[name] for model in _models_in(annotation)
+                     for name, field in model.model_fields.items() if part in (name, field.alias)), None)
+        if info is not None:
+            annotation = info.annotation
+    return info if loc and isinstance(loc[-1], str) else None
+
+
+_BOUNDS = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+_OPERATORS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _bound_phrase(field: Optional[FieldInfo], kind: str, ctx: dict[str, Any]) -> str:
+    """``>= 1``, ``in [0, 1)``: every bound the field declares (its error names only the one broken)."""
+    bounds = {name: getattr(item, name) for item in (field.metadata if field else ())
+              for name in _OPERATORS if getattr(item, name, None) is not None}
+    low = [(name, bounds[name]) for name in ("gt", "ge") if name in bounds]
+    high = [(name, bounds[name]) for name in ("lt", "le") if name in bounds]
+    if low and high:
+        (low_kind, low_value), (high_kind, high_value) = low[0], high[0]
+        return (f"in {'[' if low_kind == 'ge' else '('}{low_value}, {high_value}"
+                f"{']' if high_kind == 'le' else ')'}")
+    name, value = (low or high or [(kind, ctx[kind])])[0]
+    return f"{_OPERATORS[name]} {value}"
+
+
+def _bound_message(problem: Any, cls: Any, prefix: str, loc: tuple[Any, ...]) -> Optional[str]:
+    """A broken field constraint as ``<section path>: <key> must be <bound>, got <value>``, the
+    words of a hand-written check (None for any other error)."""
+    kind = _BOUNDS.get(problem["type"])
+    if kind is None or not loc or not isinstance(loc[-1], str):
+        return None
+    value = problem["input"]
+    if isinstance(problem["ctx"][kind], float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # a float key given an int is that float
+    phrase = _bound_phrase(_field_at(cls, problem["loc"]), kind, problem["ctx"])
+    return f"{_join_path(prefix, loc[:-1]) or '<root>'}: {loc[-1]} must be {phrase}, got {value}"
+
+
 def _did_you_mean(key: Any, cls: Any) -> str:
     if cls is None or not isinstance(key, str):
         return ""
@@ -91,7 +142,9 @@ def describe_validation_error(err: ValidationError, prefix: str = "", tags: Coll
 
     Union/discriminator noise (pydantic's tagged-union loc entries such as ``function-after[...]``,
     and the union member ``tags`` a caller names) is dropped so the path is the one a user sees
-    in the YAML.
+    in the YAML. A broken field constraint (``Field(ge=1)``) reads as a hand-written check would:
+    ``trainer.init.loop: max_steps must be >= 1, got 0``, naming every bound of the field
+    (``cls``, the validated class, declares them).
     """
     lines = []
     for problem in err.errors():
@@ -99,6 +152,10 @@ def describe_validation_error(err: ValidationError, prefix: str = "", tags: Coll
             part for part in problem["loc"] if not (isinstance(part, str) and ("[" in part or part in tags))
         )
         path = _join_path(prefix, loc) or "<root>"
+        bound = _bound_message(problem, cls, prefix, loc)
+        if bound is not None:
+            lines.append(bound)
+            continue
         if problem["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(loc[-1] if loc else None, cls)
         elif problem["type"] == "missing":

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from ebert_modelzoo.config_base import DataSection, StrictConfig
+from ebert_modelzoo.config.base import DataSection, StrictConfig
 
 
 class DataLoaderConfig(StrictConfig):
@@ -14,19 +14,19 @@ class DataLoaderConfig(StrictConfig):
 
     data_dir: str
     """Split folder written by data_processing/ (holds data_params.json, vocab.txt, shards)."""
-    batch_size: int
+    batch_size: int = Field(ge=1)
     """Global batch size."""
     shuffle: bool = True
     """Shuffle samples each epoch (seeded by shuffle_seed)."""
     shuffle_seed: int = 0
     """Seed of the shuffle order and of dynamic masking."""
-    num_workers: int = 0
+    num_workers: int = Field(0, ge=0)
     """DataLoader worker processes; each reads a disjoint set of shards."""
     prefetch_factor: Optional[int] = None
     """Batches prefetched per worker (only with num_workers > 0)."""
     persistent_workers: bool = False
     """Keep workers alive between epochs (only with num_workers > 0)."""
-    shuffle_block_windows: int = 64
+    shuffle_block_windows: int = Field(64, ge=1)
     """Windows per contiguous read when shuffling (ebert_modelzoo/data/sampler.py): a batch mixes
     the samples of a few such blocks, so smaller blocks give better-mixed batches (each rare
     positive and its overlapping neighbours spread over more batches) for more, smaller reads."""
@@ -56,24 +56,16 @@ class DataLoaderConfig(StrictConfig):
     built. None = no motif tracks."""
     motif_tracks: Optional[list[str]] = None
     """TFs of motif_file to score, in track order (default: every motif of the file)."""
-    motif_window_bp: Optional[int] = None
+    motif_window_bp: Optional[int] = Field(None, ge=1)
     """Sites count for a bin when centred within this many bp around the bin's centre (e.g. 600
     for a 200 bp bin and its two flanks); default: the bin itself."""
 
     @model_validator(mode="after")
     def _check_loader(self) -> "DataLoaderConfig":
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.num_workers == 0 and (self.prefetch_factor is not None or self.persistent_workers):
             raise ValueError("prefetch_factor and persistent_workers need num_workers > 0")
-        if self.shuffle_block_windows < 1:
-            raise ValueError(f"shuffle_block_windows must be >= 1, got {self.shuffle_block_windows}")
         if (self.motif_tracks is not None or self.motif_window_bp is not None) and self.motif_file is None:
             raise ValueError("motif_tracks and motif_window_bp need motif_file")
-        if self.motif_window_bp is not None and self.motif_window_bp < 1:
-            raise ValueError(f"motif_window_bp must be >= 1, got {self.motif_window_bp}")
         return self
 
 
@@ -82,13 +74,13 @@ class PretrainingDataProcessorConfig(DataLoaderConfig, DataSection):
 
     data_processor: Literal["EBertPretrainingDataProcessor"]
     """Registered processor name."""
-    mask_rate: float = 0.15
+    mask_rate: float = Field(0.15, gt=0, lt=1)
     """Fraction of DNA tokens selected for prediction."""
-    mask_token_prob: float = 0.8
+    mask_token_prob: float = Field(0.8, ge=0)
     """Of the selected tokens, the fraction replaced by [MASK]."""
-    random_token_prob: float = 0.1
+    random_token_prob: float = Field(0.1, ge=0)
     """Of the selected tokens, the fraction replaced by a random DNA token (the rest stay)."""
-    max_predictions_per_seq: int = 80
+    max_predictions_per_seq: int = Field(80, ge=1)
     """Fixed number of masked positions per sample (P); padded with masked_lm_mask = 0."""
     state_mask_rate: float = 0.0
     """Fraction of bins whose chromatin state is masked for the second objective; 0 = off."""
@@ -97,17 +89,11 @@ class PretrainingDataProcessorConfig(DataLoaderConfig, DataSection):
 
     @model_validator(mode="after")
     def _check_masking(self) -> "PretrainingDataProcessorConfig":
-        if not 0.0 < self.mask_rate < 1.0:
-            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
-        if self.mask_token_prob < 0 or self.random_token_prob < 0 or (
-            self.mask_token_prob + self.random_token_prob > 1.0
-        ):
+        if self.mask_token_prob + self.random_token_prob > 1.0:
             raise ValueError(
                 f"mask_token_prob ({self.mask_token_prob}) + random_token_prob "
                 f"({self.random_token_prob}) must be within [0, 1]"
             )
-        if self.max_predictions_per_seq < 1:
-            raise ValueError(f"max_predictions_per_seq must be >= 1, got {self.max_predictions_per_seq}")
         if not self.use_dna:
             raise ValueError("use_dna: false leaves no DNA token to mask; it is for fine-tuning only")
         if self.state_mask_rate > 0 and self.max_state_predictions < 1:
@@ -124,18 +110,12 @@ class FinetuningDataProcessorConfig(DataLoaderConfig, DataSection):
     """Use only these labels (e.g. TFs) of the data, in this order (default: all)."""
     label_level: Literal["sequence", "bin"] = "sequence"
     """Targets per window (seq_labels) or per bin (bin_labels)."""
-    bound_repeats: int = 1
+    bound_repeats: int = Field(1, ge=1)
     """Each sample (window, cell type) with a bound label (any of ``labels``; with label_level bin,
     any bin) appears this many times per epoch, each copy at its own shuffled place: a training
     loader shows rare positives more often (ENCODE-DREAM entries sampled bound windows the same
     way). 1 = every sample once. Scores are ranked per label, so auROC/auPRC are unaffected by the
     shifted base rate; calibrated probabilities are not."""
-
-    @model_validator(mode="after")
-    def _check_repeats(self) -> "FinetuningDataProcessorConfig":
-        if self.bound_repeats < 1:
-            raise ValueError(f"bound_repeats must be >= 1, got {self.bound_repeats}")
-        return self
 
 
 PROCESSOR_OF_MODEL = {

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.config_base import ParamsError, parse_section
-from ebert_modelzoo.contract.data_params import DatasetError
+from ebert_modelzoo.config.base import parse_section
+from ebert_modelzoo.config.model import EBertFinetuneConfig
 from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
+from ebert_modelzoo.errors import DatasetError, ParamsError
 from ebert_modelzoo.evaluation.metrics import auroc
-from ebert_modelzoo.models.config import EBertFinetuneConfig
 from ebert_modelzoo.models.ebert import EBertForFineTuningModel
 from ebert_modelzoo.tokenizer import DNATokenizer
 from tests.data.helpers import finetuning
@@ -83,7 +83,7 @@ def test_bad_loader_options_name_the_key(tmp_path: Path, keys: dict, message: st
 def test_head_bin_inputs_reads_the_pooled_bins_inputs() -> None:
     """The wide head's logits depend on the central bins' own inputs even when the encoder's
     output is held fixed, and not on other bins' inputs beyond what the encoder passes on."""
-    from tests.test_model import finetune_config, make_batch
+    from tests.models.test_model import finetune_config, make_batch
     with pytest.raises(ValueError, match="head_bin_inputs needs pooling: center_bins"):
         finetune_config(head_bin_inputs=True)
     config = finetune_config(pooling="center_bins", num_bins=BINS, pooled_bins=2, head_bin_inputs=True,
