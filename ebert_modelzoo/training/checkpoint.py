@@ -17,12 +17,16 @@ Integrity, the same for both backends: the checksum file ``checkpoint_<N>.mdl.xx
 XXH3 128-bit hash of the complete file (``<32 hex digits>  checkpoint_<N>.mdl``, the layout of
 ``sha256sum``; the suffix names the hash) and is renamed into place before the checkpoint appears
 under its name. The torch backend hashes the bytes as ``torch.save`` streams them
-(``checkpoint_stream``), so the file is never read again; the cstorch backend's HDF5 writer needs a
-path and seeks, so ``checkpoint_file`` hashes the finished file (from the page cache) while it is
-fsynced. XXH3 runs at memory speed (about 25 GB/s here, sha256 under 2 GB/s), which is what
-keeps the checksum cheap next to a save and a verified load. ``verify_checkpoint`` checks a file
-before it is read; checksum files of older runs (``.sha256``) still verify, and a checkpoint
-without either (copied alone) is read unverified, with a log line.
+(``checkpoint_stream``), chunks of 1 MiB and more on a worker thread while this one writes them,
+so the file is never read again and, given a free core, the hash runs beside the writes; the
+cstorch backend's HDF5 writer needs a path and seeks, so ``checkpoint_file`` hashes the finished
+file (from the page cache) on the worker while it is fsynced. Either way the checksum file is written and fsynced on
+the worker while the checkpoint is fsynced, so its fsync does not follow the checkpoint's.
+XXH3 runs at memory speed (about 30 GB/s here, sha256 under 2 GB/s), which is what keeps the
+checksum cheap next to a save and a verified load; torch.save's own per-record CRC-32s, which
+cost 4-5 times as much and which torch.load never checks, are left out (``_no_zip_crc32``).
+``verify_checkpoint`` checks a file before it is read; checksum files of older runs (``.sha256``)
+still verify, and a checkpoint without either (copied alone) is read unverified, with a log line.
 
 Re-saving a step that exists (a resumed run reaching it again) keeps one intact checkpoint under
 the name at every instant: the checksum file first lists the new hash and the old one, then the
@@ -116,85 +120,135 @@ def file_digest(path: str | Path, suffix: str = CHECKSUM_SUFFIX, block: int = 1 
     return digest.hexdigest()
 
 
-class _HashingWriter(io.RawIOBase):
-    """A write-only binary stream that hashes what passes through it into ``file``."""
+_OVERLAP_BYTES = 1 << 20
+"""Chunks at least this large are hashed on a worker thread while this thread writes them (xxhash
+and file writes both release the GIL); smaller ones are hashed in line, where handing them over
+would cost more than hashing them. Also the size of the buffer in front of the hashing file, which
+gathers torch.save's many small records into few chunks."""
 
-    def __init__(self, file: io.BufferedWriter) -> None:
+
+class _HashingFile(io.RawIOBase):
+    """The raw file under ``checkpoint_stream``'s buffer: writes each chunk it is handed to
+    ``file`` and hashes it, chunks of ``_OVERLAP_BYTES`` and more on ``worker`` meanwhile."""
+
+    def __init__(self, file: io.FileIO, worker: ThreadPoolExecutor) -> None:
         super().__init__()
-        self.file, self.digest = file, xxhash.xxh3_128()
+        self.file, self.worker, self.digest = file, worker, xxhash.xxh3_128()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self.digest.update(data)
-        return self.file.write(data)
+        view = memoryview(data).cast("B")
+        hashed = self.worker.submit(self.digest.update, view) if view.nbytes >= _OVERLAP_BYTES else None
+        if hashed is None:
+            self.digest.update(view)
+        try:
+            written = 0
+            while written < view.nbytes:  # one write(2) may take only part of a large chunk
+                written += self.file.write(view[written:])
+        finally:
+            if hashed is not None:
+                hashed.result()  # before returning: the caller may reuse the chunk's memory, and the next chunk follows
+        return written
 
-    def flush(self) -> None:
-        self.file.flush()
+
+_WORKER: tuple[int, ThreadPoolExecutor] | None = None
 
 
-@contextmanager
-def checkpoint_stream(path: str | Path) -> Iterator[io.RawIOBase]:
-    """Yield a binary stream to write the checkpoint ``path`` to, sequentially (``torch.save``
-    does); its bytes are hashed as they pass, and when the block ends normally the file is fsynced
-    and it and its checksum file are put into place (``_put_in_place``). After an exception only
-    a hidden temporary stays behind, which the next prune removes."""
-    path = Path(path)
+def _worker() -> ThreadPoolExecutor:
+    """This process's checkpoint worker thread, started once: starting a thread per save costs
+    more than a small checkpoint's checksum (a forked child starts its own)."""
+    global _WORKER
+    if _WORKER is None or _WORKER[0] != os.getpid():
+        _WORKER = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-checksum"))
+    return _WORKER[1]
+
+
+def _fresh_tmp(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(tmp_name(path.name))
     tmp.unlink(missing_ok=True)
-    with open(tmp, "wb") as handle:
-        stream = _HashingWriter(handle)
+    return tmp
+
+
+@contextmanager
+def checkpoint_stream(path: str | Path) -> Iterator[io.BufferedWriter]:
+    """Yield a binary stream to write the checkpoint ``path`` to, sequentially (``torch.save``
+    does); its bytes are hashed as they pass (``_HashingFile``), and when the block ends
+    normally the checksum file is written and fsynced on a thread while the checkpoint is fsynced,
+    and both are put into place (``_put_in_place``). After an exception only hidden temporaries
+    stay behind, which the next prune removes."""
+    path = Path(path)
+    tmp = _fresh_tmp(path)
+    worker = _worker()
+    with open(tmp, "wb", buffering=0) as file:
+        hashing = _HashingFile(file, worker)
+        stream = io.BufferedWriter(hashing, buffer_size=_OVERLAP_BYTES)
         yield stream
-        handle.flush()
-        os.fsync(handle.fileno())
-    _put_in_place(tmp, path, stream.digest.hexdigest())
+        stream.flush()
+        staged = worker.submit(_stage_checksums, path, hashing.digest.hexdigest)
+        try:
+            os.fsync(file.fileno())
+        finally:
+            digest, recorded_tmp, again = staged.result()
+    _put_in_place(tmp, path, digest, recorded_tmp, again)
 
 
 @contextmanager
 def checkpoint_file(path: str | Path) -> Iterator[Path]:
     """Yield the temporary path to write the checkpoint ``path`` to (for writers that need a path
-    or seek, such as ``cstorch.save``); when the block ends normally the finished file is hashed on
-    a thread while it is fsynced (xxhash releases the GIL) and it and its checksum file are put
-    into place (``_put_in_place``): no partial file is ever visible under either name."""
+    or seek, such as ``cstorch.save``); when the block ends normally the finished file is hashed
+    and its checksum file written and fsynced on a thread (xxhash releases the GIL) while the
+    checkpoint is fsynced, and both are put into place (``_put_in_place``): no partial file is
+    ever visible under either name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(tmp_name(path.name))
-    tmp.unlink(missing_ok=True)
+    tmp = _fresh_tmp(path)
     yield tmp
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashed = pool.submit(file_digest, tmp)
+    staged = _worker().submit(_stage_checksums, path, lambda: file_digest(tmp))
+    try:
         fsync_file(tmp)
-        digest = hashed.result()
-    _put_in_place(tmp, path, digest)
+    finally:
+        digest, recorded_tmp, again = staged.result()
+    _put_in_place(tmp, path, digest, recorded_tmp, again)
 
 
-def _write_checksums(path: Path, lines: list[str]) -> None:
+def _write_checksums(path: Path, lines: list[str]) -> Path:
+    """Write and fsync the checksum file of ``path`` under its temporary name; return that name."""
     recorded = checksum_path(path)
     recorded_tmp = recorded.with_name(tmp_name(recorded.name))
     with open(recorded_tmp, "w", encoding="ascii") as handle:
         handle.write("".join(f"{digest}  {path.name}\n" for digest in lines))
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(recorded_tmp, recorded)
+    return recorded_tmp
 
 
-def _put_in_place(tmp: Path, path: Path, digest: str) -> None:
-    """Rename the finished, fsynced ``tmp`` over ``path`` with its checksum file renamed in first.
-
-    When ``path`` exists (the step is saved again), the checksum file lists the old hash too
-    until the new file is in place, and older kinds of checksum file go only after it: a kill
-    between the renames leaves the old or the new checkpoint, either of which verifies.
-    """
+def _stage_checksums(path: Path, digest: Callable[[], str]) -> tuple[str, Path, bool]:
+    """(the new file's digest, its checksum file written under a temporary name, whether a
+    checkpoint is already at ``path``). When one is (the step is saved again), the staged
+    checksum file lists its hash too, so that either file verifies until the rename."""
+    again = path.exists()
     try:
-        old = _recorded(path) if path.exists() else []
+        old = _recorded(path) if again else []
     except CheckpointError:  # the old checksum file is unreadable: nothing to keep from it
         old = []
-    _write_checksums(path, [digest] + [d for suffix, d in old if suffix == CHECKSUM_SUFFIX])
+    new = digest()
+    return new, _write_checksums(path, [new] + [d for suffix, d in old if suffix == CHECKSUM_SUFFIX]), again
+
+
+def _put_in_place(tmp: Path, path: Path, digest: str, staged: Path, again: bool) -> None:
+    """Rename the finished, fsynced ``tmp`` over ``path`` with its staged (fsynced) checksum file
+    renamed in first.
+
+    When ``path`` existed (``again``), the staged checksum file lists the old hash too, and it
+    and older kinds of checksum file are replaced only after the new checkpoint is in place: a
+    kill between the renames leaves the old or the new checkpoint, either of which verifies.
+    """
+    os.replace(staged, checksum_path(path))
     os.replace(tmp, path)
-    if old:
-        _write_checksums(path, [digest])
+    if again:
+        os.replace(_write_checksums(path, [digest]), checksum_path(path))
         for suffix in _HASHES:
             if suffix != CHECKSUM_SUFFIX:
                 checksum_path(path, suffix).unlink(missing_ok=True)
@@ -251,10 +305,29 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     rename over ``path``, with its checksum file (``checkpoint_stream``).
 
     A crash at any point leaves either the previous file or none, never a partial one under the
-    final name.
+    final name. torch.save's own CRC-32 of each zip record is left out (``_no_zip_crc32``).
     """
-    with checkpoint_stream(path) as stream:
+    with checkpoint_stream(path) as stream, _no_zip_crc32():
         torch.save(obj, stream)
+
+
+@contextmanager
+def _no_zip_crc32() -> Iterator[None]:
+    """torch.save without the CRC-32 of each record in its zip headers (written as zeros), where
+    torch offers the choice (``set_crc32_options``; the Cerebras venv's 2.4 always computes
+    them). The XXH3 checksum covers every byte of the file, torch.load does not check the CRCs
+    (torch 2.4 and 2.13 read such files), and computing them costs 4-5 times the XXH3 (bench
+    reliability), so they would only slow the save; zip tools (``unzip -t``) report the zeros as
+    CRC errors."""
+    if not hasattr(torch.serialization, "set_crc32_options"):
+        yield
+        return
+    was = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(False)
+    try:
+        yield
+    finally:
+        torch.serialization.set_crc32_options(was)
 
 
 def read_verified(path: str | Path, read: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], bool]:

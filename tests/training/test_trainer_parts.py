@@ -232,6 +232,83 @@ def test_checkpoint_file_hashes_what_a_path_writer_wrote(tmp_path):
         verify_checkpoint(path)
 
 
+def test_chunks_hashed_on_the_worker_while_written_give_the_files_hash(tmp_path):
+    """Tensors of 1 MiB and more are hashed on the worker thread while they are written, the
+    small records gathered by the buffer and hashed in line; the digest is still that of the
+    bytes on disk, in order. The zip
+    records carry no CRC-32 (the XXH3 covers the file), torch.load reads them, and torch's
+    setting is left as it was."""
+    import zipfile
+
+    import xxhash
+
+    from ebert_modelzoo.training import checkpoint as ck
+
+    torch.manual_seed(0)
+    big = {"a": torch.randn(3 * 2**18), "b": torch.randn(2**18), "c": torch.randn(5), "d": torch.randn(2**20)}
+    assert min(t.numel() * 4 for k, t in big.items() if k != "c") >= ck._OVERLAP_BYTES
+    path = checkpoint_path(tmp_path, 1)
+    atomic_torch_save({"model": big}, path)
+    assert ck.checksum_path(path).read_text() == f"{xxhash.xxh3_128(path.read_bytes()).hexdigest()}  {path.name}\n"
+    assert ck.verify_checkpoint(path)
+    assert all(torch.equal(torch_load(path)["model"][k], t) for k, t in big.items())
+    if hasattr(torch.serialization, "set_crc32_options"):
+        assert {info.CRC for info in zipfile.ZipFile(path).infolist()} == {0}
+        assert torch.serialization.get_crc32_options()
+
+
+def test_a_save_killed_at_the_checkpoints_fsync_leaves_the_previous_one_in_place(tmp_path, monkeypatch):
+    """Killed while the checkpoint is fsynced (its checksum file staged under a temporary name on
+    the worker): the step's previous checkpoint and checksum file are untouched and verify, the
+    temporaries go at the next prune, and the next save works."""
+    import threading
+
+    from ebert_modelzoo.training import checkpoint as ck
+
+    path = checkpoint_path(tmp_path, 5)
+    atomic_torch_save({"model": {"w": torch.zeros(2**19)}}, path)
+    recorded = ck.checksum_path(path).read_text()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt("killed")
+        real_fsync(fd)
+
+    monkeypatch.setattr(ck.os, "fsync", fsync)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"model": {"w": torch.ones(2**19)}}, path)
+    monkeypatch.setattr(ck.os, "fsync", real_fsync)
+    assert ck.checksum_path(path).read_text() == recorded and ck.verify_checkpoint(path)
+    assert torch.equal(torch_load(path)["model"]["w"], torch.zeros(2**19))
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 2  # checkpoint and checksum file
+    prune_checkpoints(tmp_path, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_5.mdl", "checkpoint_5.mdl.xxh128"]
+    atomic_torch_save({"model": {"w": torch.ones(2**19)}}, path)
+    assert ck.verify_checkpoint(path) and torch.equal(torch_load(path)["model"]["w"], torch.ones(2**19))
+
+
+def _save_in_child(state: dict, path: Path) -> None:
+    atomic_torch_save(state, path)
+
+
+def test_a_forked_child_saves_with_its_own_worker_thread(tmp_path):
+    """The parent's worker thread does not exist in a forked child (a DataLoader worker, say):
+    the child starts its own instead of waiting forever on the parent's."""
+    import multiprocessing
+
+    from ebert_modelzoo.training.checkpoint import verify_checkpoint
+
+    state = {"model": {"w": torch.zeros(2**19)}}  # made here: torch's own threads may not survive a fork either
+    atomic_torch_save(state, checkpoint_path(tmp_path, 1))
+    child = multiprocessing.get_context("fork").Process(target=_save_in_child, args=(state, checkpoint_path(tmp_path, 2)))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0 and verify_checkpoint(checkpoint_path(tmp_path, 2))
+
+
 def test_sha256_checksum_files_of_older_runs_still_verify(tmp_path):
     import hashlib
 
