@@ -291,20 +291,40 @@ def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: Eval
     return write_report(output_dir / "report", variants, evaluation, training_curves, COMPARISONS, extra=extra)
 
 
-def interpretation(output_dir: Path, result: RunResult, finetuning: Path, cell_type: str, quick: bool,
-                   progress: bool) -> str:
-    """The report's known-truth section for one fine-tuning run (needs the ``interpret`` extra;
-    without it, or when the checks find nothing to check, the section is left out)."""
+INTERPRET_ISM_WINDOWS = 8
+"""Bound windows per TF that ISM attributes for a run fed motif tracks (3 forward passes per base;
+``--quick``: 2, over the labelled centre only)."""
+INTERPRET_ISM_FLANK_BP = 100
+"""ISM covers the labelled centre of each window and this much on either side (a bound window's site
+lies within about 60 bp of it). With 64 bp, TF-MoDISco failed to cluster one TF's ISM seqlets (NaN
+similarities); 100 bp recovered all four."""
+
+
+def interpretation(output_dir: Path, results: Sequence[RunResult], finetuning: Path, cell_type: str, quick: bool,
+                   progress: bool, threads: int) -> str:
+    """The report's known-truth section for fine-tuning runs, scored with ``threads`` torch
+    threads (the cores the training runs shared; needs the ``interpret`` extra; without it, or
+    when the checks find nothing to check, the section is left out)."""
     try:
         from ebert_modelzoo.interpret.report_section import demo_section
     except ImportError as err:
         LOGGER.warning("report section on attributions skipped: %s (pip install -e '.[interpret]')", err)
         return ""
-    tfs = list(result.run.params["trainer"]["fit"]["train_dataloader"]["labels"])
-    LOGGER.info("checking what %s learned against the simulation's truth (%s in %s)", result.run.name,
-                ", ".join(tfs), cell_type)
-    return demo_section(output_dir / "report", result.params_file, finetuning / "test", DEMO_DATA / "motifs.json",
-                        cell_type, tfs, quick=quick, progress=progress)
+    tfs = list(results[0].run.params["trainer"]["fit"]["train_dataloader"]["labels"])
+    LOGGER.info("checking what %s learned against the simulation's truth (%s in %s)",
+                ", ".join(r.run.name for r in results), ", ".join(tfs), cell_type)
+    center = int(json.loads((finetuning / "test" / "data_params.json").read_text())["labels"]["center_bp"])
+    # "(a)", "(a0)": the variant's letter, as its description starts
+    runs = [(r.run.description.split(" ")[0], r.params_file) for r in results]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return demo_section(output_dir / "report", runs, finetuning / "test", DEMO_DATA / "motifs.json", cell_type,
+                            tfs, ism_windows=2 if quick else INTERPRET_ISM_WINDOWS,
+                            ism_span_bp=center if quick else center + 2 * INTERPRET_ISM_FLANK_BP,
+                            quick=quick, progress=progress)
+    finally:
+        torch.set_num_threads(before)
 
 
 def summary(files: ReportFiles, seconds: float) -> str:

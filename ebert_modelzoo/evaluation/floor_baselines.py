@@ -21,7 +21,6 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.data.motifs import token_code_table
 from ebert_modelzoo.data.shards import ShardReader, check_shard_shapes, load_split
 from ebert_modelzoo.errors import DatasetError
 from ebert_modelzoo.evaluation.baselines import fit_logistic

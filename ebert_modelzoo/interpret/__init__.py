@@ -10,6 +10,7 @@ and the epigenome of any (window, cell type) can be recombined at will:
     motif_discovery.py  TF-MoDISco-lite motifs from attributions, TOMTOM matches against JASPAR
     variants.py    per-cell-type variant effects from a VCF (and "what if" epigenome swaps)
     truth.py       the checks against a simulation's known truth (planted motifs, open chromatin)
+    report_section.py  both checks per TF and run as one result, its figure, the demo report's section
     cli.py         ``python -m ebert_modelzoo.interpret {attribute,motifs,variants,truth}``
 
 Shapes: S bases per window (tokens_per_window x k), K labels, base codes A0 C1 G2 T3 N4.

@@ -18,9 +18,17 @@ so a forward hook on its word-embedding table replaces the DNA tokens' rows by t
 embedding of a one-hot input X [n, S, 4]: the outer product of a token's k base vectors weights
 the 4^k k-mer rows (exactly the token's row for a one-hot input; a multilinear interpolation in
 between), plus the [N] row weighted by what is left (1 for a base coded N).
+
+Inputs the processor derives from the DNA (the known-motif tracks of a run with ``motif_file``)
+are recomputed from every mutant by ISM, which therefore measures the whole model. The two
+gradient methods differentiate through the DNA token embeddings only: a motif scan is a discrete
+function of the bases, so the tracks are held at the stored DNA's values and what the model reads
+from them is missing from the gradient (``Attributions.through`` says which holds; for such a run
+the gradient shows what it learned from the DNA tokens beyond its tracks).
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
@@ -33,6 +41,7 @@ from ebert_modelzoo.data.motifs import N_CODE
 from ebert_modelzoo.errors import InterpretError
 from ebert_modelzoo.interpret.scoring import Scorer, samples_for
 
+LOGGER = logging.getLogger("ebert_modelzoo")
 METHODS = ("ism", "gradient", "integrated_gradients")
 IG_STEPS = 32
 
@@ -61,11 +70,24 @@ class Attributions:
     """[n, S, 4] float32."""
     contributions: np.ndarray
     """[n, S, 4] float32, non-zero only at each position's own base."""
+    through: str = ""
+    """The inputs the attributions pass through (see ``inputs_through``)."""
 
     @property
     def per_base(self) -> np.ndarray:
         """[n, S] contribution of each position's base."""
         return self.contributions.sum(axis=-1)
+
+
+def inputs_through(scorer: Scorer, method: str) -> str:
+    """What ``method``'s attributions of ``scorer``'s model pass through, in words."""
+    derived = scorer.dna_derived_inputs
+    if method == "ism":
+        read = (("tokens",) if scorer.builder.dna else ()) + derived
+        return f"every input, recomputed from the mutated DNA ({', '.join(read)})" if read else "no input: no DNA read"
+    if derived:
+        return f"the DNA token embeddings only ({', '.join(derived)} held at the stored DNA's values)"
+    return "the DNA token embeddings (the model's only DNA input)"
 
 
 def mutants(codes: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,6 +207,12 @@ def attribute(scorer: Scorer, windows: Sequence[int], cell: str, label: str, met
         hypothetical = delta - delta.mean(axis=-1, keepdims=True)
         contributions = hypothetical * one_hot(codes)
     else:
+        if not scorer.builder.dna:
+            raise InterpretError(f"{method} attributions pass through the DNA token embeddings, which this run does "
+                                 "not read (use_dna: false); use ism")
+        if scorer.dna_derived_inputs:
+            LOGGER.warning("%s attributions pass through %s", method, inputs_through(scorer, method))
         hypothetical, contributions = _gradient_attributions(scorer, windows, c, k, e, method, progress)
     return Attributions(method, label, cell, epigenome_cell or cell, windows, codes,
-                        hypothetical.astype(np.float32), contributions.astype(np.float32))
+                        hypothetical.astype(np.float32), contributions.astype(np.float32),
+                        inputs_through(scorer, method))

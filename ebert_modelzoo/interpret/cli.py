@@ -81,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motifs", required=True, help="the simulation's motif JSON (planted JASPAR matrices, thresholds)")
     p.add_argument("--tf", required=True, help="the TF (label) to check")
     p.add_argument("--cell_type", required=True, help="cell type for motif recovery (e.g. the held-out one)")
-    p.add_argument("--cell_types", help="comma-separated cell types for the core mutations (default all)")
+    p.add_argument("--donors", help="comma-separated cell types whose epigenome the what-if core mutations may read "
+                                    "(default every other cell type of the split)")
+    p.add_argument("--methods", help="comma-separated attribution methods for motif recovery (default: ism,gradient "
+                                     "for a run fed motif tracks, else gradient)")
+    p.add_argument("--ism_windows", type=int, help="ISM on at most this many of the bound windows (default all)")
+    p.add_argument("--ism_central_bp", type=int, help="ISM over each window's central N bases only (default all)")
     p.add_argument("--track", default="DNase", help="accessibility track that tells closed sites (default DNase)")
     p.add_argument("--core", type=int, default=4, help="most informative motif columns to mutate (default 4)")
     p.add_argument("--max_windows", type=int, default=2000)
@@ -174,12 +179,15 @@ def run_variants(args: argparse.Namespace, scorer: Scorer) -> list[Path]:
 
 
 def run_truth(args: argparse.Namespace, scorer: Scorer) -> list[Path]:
-    from ebert_modelzoo.interpret.report_section import truth_checks, write_truth
+    from ebert_modelzoo.interpret.report_section import central_positions, truth_checks, write_truth
 
-    cells = args.cell_types.split(",") if args.cell_types else list(scorer.cell_types)
-    result = truth_checks(scorer, args.motifs, args.tf, args.cell_type, cells, args.track, core=args.core,
+    donors = [name.strip() for name in args.donors.split(",")] if args.donors else None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    positions = central_positions(scorer, args.ism_central_bp) if args.ism_central_bp else None
+    result = truth_checks(scorer, args.motifs, args.tf, args.cell_type, args.track, methods, donors, core=args.core,
                           max_windows=args.max_windows, min_seqlets=args.min_seqlets, leiden_runs=args.leiden_runs,
-                          motif_dir=Path(args.out) / "motifs", progress=not args.no_progress)
+                          ism_windows=args.ism_windows, ism_positions=positions, motif_dir=Path(args.out) / "motifs",
+                          progress=not args.no_progress)
     files = write_truth(Path(args.out), result)
     print(json.dumps(result.summary(), indent=1))
     return files

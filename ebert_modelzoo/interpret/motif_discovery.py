@@ -103,14 +103,23 @@ def discover(attributions: Attributions, min_seqlets: int = 100, max_seqlets: in
         min_seqlets: fewest seqlets to cluster (modisco's min_metacluster_size) and to keep a pattern.
         window_size, flank: seqlet core and flank (bp).
         leiden_runs: Leiden clusterings to take the best of.
+
+    Raises:
+        ValueError: modisco-lite could not cluster the seqlets (e.g. all-zero scores, or NaN
+            similarities between seqlets that are zero where attributions were not computed).
     """
     from modiscolite.tfmodisco import TFMoDISco  # the optional `interpret` extra
 
     sequences = one_hot(attributions.codes)
-    positive, _ = TFMoDISco(one_hot=sequences, hypothetical_contribs=attributions.hypothetical.astype(np.float32),
-                            sliding_window_size=window_size, flank_size=flank, min_metacluster_size=min_seqlets,
-                            max_seqlets_per_metacluster=max_seqlets, final_min_cluster_size=min(20, min_seqlets),
-                            n_leiden_runs=leiden_runs, verbose=False)
+    try:
+        positive, _ = TFMoDISco(one_hot=sequences, hypothetical_contribs=attributions.hypothetical.astype(np.float32),
+                                sliding_window_size=window_size, flank_size=flank, min_metacluster_size=min_seqlets,
+                                max_seqlets_per_metacluster=max_seqlets, final_min_cluster_size=min(20, min_seqlets),
+                                n_leiden_runs=leiden_runs, verbose=False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # leidenalg raises a bare BaseException ("Cannot accept NaN weights")
+        raise ValueError(f"TF-MoDISco could not cluster the seqlets: {err}") from err
     patterns = []
     for i, pattern in enumerate(positive or []):
         ppm, cwm = _trim(np.asarray(pattern.sequence), np.asarray(pattern.contrib_scores))

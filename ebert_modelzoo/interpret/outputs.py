@@ -3,7 +3,8 @@
 npz keys (n windows, S bases, M methods in ``methods`` order):
     methods [M], label, cell_type, epigenome_cell_type, contigs [n], starts [n] (0-based window
     starts), codes [n, S] (A0 C1 G2 T3 N4), <method>_contributions [n, S, 4],
-    <method>_hypothetical [n, S, 4]
+    <method>_hypothetical [n, S, 4], <method>_through (the inputs the method passes through: a
+    gradient method only the DNA token embeddings, not the motif tracks of a run that has them)
 
 bigWig: per-base contribution of each position's own base, at genomic coordinates; where windows
 overlap, the mean of their values. Files are written under a temporary name and renamed, so a
@@ -35,6 +36,7 @@ def save_npz(path: str | Path, scorer: Scorer, results: Sequence[Attributions]) 
     for result in results:
         arrays[f"{result.method}_contributions"] = result.contributions
         arrays[f"{result.method}_hypothetical"] = result.hypothetical
+        arrays[f"{result.method}_through"] = np.array(result.through)
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:

@@ -163,6 +163,13 @@ class Scorer:
         self._by_contig: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
+    def dna_derived_inputs(self) -> tuple[str, ...]:
+        """Batch inputs besides the tokens that the processor computes from the DNA (the known-motif
+        tracks, ``motif_scores``). ``batch`` recomputes them from edited DNA, so ISM and variant
+        effects pass through them; gradient methods cannot (a motif scan is discrete)."""
+        return ("motif_scores",) if self.builder.motif_tracks is not None else ()
+
+    @property
     def num_windows(self) -> int:
         return int(self.window_start.size)
 
@@ -270,6 +277,7 @@ class Scorer:
         if samples.codes is not None:
             parts[schema.DATASET_TOKENS] = tokens_from_codes(samples.codes, self.tokenizer)
         parts[CELL] = samples.cells.astype(np.int64)
+        # the builder computes every DNA-derived input (motif tracks) from these, possibly edited, tokens
         batch = self.builder(parts, np.random.default_rng(0))
         return {key: value.to(self.device) for key, value in batch.items()}
 

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from ebert_modelzoo.config.base import parse_section
-from ebert_modelzoo.config.model import EBertFinetuneConfig
 from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
 from ebert_modelzoo.errors import DatasetError, ParamsError
 from ebert_modelzoo.evaluation.metrics import auroc

@@ -163,7 +163,12 @@ def test_report_schema_and_files(demo):
     for tf in TFS:
         assert f"\n| {tf} | " in table.split("## What the model learned")[1]
     truth = json.loads((out / "report" / "interpretation.json").read_text())
-    assert [t["tf"] for t in truth] == list(TFS) and all(t["core_mutation"]["sites"] > 0 for t in truth)
+    # (a), handed the motifs as tracks: ISM (through them) and gradient x input (the DNA tokens alone); (a0): gradient
+    assert [(t["variant"], t["tf"]) for t in truth] == [(v, tf) for v in ("(a)", "(a0)") for tf in TFS]
+    assert all(t["core_mutation"]["sites"] > 0 and t["core_mutation"]["cell_type"] == "sim_tissue1" for t in truth)
+    assert [[r["method"] for r in t["recoveries"]] for t in truth] == [["ism", "gradient"]] * 4 + [["gradient"]] * 4
+    assert all(t["motif_inputs"] for t in truth[:4]) and not any(t["motif_inputs"] for t in truth[4:])
+    assert "(a) is handed the planted matrices" in table
     for plot in ("pr_curves.png", "auprc.png", "training_curves.png", "interpretation.png"):
         raw = (out / "report" / plot).read_bytes()
         assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 10_000

@@ -13,14 +13,25 @@ import pytest
 from tests.interpret.fixture import TrainedRun, train_fixture
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+def _trained(tmp_path_factory: pytest.TempPathFactory, name: str, motif_tracks: bool) -> TrainedRun:
     keep = os.environ.get("EBERT_INTERPRET_FIXTURE")
     if not keep:
-        return train_fixture(tmp_path_factory.mktemp("interpret_run"))
-    record = Path(keep) / "trained.pkl"
+        return train_fixture(tmp_path_factory.mktemp(name), motif_tracks=motif_tracks)
+    record = Path(keep) / name / "trained.pkl"
     if record.is_file():
         return pickle.loads(record.read_bytes())
-    run = train_fixture(Path(keep))
+    run = train_fixture(Path(keep) / name, motif_tracks=motif_tracks)
     record.write_bytes(pickle.dumps(run))
     return run
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """The tiny model on DNA tokens and DNase."""
+    return _trained(tmp_path_factory, "interpret_run", motif_tracks=False)
+
+
+@pytest.fixture(scope="session")
+def trained_tracks(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """The same with a known-motif track of the planted matrix and the head's linear term."""
+    return _trained(tmp_path_factory, "interpret_run_tracks", motif_tracks=True)

@@ -7,7 +7,10 @@ motifs.json): its consensus, on a random strand; its one signal track (DNase) is
 window where the window is open in that cell type (probability 0.5, per cell type and window)
 and low elsewhere. The label is bound exactly where the site is present and the window is open:
 the demo's rule, motif x open chromatin, without noise. A tiny EBERT trained on it with
-``run.py`` learns both (the tests check it does before using it).
+``run.py`` learns both (the tests check it does before using it). ``motif_tracks=True`` trains the
+demo's best variant's kind of model on the same data: the loaders add a known-motif track scanned
+with that same JASPAR matrix and the head a linear term over the bins' inputs and motif x signal
+products, so the model is handed the planted motif.
 """
 from __future__ import annotations
 
@@ -82,19 +85,22 @@ def decode(codes: np.ndarray) -> str:
     return "".join(np.array(list(BASES))[codes.ravel()])
 
 
-def loader(data_dir: Path, shuffle: bool) -> dict:
+def loader(data_dir: Path, shuffle: bool, motif_tracks: bool) -> dict:
+    motifs = {"motif_file": str(MOTIFS), "motif_tracks": [TF]} if motif_tracks else {}
     return {"data_processor": "EBertFinetuningDataProcessor", "data_dir": str(data_dir), "batch_size": 32,
             "shuffle": shuffle, "shuffle_seed": 1, "max_sequence_length": 52, "use_chromatin_states": False,
-            "use_signal": True, "label_level": "sequence"}
+            "use_signal": True, "label_level": "sequence", **motifs}
 
 
-def write_params(root: Path, train: Path, validation: Path, steps: int) -> Path:
+def write_params(root: Path, train: Path, validation: Path, steps: int, motif_tracks: bool) -> Path:
     """Fine-tuning params for a tiny encoder on the fixture splits (model_dir under ``root``)."""
     model = {"name": "ebert_finetune", "vocab_size": 262, "tokens_per_bin": TOKENS_PER_BIN, "hidden_size": 32,
              "num_hidden_layers": 2, "num_heads": 2, "filter_size": 64, "max_position_embeddings": 52,
              "dropout_rate": 0.0, "attention_dropout_rate": 0.0, "num_chromatin_states": 0,
              "num_signal_tracks": 1, "num_cell_types": 0, "num_labels": 1, "head": "sequence",
              "classifier_dropout": 0.0}
+    if motif_tracks:
+        model.update(num_motif_tracks=1, num_bins=NUM_BINS, head_linear_bins=NUM_BINS, head_linear_scale=10.0)
     params = {"trainer": {
         "init": {"backend": {"backend_type": "CPU"}, "model_dir": str(root / "run"), "seed": 1, "model": model,
                  "optimizer": {"AdamW": {"weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1.0e-6}},
@@ -105,8 +111,8 @@ def write_params(root: Path, train: Path, validation: Path, steps: int) -> Path:
                  "checkpoint": {"steps": steps},
                  "logging": {"log_steps": 50},
                  "callbacks": [{"KeepNCheckpoints": {"n": 1}}]},
-        "fit": {"train_dataloader": {**loader(train, True), "cell_types": list(CELLS[:2])},
-                "val_dataloader": {**loader(validation, False), "cell_types": [CELLS[2]]}},
+        "fit": {"train_dataloader": {**loader(train, True, motif_tracks), "cell_types": list(CELLS[:2])},
+                "val_dataloader": {**loader(validation, False, motif_tracks), "cell_types": [CELLS[2]]}},
     }}
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -123,12 +129,13 @@ class TrainedRun:
     log: str
 
 
-def train_fixture(root: Path, steps: int = 500, train_windows: int = 4000, validation_windows: int = 600) -> TrainedRun:
+def train_fixture(root: Path, steps: int = 500, train_windows: int = 4000, validation_windows: int = 600,
+                  motif_tracks: bool = False) -> TrainedRun:
     """Write both splits and train the tiny model on them with ``run.py CPU`` (a real subprocess)."""
     train, validation = root / "data" / "train", root / "data" / "validation"
     write_split(train, train_windows, seed=1)
     truth = write_split(validation, validation_windows, seed=2)
-    params = write_params(root, train, validation, steps)
+    params = write_params(root, train, validation, steps, motif_tracks)
     done = run_py(["CPU", "--params", params, "--mode", "train_and_eval"], cwd=root)
     if done.returncode != 0:
         raise RuntimeError(f"fixture training failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

@@ -221,19 +221,29 @@ def test_truth_command_and_demo_section_report_both_checks(trained: TrainedRun, 
                       "--min_seqlets", 20, "--leiden_runs", 10, "--out", tmp_path / "truth"], tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "truth" / "truth.json").read_text())
-    assert summary["recovered"] and summary["patterns"][0]["matches"][0]["matrix_id"] == "MA0506.1"
+    # no motif tracks: gradient x input is the whole model's DNA path, and it finds the planted matrix
+    assert not summary["motif_inputs"] and [r["method"] for r in summary["recoveries"]] == ["gradient"]
+    recovery = summary["recoveries"][0]
+    assert summary["recovered"] and recovery["patterns"][0]["matches"][0]["matrix_id"] == "MA0506.1"
+    assert recovery["planted_tomtom_p"] < 1e-3
     mutation = summary["core_mutation"]
+    assert mutation["cell_type"] == BOUND_CELL
     assert mutation["open"]["n"] > 50 and mutation["closed"]["n"] > 50
-    assert mutation["open"]["median"] < -1
-    assert abs(mutation["closed"]["median"]) < 0.1 * abs(mutation["open"]["median"])
+    assert mutation["open"]["median"] < -1 and mutation["open_to_closed"] > 10
+    # the closed sites bound in another cell type, read with that cell type's epigenome: the effect returns
+    what_if = mutation["what_if"]
+    assert what_if["n"] > 30 and set(what_if["donors"]) <= set(CELLS[:2])
+    assert what_if["median"] < 0.5 * mutation["open"]["median"]
+    assert abs(what_if["paired_closed"]["median"]) < 0.1 * abs(what_if["median"])
     assert (tmp_path / "truth" / "truth.png").stat().st_size > 10_000
 
     report = tmp_path / "report"
     report.mkdir()
     (report / "results.md").write_text("# Report\n\n## Verdict\n\nsomething\n")
-    text = demo_section(report, trained.params, trained.validation, MOTIFS, BOUND_CELL, [TF], quick=True,
+    text = demo_section(report, [("(f)", trained.params)], trained.validation, MOTIFS, BOUND_CELL, [TF], quick=True,
                         progress=False)
-    assert text.startswith(SECTION_TITLE) and "| NRF1 |" in text and "MA0506.1" in text
+    assert text.startswith(SECTION_TITLE) and "| NRF1 | (f) |" in text and "MA0506.1" in text
+    assert "(f) sees the DNA only as k-mer tokens" in text
     assert (report / "results.md").read_text().startswith("# Report") and SECTION_TITLE in (report / "results.md").read_text()
     assert (report / "interpretation.png").is_file()
     assert json.loads((report / "interpretation.json").read_text())[0]["recovered"]
