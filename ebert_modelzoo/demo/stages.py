@@ -52,7 +52,7 @@ MOTIFS, LINEAR, KMERS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + ep
                          "EBERT DNA + epigenome")
 COMPARISONS = (
     Comparison("Does EBERT reach the motif + accessibility baseline?", MOTIFS, BASELINE_NAME),
-    Comparison("Do the known-motif tracks help?", MOTIFS, LINEAR),
+    Comparison("Do the known-motif tracks and (a)'s longer training help?", MOTIFS, LINEAR),
     Comparison("Does the head's linear term help?", LINEAR, KMERS),
     Comparison("Does the epigenome help?", KMERS, "EBERT DNA only"),
     Comparison("Does the DNA add to the epigenome?", LINEAR, "EBERT epigenome only"),

@@ -17,7 +17,7 @@ import torch
 from ebert_modelzoo.config.base import read_yaml
 from ebert_modelzoo.config.params import load_params
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, PRETRAIN_PARAMS, plan_runs
+from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, PRETRAIN_PARAMS, peak_learning_rate, plan_runs
 from ebert_modelzoo.demo.stages import COMPARISONS
 from ebert_modelzoo.evaluation.predict import Predictions, predict
 from ebert_modelzoo.evaluation.report import METRICS, VariantScores, variant_metrics
@@ -82,7 +82,7 @@ def test_every_run_finished_with_a_checkpoint_params_and_log(demo):
     assert not load_params(out / "params" / "finetune_epigenome_only_seed1.yaml").trainer.fit.train_dataloader.use_dna
     assert load_params(out / "params" / "finetune_scratch_seed2.yaml").trainer.fit.ckpt_path is None
     motifs = load_params(out / "params" / "finetune_motifs_seed2.yaml").trainer
-    assert motifs.init.model.num_motif_tracks == 4 and motifs.fit.train_dataloader.motif_window_bp == 600
+    assert motifs.init.model.num_motif_tracks == 4 and motifs.fit.train_dataloader.motif_window_bp == 400
     assert motifs.init.seed == motifs.fit.train_dataloader.shuffle_seed == 2
     paper = load_params(out / "params" / "finetune_dna_epigenome_seed1.yaml").trainer.init.model
     assert paper.num_motif_tracks == 0 and paper.head_linear_bins == 0 and dna_only.init.model.head_linear_bins == 0
@@ -235,6 +235,25 @@ def test_default_pretraining_run_is_the_shipped_default_params():
     assert normalised(runs["pretrain_dna_epigenome"].params) == normalised(read_yaml(PRETRAIN_PARAMS))
     assert normalised(runs["finetune_motifs_seed1"].params) == normalised(read_yaml(FINETUNE_PARAMS))
     assert runs["finetune_scratch_seed3"].params["trainer"]["init"]["loop"] == read_yaml(FINETUNE_PARAMS)["trainer"]["init"]["loop"]
+
+
+def test_default_plan_trains_a_and_e_for_the_shipped_steps_and_the_comparisons_for_fewer():
+    """(a) and (e) train for the shipped params' 1,200 steps with their schedule; (a1), (a0), (b) and
+    (c) for 600 steps, their warmup and decay scaled from the same peak learning rate."""
+    runs = {r.name: r for r in plan_runs(Path("demo_output"), quick=False)}
+    shipped = read_yaml(FINETUNE_PARAMS)["trainer"]["init"]
+    for name in ("finetune_motifs", "finetune_scratch"):
+        for seed in (1, 2, 3):
+            init = runs[f"{name}_seed{seed}"].params["trainer"]["init"]
+            assert init["loop"] == shipped["loop"] and init["schedulers"] == shipped["schedulers"]
+            assert runs[f"{name}_seed{seed}"].max_steps == 1200
+    for name in ("finetune_linear", "finetune_dna_epigenome", "finetune_dna_only", "finetune_epigenome_only"):
+        init = runs[f"{name}_seed1"].params["trainer"]["init"]
+        assert init["loop"]["max_steps"] == init["loop"]["eval_frequency"] == init["checkpoint"]["steps"] == 600
+        phases = init["schedulers"][0]["SequentialLR"]["schedulers"]
+        assert [p["LinearLR"]["total_iters"] for p in phases] == [60, 540]
+        assert peak_learning_rate(runs[f"{name}_seed1"].params) == peak_learning_rate(read_yaml(FINETUNE_PARAMS))
+    assert {r.max_steps for r in plan_runs(Path("demo_output"), quick=True) if r.stage == "fine-tuning"} == {60}
 
 
 @pytest.mark.parametrize("config, kind, params", [
