@@ -38,9 +38,8 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -54,7 +53,7 @@ from ebert_modelzoo.folder_lock import folder_lock
 from ebert_modelzoo.preprocessing import pipeline, writer
 from ebert_modelzoo.preprocessing.config import load_config
 from ebert_modelzoo.training.checkpoint import (_OVERLAP_BYTES, _HashingFile, _worker, atomic_torch_save, checkpoint_file,
-                                                checkpoint_path, file_digest, read_verified, torch_load)
+                                                checkpoint_path, file_digest, read_verified, torch_load, zip_crc32)
 from ebert_modelzoo.training.loop import _check_finite
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.tasks import Task
@@ -137,16 +136,6 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"median": median, "q1": q1, "q3": q3, "min": float(min(values)), "max": float(max(values))}
 
 
-@contextmanager
-def _zip_crc32(on: bool) -> Iterator[None]:
-    was = torch.serialization.get_crc32_options()
-    torch.serialization.set_crc32_options(on)
-    try:
-        yield
-    finally:
-        torch.serialization.set_crc32_options(was)
-
-
 def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str, Any]:
     init = load_params(ROOT / "params" / params_file).trainer.init
     torch.manual_seed(0)
@@ -164,11 +153,11 @@ def checkpoint_guards(params_file: str, folder: Path, repeats: int) -> dict[str,
         return checkpoint_path(saves, next(steps))
 
     def plain_save(crc32: bool) -> None:  # no checksum file: atomic_path + torch.save
-        with _zip_crc32(crc32), atomic_path(new_step()) as tmp, open(tmp, "wb") as handle:
+        with zip_crc32(crc32), atomic_path(new_step()) as tmp, open(tmp, "wb") as handle:
             torch.save(state, handle)
 
     def to_dev_null(hashed: bool, crc32: bool) -> None:  # the bytes made (and hashed) without a disk in the way
-        with _zip_crc32(crc32), open(os.devnull, "wb", buffering=0) as file:
+        with zip_crc32(crc32), open(os.devnull, "wb", buffering=0) as file:
             stream = io.BufferedWriter(_HashingFile(file, _worker()) if hashed else file, buffer_size=_OVERLAP_BYTES)
             torch.save(state, stream)
             stream.flush()

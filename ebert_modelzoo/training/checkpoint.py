@@ -24,7 +24,7 @@ file (from the page cache) on the worker while it is fsynced. Either way the che
 the worker while the checkpoint is fsynced, so its fsync does not follow the checkpoint's.
 XXH3 runs at memory speed (about 30 GB/s here, sha256 under 2 GB/s), which is what keeps the
 checksum cheap next to a save and a verified load; torch.save's own per-record CRC-32s, which
-cost 4-5 times as much and which torch.load never checks, are left out (``_no_zip_crc32``).
+cost 4-5 times as much and which torch.load never checks, are left out (``zip_crc32``).
 ``verify_checkpoint`` checks a file before it is read; checksum files of older runs (``.sha256``)
 still verify, and a checkpoint without either (copied alone) is read unverified, with a log line.
 
@@ -305,25 +305,25 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     rename over ``path``, with its checksum file (``checkpoint_stream``).
 
     A crash at any point leaves either the previous file or none, never a partial one under the
-    final name. torch.save's own CRC-32 of each zip record is left out (``_no_zip_crc32``).
+    final name. torch.save's own CRC-32 of each zip record is left out (``zip_crc32``).
     """
-    with checkpoint_stream(path) as stream, _no_zip_crc32():
+    with checkpoint_stream(path) as stream, zip_crc32(False):
         torch.save(obj, stream)
 
 
 @contextmanager
-def _no_zip_crc32() -> Iterator[None]:
-    """torch.save without the CRC-32 of each record in its zip headers (written as zeros), where
-    torch offers the choice (``set_crc32_options``; the Cerebras venv's 2.4 always computes
-    them). The XXH3 checksum covers every byte of the file, torch.load does not check the CRCs
-    (torch 2.4 and 2.13 read such files), and computing them costs 4-5 times the XXH3 (bench
-    reliability), so they would only slow the save; zip tools (``unzip -t``) report the zeros as
-    CRC errors."""
+def zip_crc32(on: bool) -> Iterator[None]:
+    """torch.save with (``on``) or without the CRC-32 of each record in its zip headers (written
+    as zeros), where torch offers the choice (``set_crc32_options``; the Cerebras venv's 2.4
+    always computes them). Checkpoints are saved without: the XXH3 checksum covers every byte of
+    the file, torch.load does not check the CRCs (torch 2.4 and 2.13 read such files), and
+    computing them costs 4-5 times the XXH3 (bench reliability), so they would only slow the save;
+    zip tools (``unzip -t``) report the zeros as CRC errors."""
     if not hasattr(torch.serialization, "set_crc32_options"):
         yield
         return
     was = torch.serialization.get_crc32_options()
-    torch.serialization.set_crc32_options(False)
+    torch.serialization.set_crc32_options(on)
     try:
         yield
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ebert_modelzoo.interpret.scoring import Scorer
 from tests.interpret.fixture import TrainedRun, train_fixture
 
 
@@ -35,3 +36,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
 def trained_tracks(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     """The same with a known-motif track of the planted matrix and the head's linear term."""
     return _trained(tmp_path_factory, "interpret_run_tracks", motif_tracks=True)
+
+
+@pytest.fixture(scope="module")
+def scorer(trained: TrainedRun) -> Scorer:
+    """The scorer of ``trained``'s run, as the interpret commands build it."""
+    found = Scorer(trained.params)
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="module")
+def tracks_scorer(trained_tracks: TrainedRun) -> Scorer:
+    """The scorer of ``trained_tracks``'s run."""
+    found = Scorer(trained_tracks.params)
+    yield found
+    found.close()

@@ -26,11 +26,12 @@ from ebert_modelzoo.contract import schema
 from ebert_modelzoo.data.motifs import BASES, MotifSet, load_motifs
 from ebert_modelzoo.tokenizer import DNATokenizer
 from tests.data.split_builder import build_split
-from tests.run_cases import REPO, run_py
+from tests.run_cases import REPO, run_py, run_python
 
 MOTIFS = REPO / "data_processing" / "demo_data" / "motifs.json"
 TF = "NRF1"
 CELLS = ("cell_a", "cell_b", "cell_c")
+BOUND_CELL = CELLS[2]  # the validation loader's (held-out) cell type
 WINDOW = 200
 K = 4
 TOKENS_PER_BIN = 10
@@ -140,3 +141,8 @@ def train_fixture(root: Path, steps: int = 500, train_windows: int = 4000, valid
     if done.returncode != 0:
         raise RuntimeError(f"fixture training failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return TrainedRun(params, train, validation, truth, done.stdout + done.stderr)
+
+
+def run_interpret(args: list, cwd: Path):
+    """``python -m ebert_modelzoo.interpret ARGS`` as a user runs it (a finished subprocess)."""
+    return run_python(["-m", "ebert_modelzoo.interpret", *map(str, args), "--no_progress"], cwd)

@@ -16,22 +16,9 @@ from ebert_modelzoo.data.motifs import load_motifs
 from ebert_modelzoo.interpret.attribution import attribute, ism, one_hot, one_hot_dna
 from ebert_modelzoo.interpret.report_section import SECTION_TITLE, demo_section
 from ebert_modelzoo.interpret.scoring import Scorer, samples_for
-from tests.interpret.fixture import CELLS, MOTIFS, TF, WINDOW, TrainedRun, decode
-from tests.run_cases import run_python
+from tests.interpret.fixture import BOUND_CELL, CELLS, MOTIFS, TF, WINDOW, TrainedRun, decode, run_interpret
 
 pytestmark = pytest.mark.slow
-BOUND_CELL = CELLS[2]  # the validation loader's (held-out) cell type
-
-
-def interpret(args: list, cwd: Path):
-    return run_python(["-m", "ebert_modelzoo.interpret", *map(str, args), "--no_progress"], cwd)
-
-
-@pytest.fixture(scope="module")
-def scorer(trained: TrainedRun) -> Scorer:
-    found = Scorer(trained.params)
-    yield found
-    found.close()
 
 
 def clean_site_windows(trained: TrainedRun) -> np.ndarray:
@@ -99,7 +86,7 @@ def test_attribute_command_writes_npz_bigwigs_and_logo_that_point_at_the_site(tr
     site = int(trained.truth.site_start[window])
     start = int(scorer.window_start[window])
     region = f"chrTest:{start}-{start + WINDOW}"
-    done = interpret(["attribute", "-p", trained.params, "--region", region, "--cell_type", BOUND_CELL,
+    done = run_interpret(["attribute", "-p", trained.params, "--region", region, "--cell_type", BOUND_CELL,
                       "--label", TF, "--out", tmp_path / "site"], tmp_path)
     assert done.returncode == 0, done.stderr
     data = np.load(tmp_path / "site.npz")
@@ -119,7 +106,7 @@ def test_attribute_command_writes_npz_bigwigs_and_logo_that_point_at_the_site(tr
 
 
 def test_motifs_command_recovers_the_planted_jaspar_motif(trained: TrainedRun, tmp_path: Path) -> None:
-    done = interpret(["motifs", "-p", trained.params, "--cell_type", BOUND_CELL, "--label", TF, "--motifs", MOTIFS,
+    done = run_interpret(["motifs", "-p", trained.params, "--cell_type", BOUND_CELL, "--label", TF, "--motifs", MOTIFS,
                       "--min_seqlets", 20, "--leiden_runs", 10, "--out", tmp_path / "motifs"], tmp_path)
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader((tmp_path / "motifs" / "motifs.tsv").open(), delimiter="\t"))
@@ -168,7 +155,7 @@ def test_variants_command_scores_per_cell_type_and_what_if(trained: TrainedRun, 
              "ACGT"[(truth.codes[window, 2] + 1) % 4])
     records = [core, plain, ("chrTest", 50, "indel", "A", "AT"), ("chrOther", 10, "elsewhere", "A", "C")]
     vcf = write_vcf(tmp_path / "in.vcf", records)
-    done = interpret(["variants", "-p", trained.params, "--vcf", vcf, "--out", tmp_path / "effects.tsv"], tmp_path)
+    done = run_interpret(["variants", "-p", trained.params, "--vcf", vcf, "--out", tmp_path / "effects.tsv"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "skipped 1 alleles: not a substitution" in done.stdout and "skipped 1 alleles: outside" in done.stdout
     rows = read_tsv(tmp_path / "effects.tsv")
@@ -193,7 +180,7 @@ def test_variants_command_scores_per_cell_type_and_what_if(trained: TrainedRun, 
     assert rows[0]["id"] == core[2] and truth.open[scorer.cell_index(rows[0]["cell_type"]), window]
 
     # what if cell_a had cell_c's (open) chromatin: the variant now matters in cell_a too
-    done = interpret(["variants", "-p", trained.params, "--vcf", vcf, "--cell_types", CELLS[0],
+    done = run_interpret(["variants", "-p", trained.params, "--vcf", vcf, "--cell_types", CELLS[0],
                       "--epigenome_of", BOUND_CELL, "--out", tmp_path / "what_if.tsv"], tmp_path)
     assert done.returncode == 0, done.stderr
     swapped = {r["id"]: r for r in read_tsv(tmp_path / "what_if.tsv")}
@@ -202,22 +189,22 @@ def test_variants_command_scores_per_cell_type_and_what_if(trained: TrainedRun, 
 
 
 def test_bad_requests_fail_with_one_line_naming_the_problem(trained: TrainedRun, scorer: Scorer, tmp_path: Path) -> None:
-    done = interpret(["attribute", "-p", trained.params, "--region", "chrTest:10-20", "--cell_type", "liver",
+    done = run_interpret(["attribute", "-p", trained.params, "--region", "chrTest:10-20", "--cell_type", "liver",
                       "--label", TF, "--out", tmp_path / "x"], tmp_path)
     assert done.returncode == 2 and "cell type 'liver' is not in" in done.stderr
-    done = interpret(["attribute", "-p", trained.params, "--region", "chrTest:150-260", "--cell_type", BOUND_CELL,
+    done = run_interpret(["attribute", "-p", trained.params, "--region", "chrTest:150-260", "--cell_type", BOUND_CELL,
                       "--label", TF, "--out", tmp_path / "x"], tmp_path)
     assert done.returncode == 2 and "no window of" in done.stderr and "holds the whole region" in done.stderr
     base = trained.truth.codes[0, 9]
     wrong = "ACGT"[(base + 1) % 4]
     vcf = write_vcf(tmp_path / "wrong.vcf", [("chrTest", 10, "x", wrong, "ACGT"[(base + 2) % 4])])
-    done = interpret(["variants", "-p", trained.params, "--vcf", vcf, "--out", tmp_path / "e.tsv"], tmp_path)
+    done = run_interpret(["variants", "-p", trained.params, "--vcf", vcf, "--out", tmp_path / "e.tsv"], tmp_path)
     assert done.returncode == 2 and "record 1 (chrTest:10): REF" in done.stderr
     assert not (tmp_path / "e.tsv").exists()
 
 
 def test_truth_command_and_demo_section_report_both_checks(trained: TrainedRun, tmp_path: Path) -> None:
-    done = interpret(["truth", "-p", trained.params, "--motifs", MOTIFS, "--tf", TF, "--cell_type", BOUND_CELL,
+    done = run_interpret(["truth", "-p", trained.params, "--motifs", MOTIFS, "--tf", TF, "--cell_type", BOUND_CELL,
                       "--min_seqlets", 20, "--leiden_runs", 10, "--out", tmp_path / "truth"], tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "truth" / "truth.json").read_text())

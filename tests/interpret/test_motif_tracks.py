@@ -18,56 +18,44 @@ from ebert_modelzoo.interpret.report_section import SECTION_TITLE, demo_section
 from ebert_modelzoo.errors import InterpretError
 from ebert_modelzoo.interpret.scoring import Scorer, samples_for, tokens_from_codes
 from ebert_modelzoo.interpret.truth import mutate_cores, strong_threshold
-from tests.interpret.fixture import CELLS, MOTIFS, TF, TOKENS_PER_BIN, K, TrainedRun
-from tests.run_cases import run_python
+from tests.interpret.fixture import BOUND_CELL, K, MOTIFS, TF, TOKENS_PER_BIN, TrainedRun, run_interpret
 
 pytestmark = pytest.mark.slow
-BOUND_CELL = CELLS[2]
 
 
-def interpret(args: list, cwd: Path):
-    return run_python(["-m", "ebert_modelzoo.interpret", *map(str, args), "--no_progress"], cwd)
-
-
-@pytest.fixture(scope="module")
-def scorer(trained_tracks: TrainedRun) -> Scorer:
-    found = Scorer(trained_tracks.params)
-    yield found
-    found.close()
-
-
-def test_the_model_reads_its_motif_track_and_open_chromatin(trained_tracks: TrainedRun, scorer: Scorer) -> None:
-    assert scorer.dna_derived_inputs == ("motif_scores",)
-    cell = scorer.cell_index(BOUND_CELL)
-    logits = scorer.logits(samples_for(np.arange(scorer.num_windows), cell))[:, 0]
+def test_the_model_reads_its_motif_track_and_open_chromatin(trained_tracks: TrainedRun,
+                                                            tracks_scorer: Scorer) -> None:
+    assert tracks_scorer.dna_derived_inputs == ("motif_scores",)
+    cell = tracks_scorer.cell_index(BOUND_CELL)
+    logits = tracks_scorer.logits(samples_for(np.arange(tracks_scorer.num_windows), cell))[:, 0]
     truth = trained_tracks.truth
     bound = truth.labels[cell] == 1
     assert np.mean(logits[bound] > 0) > 0.8 and np.mean(logits[~bound] < 0) > 0.8
 
 
-def test_edited_dna_reaches_the_motif_tracks(trained_tracks: TrainedRun, scorer: Scorer) -> None:
+def test_edited_dna_reaches_the_motif_tracks(trained_tracks: TrainedRun, tracks_scorer: Scorer) -> None:
     """Scoring edited DNA recomputes the tracks from the edit: destroying a site's core drops its bin's track."""
     truth = trained_tracks.truth
     windows = np.flatnonzero(truth.site_start >= 0)[:40]
-    codes = scorer.codes(windows)
+    codes = tracks_scorer.codes(windows)
     motifs = load_motifs(MOTIFS)
     rows, starts, mutated, _ = mutate_cores(codes, motifs, TF, strong_threshold(MOTIFS, TF), 4)
     assert rows.size == windows.size  # every planted consensus is a strong site
-    cell = scorer.cell_index(BOUND_CELL)
-    stored = scorer.batch(samples_for(windows[rows], cell))["motif_scores"].numpy()[..., 0]
-    edited = scorer.batch(samples_for(windows[rows], cell, codes=mutated))["motif_scores"].numpy()[..., 0]
-    expected = scorer.builder.motif_tracks(tokens_from_codes(mutated, scorer.tokenizer))[..., 0]
+    cell = tracks_scorer.cell_index(BOUND_CELL)
+    stored = tracks_scorer.batch(samples_for(windows[rows], cell))["motif_scores"].numpy()[..., 0]
+    edited = tracks_scorer.batch(samples_for(windows[rows], cell, codes=mutated))["motif_scores"].numpy()[..., 0]
+    expected = tracks_scorer.builder.motif_tracks(tokens_from_codes(mutated, tracks_scorer.tokenizer))[..., 0]
     np.testing.assert_array_equal(edited, expected)
     site_bin = (starts + motifs.get(TF).width // 2) // (TOKENS_PER_BIN * K)
     at_site = np.arange(rows.size), site_bin
     assert (stored[at_site] > 0.9).all() and (edited[at_site] < stored[at_site] - 0.3).all()
 
 
-def test_attributions_say_which_inputs_they_pass_through(trained_tracks: TrainedRun, scorer: Scorer,
+def test_attributions_say_which_inputs_they_pass_through(trained_tracks: TrainedRun, tracks_scorer: Scorer,
                                                          tmp_path: Path) -> None:
     window = int(np.flatnonzero(trained_tracks.truth.site_start >= 0)[0])
-    start = int(scorer.window_start[window])
-    done = interpret(["attribute", "-p", trained_tracks.params, "--region", f"chrTest:{start}-{start + 200}",
+    start = int(tracks_scorer.window_start[window])
+    done = run_interpret(["attribute", "-p", trained_tracks.params, "--region", f"chrTest:{start}-{start + 200}",
                       "--cell_type", BOUND_CELL, "--label", TF, "--methods", "ism,gradient", "--out", tmp_path / "a"],
                      tmp_path)
     assert done.returncode == 0, done.stderr
@@ -104,7 +92,7 @@ def test_gradients_refuse_a_run_that_reads_no_dna_tokens(trained_tracks: Trained
 
 def test_truth_checks_separate_the_handed_motif_from_the_learned_one(trained_tracks: TrainedRun,
                                                                      tmp_path: Path) -> None:
-    done = interpret(["truth", "-p", trained_tracks.params, "--motifs", MOTIFS, "--tf", TF, "--cell_type", BOUND_CELL,
+    done = run_interpret(["truth", "-p", trained_tracks.params, "--motifs", MOTIFS, "--tf", TF, "--cell_type", BOUND_CELL,
                       "--ism_windows", 30, "--min_seqlets", 20, "--leiden_runs", 10, "--out", tmp_path / "truth"],
                      tmp_path)
     assert done.returncode == 0, done.stderr
