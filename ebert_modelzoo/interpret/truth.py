@@ -159,8 +159,8 @@ def core_mutation(scorer: Scorer, motifs_path: str | Path, tf: str, cell: str, t
         return alt - ref
 
     labels = scorer.labels(own)[rows, label]
-    signal = site_signal(own)
     track_values = scorer.read(np.arange(scorer.num_windows), own)[schema.DATASET_SIGNAL][..., t].astype(np.float32)
+    signal = track_values[rows, bins]
     # a cell type without the track (NaN = not measured) has no closed sites to offer
     median = np.nanmedian(track_values) if np.isfinite(track_values).any() else -np.inf
     everything = change(np.arange(rows.size), np.full(rows.size, own), cell)
