@@ -21,7 +21,18 @@ from ebert_modelzoo.config.params import Params, parse_checkpoint_states
 from ebert_modelzoo.errors import CheckpointError, ParamsError
 from ebert_modelzoo.training import optimizer_state
 from ebert_modelzoo.training.backends.base import Backend, Batch
-from ebert_modelzoo.training.checkpoint import CHECKSUM_SUFFIX, FORMAT_VERSION, capture_rng, checkpoint_path, latest_checkpoint, list_checkpoints, load_model_weights, prune_checkpoints, restore_rng, read_verified
+from ebert_modelzoo.training.checkpoint import (
+    CHECKSUM_SUFFIX,
+    FORMAT_VERSION,
+    capture_rng,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_model_weights,
+    prune_checkpoints,
+    read_verified,
+    restore_rng,
+)
 from ebert_modelzoo.training.label_weights import resolve_positive_weight
 from ebert_modelzoo.training.optim import param_groups
 from ebert_modelzoo.training.reporting import RunReporter
