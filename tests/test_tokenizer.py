@@ -72,3 +72,15 @@ def test_vocab_file_roundtrip_and_errors(tmp_path):
         DNATokenizer.from_vocab_file(path)
     with pytest.raises(FileNotFoundError):
         DNATokenizer.from_vocab_file(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 6])
+def test_reverse_complement_ids_read_the_other_strand(k):
+    tok = DNATokenizer(k)
+    table = tok.reverse_complement_ids()
+    rng = np.random.default_rng(k)
+    seq = "".join(rng.choice(list("ACGT"), size=30 * k))
+    other = seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    assert tok.decode(table[tok.encode(seq)[::-1]]) == other
+    np.testing.assert_array_equal(table[table], np.arange(tok.vocab_size))  # twice = the same strand
+    np.testing.assert_array_equal(table[: tok.first_kmer_id], np.arange(tok.first_kmer_id))  # specials, [N]

@@ -60,6 +60,10 @@ class DataLoaderConfig(StrictConfig):
     """Sites count for a bin when centred within this many bp around the bin's centre (e.g. 600
     for a 200 bp bin and its two flanks); default: the bin itself."""
 
+    reverse_complement_prob: float = Field(0.0, ge=0, le=1)
+    """Chance that a sample is read from the other DNA strand (data/augment.py), drawn per sample
+    with the masking seed; 0 = always the forward strand (evaluation loaders keep 0)."""
+
     @model_validator(mode="after")
     def _check_loader(self) -> "DataLoaderConfig":
         if self.num_workers == 0 and (self.prefetch_factor is not None or self.persistent_workers):

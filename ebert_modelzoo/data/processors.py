@@ -26,6 +26,7 @@ from ebert_modelzoo.config.data import (
 from ebert_modelzoo.contract import layout, schema
 from ebert_modelzoo.contract.batch import state_mask_id
 from ebert_modelzoo.contract.data_params import DataParams
+from ebert_modelzoo.data.augment import ReverseComplement
 from ebert_modelzoo.data.loader import CELL, ResumableDataLoader, ShardDataset
 from ebert_modelzoo.data.masking import StateMasking, TokenMasking
 from ebert_modelzoo.data.motifs import MotifTracks, load_motifs
@@ -84,8 +85,11 @@ class BatchBuilder:
     label_index: Optional[np.ndarray] = None
     bin_labels: bool = False
     motif_tracks: Optional[MotifTracks] = None
+    reverse_complement: Optional[ReverseComplement] = None
 
     def __call__(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        if self.reverse_complement is not None:
+            arrays = self.reverse_complement(arrays, rng)
         tokens = arrays[schema.DATASET_TOKENS]
         rows, n = tokens.shape[0], self.num_tokens
         input_ids = np.full((rows, self.seq_len), self.pad_id, dtype=np.int32)
@@ -270,6 +274,8 @@ class _EBertDataProcessor:
             signal_std=self.params.track_std[self.tracks],
             cell_type=self.config.use_cell_type,
             motif_tracks=self.motif_tracks,
+            reverse_complement=(ReverseComplement(v.reverse_complement, self.config.reverse_complement_prob)
+                                if self.config.reverse_complement_prob > 0 else None),
         )
 
 

@@ -30,6 +30,8 @@ class Vocab:
     n_id: int
     kmer_ids: np.ndarray
     """Ids of the pure ACGT k-mers: the only tokens ever masked or drawn as random replacements."""
+    reverse_complement: np.ndarray
+    """[size] id of each token's reverse complement (``DNATokenizer.reverse_complement_ids``)."""
 
 
 def load_vocab(path: str | Path) -> Vocab:
@@ -51,6 +53,7 @@ def load_vocab(path: str | Path) -> Vocab:
         mask_id=tokenizer.mask_id,
         n_id=tokenizer.n_id,
         kmer_ids=np.arange(tokenizer.first_kmer_id, tokenizer.vocab_size, dtype=np.int32),
+        reverse_complement=tokenizer.reverse_complement_ids(),
     )
 
 

@@ -41,13 +41,12 @@ class FloorFeatures:
     labels: np.ndarray
 
 
-def _kmer_columns(k: int) -> np.ndarray:
+def _kmer_columns(tokenizer: DNATokenizer) -> np.ndarray:
     """[4^k] column of each k-mer index (lexicographic ACGT digits) with reverse complements merged."""
-    index = np.arange(4**k)
-    digits = (index[:, None] // 4 ** np.arange(k - 1, -1, -1)) % 4
-    rc = ((3 - digits[:, ::-1]) * 4 ** np.arange(k - 1, -1, -1)).sum(axis=1)
-    canonical = np.minimum(index, rc)
-    _, columns = np.unique(canonical, return_inverse=True)
+    first = tokenizer.first_kmer_id
+    index = np.arange(4**tokenizer.k)
+    rc = tokenizer.reverse_complement_ids()[first:] - first
+    _, columns = np.unique(np.minimum(index, rc), return_inverse=True)
     return columns
 
 
@@ -84,7 +83,7 @@ def read_floor_features(data_dir: str | Path, inputs: Inputs, cell_types: Sequen
             raise DatasetError(f"{params.path}: no signal tracks or chromatin states for epigenome features")
     check_shard_shapes(params, tuple(fields))
     reader = ShardReader(params, tuple(fields))
-    columns = _kmer_columns(tokenizer.k)
+    columns = _kmer_columns(tokenizer)
     features, labels = [], []
     try:
         for shard, windows in enumerate(params.shard_windows):
