@@ -86,9 +86,9 @@ class PretrainingDataProcessorConfig(DataLoaderConfig, DataSection):
     """Of the selected tokens, the fraction replaced by a random DNA token (the rest stay)."""
     max_predictions_per_seq: int = Field(80, ge=1)
     """Fixed number of masked positions per sample (P); padded with masked_lm_mask = 0."""
-    state_mask_rate: float = 0.0
+    state_mask_rate: float = Field(0.0, ge=0, lt=1)
     """Fraction of bins whose chromatin state is masked for the second objective; 0 = off."""
-    max_state_predictions: int = 0
+    max_state_predictions: int = Field(0, ge=0)
     """Fixed number of masked bins per sample (Q)."""
 
     @model_validator(mode="after")

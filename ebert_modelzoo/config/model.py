@@ -98,7 +98,7 @@ class EBertFinetuneConfig(EBertEncoderConfig, ModelSection):
     label_1, ... without). Checked against the data when given."""
     head: Literal["sequence", "bin"] = "sequence"
     """Classify the whole window from [CLS] ('sequence') or each bin ('bin')."""
-    classifier_dropout: float = 0.1
+    classifier_dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout before the classification layer."""
     positive_weight: Optional[Union[list[float], Literal["auto"]]] = None
     """Weight of the positive term of each label's binary cross-entropy (torch's pos_weight), one

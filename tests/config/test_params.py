@@ -170,6 +170,23 @@ def test_cross_field_rules_name_both_keys(tmp_path, base, change, expected):
     assert expected in error_of(tmp_path, mutated(base, change))
 
 
+@pytest.mark.parametrize(
+    "base, change, expected",
+    [
+        (finetune_tiny, lambda d: d["trainer"]["init"]["model"].update(classifier_dropout=1.0),
+         "trainer.init.model: classifier_dropout must be in [0, 1), got 1.0"),
+        (tiny, lambda d: d["trainer"]["fit"]["train_dataloader"].update(state_mask_rate=-0.1),
+         "trainer.fit.train_dataloader: state_mask_rate must be in [0, 1), got -0.1"),
+        (tiny, lambda d: d["trainer"]["fit"]["train_dataloader"].update(max_state_predictions=-1),
+         "trainer.fit.train_dataloader: max_state_predictions must be >= 0, got -1"),
+        (finetune_tiny, lambda d: d["trainer"]["fit"]["train_dataloader"].update(reverse_complement_prob=2.0),
+         "trainer.fit.train_dataloader: reverse_complement_prob must be in [0, 1], got 2.0"),
+    ],
+)
+def test_rates_out_of_range_name_the_key(tmp_path, base, change, expected):
+    assert expected in error_of(tmp_path, mutated(base, change))
+
+
 def test_model_and_processor_must_agree(tmp_path):
     data = tiny()
     data["trainer"]["fit"]["train_dataloader"] = copy.deepcopy(finetune_tiny()["trainer"]["fit"]["train_dataloader"])

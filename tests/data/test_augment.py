@@ -7,7 +7,7 @@ import pytest
 from ebert_modelzoo.contract import layout
 from ebert_modelzoo.errors import ParamsError
 from ebert_modelzoo.tokenizer import DNATokenizer
-from tests.data.helpers import finetuning
+from tests.data.helpers import finetuning, original_ids, pretraining
 from tests.data.split_builder import build_split
 from tests.training.fixtures import finetune_params, logged_losses, make_data, run_py, write_params
 
@@ -44,6 +44,19 @@ def test_every_flipped_sample_is_the_other_strand_of_its_window(tmp_path, label_
         flips += int(is_rc.sum())
     total = sum(len(batch["input_ids"]) for batch in forward)
     assert 0.3 * total < flips < 0.7 * total
+
+
+def test_pre_training_masks_the_flipped_strand(tmp_path):
+    split = build_split(tmp_path / "s", k=2, seed=6)
+    n = split.tokens.shape[1]
+    table = DNATokenizer(2).reverse_complement_ids()
+    kwargs = dict(shuffle=False, drop_last=False, max_sequence_length=n + 2, state_mask_rate=0.2, max_state_predictions=2)
+    forward = list(pretraining(split, **kwargs).create_dataloader())
+    flipped = list(pretraining(split, reverse_complement_prob=1.0, **kwargs).create_dataloader())
+    dna = layout.dna_positions(n)
+    for fwd, rc in zip(forward, flipped, strict=True):
+        np.testing.assert_array_equal(original_ids(rc)[:, dna], table[original_ids(fwd)[:, dna][:, ::-1]])
+        assert rc["masked_lm_mask"].sum() > 0
 
 
 def test_probability_outside_zero_one_names_the_key(tmp_path):
