@@ -1,7 +1,7 @@
 """Reverse-complement augmentation: a sample read from the other DNA strand.
 
 A TF binds double-stranded DNA, so a window and its reverse complement carry the same labels;
-showing the model both (FactorNet, DeepBind and most of the field do) doubles the sequence it
+showing the model both (as FactorNet and many DNA models since do) doubles the sequence it
 learns from. With non-overlapping k-mer tokens over a whole number of bins, the other strand is
 the token order reversed with every k-mer replaced by its reverse complement, and every per-bin
 array (chromatin states, signal, bin labels) read in reverse bin order; window labels stay.

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> str:
     finished = all((output_dir / "data" / kind / part / "data_params.json").is_file()
                    for kind in ("pretraining", "finetuning") for part in ("train", "validation", "test"))
     data = stages.preprocess(output_dir, not args.no_progress)
+    stages.check_split(data, split)
     fingerprints = {kind: stages.data_fingerprint(folder) for kind, folder in data.items()}
     if finished:
         cached.add("preprocessing")

@@ -118,6 +118,34 @@ def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
     return folders
 
 
+def _spans(regions: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Regions as (contig without "chr", start, end), sorted: "chrX:49,000,000-49,500,000" and
+    "X:49000000-49500000" (a data_params.json's FASTA naming) are the same span."""
+    spans = []
+    for region in regions:
+        contig, _, rest = region.replace(",", "").rpartition(":")
+        start, _, end = rest.partition("-")
+        spans.append((contig.removeprefix("chr"), int(start), int(end)))
+    return sorted(spans)
+
+
+def check_split(data: dict[str, Path], split: dict[str, Any]) -> None:
+    """Every built dataset covers, per part, the regions demo_data/split.yaml names: the report
+    labels the evaluation with split.yaml's regions while the preprocessing configs decide what
+    is built, so an edit to one alone would mislabel the report.
+
+    Raises:
+        DemoError: naming the config, the part and both region lists.
+    """
+    for kind, folder in data.items():
+        for part, spec in split.items():
+            built = json.loads((folder / part / "data_params.json").read_text())["regions"]
+            if _spans(built) != _spans(spec["regions"]):
+                raise DemoError(f"{relative(CONFIGS / f'demo_{kind}.yaml')} builds {part} = {', '.join(built)} but "
+                                f"{relative(DEMO_DATA / 'split.yaml')} names {', '.join(spec['regions'])}: "
+                                "make the two agree")
+
+
 MODEL_CODE = ("config", "tokenizer.py", "contract", "data", "models", "training",
               "evaluation/predict.py")
 """What decides a training run's result besides its params and data (ebert_modelzoo/...)."""

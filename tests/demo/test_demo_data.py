@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from ebert_modelzoo.data import motifs
+from ebert_modelzoo.demo.stages import check_split
+from ebert_modelzoo.errors import DemoError
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data_processing" / "demo_data"
@@ -150,6 +152,23 @@ def test_manifest_split_and_files_agree():
             spans.append((start, end))
     spans.sort()
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "split regions overlap"
+
+
+def test_the_demo_refuses_datasets_built_for_another_split(tmp_path):
+    parts = split()["split"]
+    data = {}
+    for kind in ("pretraining", "finetuning"):
+        for part, spec in parts.items():
+            folder = tmp_path / kind / part
+            folder.mkdir(parents=True)
+            config = yaml.safe_load((ROOT / "data_processing" / "configs" / f"demo_{kind}.yaml").read_text())
+            (folder / "data_params.json").write_text(json.dumps({"regions": config["split"][part]}))
+        data[kind] = tmp_path / kind
+    check_split(data, parts)  # the shipped configs build what split.yaml names
+    longer = {**parts, "test": {**parts["test"], "regions": ["chrX:49000000-50500000"]}}
+    with pytest.raises(DemoError, match=r"demo_pretraining.yaml builds test = chrX:49,000,000-49,500,000 but "
+                                        r"data_processing/demo_data/split.yaml names chrX:49000000-50500000"):
+        check_split(data, longer)
 
 
 def test_bigwigs_match_the_fasta_and_cover_the_stretch():
