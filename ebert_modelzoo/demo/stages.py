@@ -35,8 +35,10 @@ from ebert_modelzoo.evaluation.floor_baselines import run_floor
 from ebert_modelzoo.evaluation.predict import Predictions, predict
 from ebert_modelzoo.evaluation.report import (Comparison, EvaluationSet, ReportFiles, TrainingCurve, VariantScores,
                                               read_training_curve, write_report)
+from ebert_modelzoo.interpret.scoring import parse_region
 from ebert_modelzoo.owned import remove_owned
 from ebert_modelzoo.preprocessing.cli import main as preprocess_main
+from ebert_modelzoo.preprocessing.genome import match_contig
 from ebert_modelzoo.training.checkpoint import checkpoint_path
 from ebert_modelzoo.training.reporting import train_log_path
 
@@ -118,14 +120,13 @@ def preprocess(output_dir: Path, progress: bool) -> dict[str, Path]:
     return folders
 
 
-def _spans(regions: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Regions as (contig without "chr", start, end), sorted: "chrX:49,000,000-49,500,000" and
-    "X:49000000-49500000" (a data_params.json's FASTA naming) are the same span."""
+def _spans(regions: Sequence[str], contigs: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Regions as sorted (contig, start, end), each contig named as the built dataset names it
+    (the preprocessing's matching: split.yaml's chrX is the FASTA's X)."""
     spans = []
-    for region in regions:
-        contig, _, rest = region.replace(",", "").rpartition(":")
-        start, _, end = rest.partition("-")
-        spans.append((contig.removeprefix("chr"), int(start), int(end)))
+    for text in regions:
+        contig, start, end = parse_region(text)
+        spans.append((match_contig(contig, contigs) or contig, start, end))
     return sorted(spans)
 
 
@@ -139,11 +140,11 @@ def check_split(data: dict[str, Path], split: dict[str, Any]) -> None:
     """
     for kind, folder in data.items():
         for part, spec in split.items():
-            built = json.loads((folder / part / "data_params.json").read_text())["regions"]
-            if _spans(built) != _spans(spec["regions"]):
-                raise DemoError(f"{relative(CONFIGS / f'demo_{kind}.yaml')} builds {part} = {', '.join(built)} but "
-                                f"{relative(DEMO_DATA / 'split.yaml')} names {', '.join(spec['regions'])}: "
-                                "make the two agree")
+            built = json.loads((folder / part / "data_params.json").read_text())
+            if _spans(built["regions"], built["contigs"]) != _spans(spec["regions"], built["contigs"]):
+                raise DemoError(f"{relative(CONFIGS / f'demo_{kind}.yaml')} builds {part} = "
+                                f"{', '.join(built['regions'])} but {relative(DEMO_DATA / 'split.yaml')} names "
+                                f"{', '.join(spec['regions'])}: make the two agree")
 
 
 MODEL_CODE = ("config", "tokenizer.py", "contract", "data", "models", "training",

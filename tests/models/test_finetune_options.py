@@ -80,16 +80,6 @@ def test_center_bins_logits_use_only_the_central_tokens():
         assert not torch.allclose(cls_model.outputs(batch).logits, out.logits)
 
 
-def test_options_run_on_meta_tensors():
-    config = finetune_config(pooling="center_bins", num_bins=BINS, pooled_bins=2, positive_weight=[2.0, 4.0])
-    with torch.device("meta"):
-        model = EBertForFineTuningModel(config)
-    batch = {key: value.to("meta") for key, value in make_batch().items()}
-    loss = model(batch)
-    loss.backward()
-    assert loss.shape == () and loss.device.type == "meta"
-
-
 @pytest.mark.parametrize("keys,message", [
     ({"positive_weight": [1.0]}, "positive_weight has 1 values but num_labels is 2"),
     ({"positive_weight": [1.0, 0.0]}, "positive_weight values must be finite and > 0"),

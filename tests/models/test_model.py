@@ -407,6 +407,8 @@ def test_sequence_too_short_for_bins_or_too_long_for_positions():
         (EBertForPreTrainingModel, pretrain_config(states=False, signal=False, cells=False)),
         (EBertForFineTuningModel, finetune_config("sequence", attention_kernel="explicit")),
         (EBertForFineTuningModel, finetune_config("bin")),
+        (EBertForFineTuningModel, finetune_config(pooling="center_bins", num_bins=BINS, pooled_bins=2,
+                                                  positive_weight=[2.0, 4.0])),
     ],
 )
 def test_forward_and_backward_run_on_meta_tensors(cls, config):
