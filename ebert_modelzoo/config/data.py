@@ -124,8 +124,9 @@ class FinetuningDataProcessorConfig(DataLoaderConfig, DataSection):
     """Evaluation loaders: score every sample on both DNA strands and average the two logits (the
     other strand as ``reverse_complement_prob: 1`` reads it; a bin head's logits are put back in
     forward bin order), as DeepSEA and FactorNet score; the reported loss is the mean of the two
-    strands' losses. Read by run.py's evaluation (eval, eval_all, train_and_eval) and the
-    prediction tool; costs a second pass over the data."""
+    strands' losses. Read by run.py's own trainer (eval, eval_all, train_and_eval) and the
+    prediction tool, at the cost of a second pass; Model Zoo's Trainer scores one strand (run.py
+    CSX refuses the key there)."""
 
     @model_validator(mode="after")
     def _check_strands(self) -> "FinetuningDataProcessorConfig":
