@@ -121,3 +121,14 @@ def test_strand_average_is_refused_where_model_zoos_trainer_would_score_one_stra
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
     (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
     assert "trainer.fit.val_dataloader.strand_average" in line and "Model Zoo's Trainer scores one strand" in line
+
+
+def test_validate_only_lowers_the_nucleotide_convolution_stem(tmp_path):
+    data = data_for("ebert_finetune_tiny.yaml", tmp_path / "data")
+    params = write_params("ebert_finetune_tiny.yaml", tmp_path / "p.yaml", data, tmp_path / "md")
+    raw = yaml.safe_load(params.read_text())
+    raw["trainer"]["init"]["model"].update(dna_conv_filters=16, dna_conv_width=15)
+    params.write_text(yaml.safe_dump(raw))
+    validate_only(params, tmp_path)
+    (cirh,) = mlir_files(tmp_path / "md", "cirh.mlir")
+    assert cirh.read_text().count("\n") > 1000  # Cerebras IR, not the empty file an nn.Conv1d left
