@@ -79,8 +79,7 @@ class DNATokenizer:
     def reverse_complement_ids(self) -> np.ndarray:
         """[vocab_size] int64: the id of each k-mer's reverse complement (specials, [N] included,
         map to themselves), so ``table[ids[::-1]]`` is the token sequence of the other strand."""
-        index = np.arange(4**self.k)
-        digits = (index[:, None] // self._place) % 4
+        digits = self.base_indices()[self.first_kmer_id :]
         table = np.arange(self.vocab_size, dtype=np.int64)
         table[self.first_kmer_id :] = self.first_kmer_id + ((3 - digits[:, ::-1]) * self._place).sum(axis=1)
         return table
