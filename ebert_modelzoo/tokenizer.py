@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from itertools import product
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -38,6 +39,12 @@ def _byte_table() -> np.ndarray:
 _BYTE_TABLE = _byte_table()
 
 
+def kmer_size(vocab_size: int) -> Optional[int]:
+    """The k whose DNATokenizer has ``vocab_size`` ids, or None when no k in 1..MAX_K does."""
+    found = [k for k in range(1, MAX_K + 1) if DNATokenizer.first_kmer_id + 4**k == vocab_size]
+    return found[0] if found else None
+
+
 class DNATokenizer:
     """Non-overlapping k-mer tokenizer (k = 1..6) with BERT specials and one [N] token."""
 
@@ -61,11 +68,18 @@ class DNATokenizer:
         """The vocabulary in id order."""
         return list(SPECIAL_TOKENS) + ["".join(p) for p in product(BASES, repeat=self.k)]
 
+    def base_indices(self) -> np.ndarray:
+        """[vocab_size, k] int64: each k-mer id's bases as indices into BASES, -1 for every other
+        id (specials, [N])."""
+        table = np.full((self.vocab_size, self.k), -1, dtype=np.int64)
+        index = np.arange(4**self.k)
+        table[self.first_kmer_id :] = (index[:, None] // self._place) % 4
+        return table
+
     def reverse_complement_ids(self) -> np.ndarray:
         """[vocab_size] int64: the id of each k-mer's reverse complement (specials, [N] included,
         map to themselves), so ``table[ids[::-1]]`` is the token sequence of the other strand."""
-        index = np.arange(4**self.k)
-        digits = (index[:, None] // self._place) % 4
+        digits = self.base_indices()[self.first_kmer_id :]
         table = np.arange(self.vocab_size, dtype=np.int64)
         table[self.first_kmer_id :] = self.first_kmer_id + ((3 - digits[:, ::-1]) * self._place).sum(axis=1)
         return table

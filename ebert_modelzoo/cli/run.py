@@ -186,6 +186,10 @@ def run(args: argparse.Namespace) -> None:
         LOGGER.info("runner: Cerebras Model Zoo's Trainer (Model Zoo is installed; CSX runs go through it)")
         from ebert_modelzoo.cerebras.modelzoo_runner import run_with_modelzoo
 
+        averaged = [path for path in loaders if getattr(_loader(params, path), "strand_average", False)]
+        if averaged:
+            raise ParamsError(f"{params_path}: {averaged[0]}.strand_average: Model Zoo's Trainer scores one strand; "
+                              "set it false for CSX runs and score both strands with the prediction tool")
         eval_loaders = [_loader(params, path) for path in loaders] if args.mode in ("eval", "eval_all") else []
         with _model_dir_lock(model_dir, True):
             run_with_modelzoo(params, args, options, eval_loaders, _initial_checkpoint(params, args))

@@ -120,6 +120,19 @@ class FinetuningDataProcessorConfig(DataLoaderConfig, DataSection):
     loader shows rare positives more often (ENCODE-DREAM entries sampled bound windows the same
     way). 1 = every sample once. Scores are ranked per label, so auROC/auPRC are unaffected by the
     shifted base rate; calibrated probabilities are not."""
+    strand_average: bool = False
+    """Evaluation loaders: score every sample on both DNA strands and average the two logits (the
+    other strand as ``reverse_complement_prob: 1`` reads it; a bin head's logits are put back in
+    forward bin order), as DeepSEA and FactorNet score; the reported loss is the mean of the two
+    strands' losses. Read by run.py's own trainer (eval, eval_all, train_and_eval) and the
+    prediction tool, at the cost of a second pass; Model Zoo's Trainer scores one strand (run.py
+    CSX refuses the key there)."""
+
+    @model_validator(mode="after")
+    def _check_strands(self) -> "FinetuningDataProcessorConfig":
+        if self.strand_average and self.reverse_complement_prob > 0:
+            raise ValueError("strand_average reads both strands itself: reverse_complement_prob must be 0")
+        return self
 
 
 PROCESSOR_OF_MODEL = {

@@ -7,6 +7,7 @@ from typing import Literal, Optional, Union
 from pydantic import Field, model_validator
 
 from ebert_modelzoo.config.base import ModelSection, StrictConfig
+from ebert_modelzoo.tokenizer import kmer_size
 
 
 class EBertEncoderConfig(StrictConfig):
@@ -54,6 +55,12 @@ class EBertEncoderConfig(StrictConfig):
     num_motif_tracks: int = Field(0, ge=0)
     """Known-motif tracks per bin (the loaders' motif_file/motif_tracks), projected like the
     signal tracks; 0 = none: the model reads motifs only from the DNA tokens, as the paper's EBERT."""
+    dna_conv_filters: int = Field(0, ge=0)
+    """Filters of a nucleotide-resolution convolution over the window's DNA whose maxima per token
+    are added to the token embeddings (models/dna_stem.py); 0 = off: k-mer tokens only, as the
+    paper's EBERT. Needs a k-mer vocabulary."""
+    dna_conv_width: int = Field(15, ge=1)
+    """Width of that convolution in bases (odd, so it is centred on each base)."""
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "EBertEncoderConfig":
@@ -61,6 +68,11 @@ class EBertEncoderConfig(StrictConfig):
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
             )
+        if self.dna_conv_width % 2 == 0:
+            raise ValueError(f"dna_conv_width must be odd, got {self.dna_conv_width}")
+        if self.dna_conv_filters and kmer_size(self.vocab_size) is None:
+            raise ValueError(f"dna_conv_filters needs a k-mer vocabulary (6 specials + 4^k ids), "
+                             f"but vocab_size is {self.vocab_size}")
         return self
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from ebert_modelzoo.config.model import EBertEncoderConfig
 from ebert_modelzoo.contract import layout
 from ebert_modelzoo.contract.batch import state_vocab_size
+from ebert_modelzoo.models.dna_stem import BaseConvStem
 from ebert_modelzoo.models.dropout import Dropout
 
 
@@ -58,6 +59,7 @@ class EBertEmbeddings(nn.Module):
         self.tokens_per_bin = config.tokens_per_bin
         self.max_positions = config.max_position_embeddings
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.dna_stem = BaseConvStem(config) if config.dna_conv_filters > 0 else None
         if config.position_embedding_type == "learned":
             self.position_embeddings: Optional[nn.Embedding] = nn.Embedding(
                 config.max_position_embeddings, config.hidden_size
@@ -115,6 +117,8 @@ class EBertEmbeddings(nn.Module):
                 f"sequence length {seq_len} exceeds max_position_embeddings {self.max_positions}"
             )
         embeddings = self.word_embeddings(input_ids.long())
+        if self.dna_stem is not None:
+            embeddings = embeddings + self.dna_stem(input_ids)
         if self.position_embeddings is not None:
             positions = self.position_embeddings.weight[:seq_len]
         else:

@@ -180,6 +180,8 @@ class EBertModel(nn.Module):
             nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon) if config.norm_first else None
         )
         self.apply(lambda module: init_weights(module, config.initializer_range))
+        if self.embeddings.dna_stem is not None:
+            self.embeddings.dna_stem.zero_projection()
 
     def forward(
         self, batch: Mapping[str, torch.Tensor], positions: Optional[torch.Tensor] = None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -376,19 +377,39 @@ class Trainer:
         metrics = self.task.make_metrics(source)
         eval_step = make_eval_step(self.backend, self.task.outputs_fn(self.model), self.init.precision)
         total = {"loss": 0.0, "batches": 0}
+        self.model.eval()
+        other = self._other_strand(source, steps, eval_step) if getattr(source.config, "strand_average", False) else None
 
         @self.backend.on_host
         def accumulate(outputs: Any, batch: Batch) -> None:
+            if other is not None:
+                logits, loss = other.popleft()
+                outputs = replace(outputs, logits=(outputs.logits.float() + logits) / 2,
+                                  loss=(outputs.loss.float() + loss) / 2)
             metrics.update(outputs, batch)
             if on_batch is not None:
                 on_batch(outputs, batch)
             total["loss"] += float(outputs.loss.float().item())
             total["batches"] += 1
 
-        self.model.eval()
         for batch in self.backend.batches(source, steps, split=False):
             accumulate(eval_step(batch), batch)
         return {"loss": total["loss"] / max(total["batches"], 1), **metrics.compute()}
+
+    def _other_strand(self, source: DataSource, steps: int, eval_step: Callable[[Batch], Any]) -> deque:
+        """(logits, loss) of each of ``steps`` batches of ``source`` read from the other DNA strand,
+        on the host, logits in forward bin order (strand_average)."""
+        flipped = DataSource(updated(source.config, reverse_complement_prob=1.0, strand_average=False))
+        found: deque = deque()
+
+        @self.backend.on_host
+        def keep(outputs: Any, batch: Batch) -> None:
+            logits = outputs.logits.detach().float().cpu()
+            found.append((logits.flip(1) if logits.ndim == 3 else logits, outputs.loss.detach().float().cpu()))
+
+        for batch in self.backend.batches(flipped, steps, split=False):
+            keep(eval_step(batch), batch)
+        return found
 
     def validate(self, loader_cfg: Any, eval_steps: Optional[int] = None, name: str = "eval",
                  loader_path: str = "trainer.validate.val_dataloader") -> dict[str, Any]:

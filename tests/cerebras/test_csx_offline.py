@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import yaml
 
 pytest.importorskip("cerebras.pytorch")
 pytestmark = pytest.mark.cerebras
@@ -107,3 +108,27 @@ def test_a_malformed_cluster_address_is_one_line(tiny_params, tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "mgmt_address 'no-port' should be in the form of '<name>:<port>'" in result.stderr
+
+
+@pytest.mark.skipif(not modelzoo_installed(), reason="the refusal is on Model Zoo's Trainer's path")
+def test_strand_average_is_refused_where_model_zoos_trainer_would_score_one_strand(tmp_path):
+    data = data_for("ebert_finetune_tiny.yaml", tmp_path / "data")
+    params = write_params("ebert_finetune_tiny.yaml", tmp_path / "p.yaml", data, tmp_path / "md")
+    raw = yaml.safe_load(params.read_text())
+    raw["trainer"]["fit"]["val_dataloader"]["strand_average"] = True
+    params.write_text(yaml.safe_dump(raw))
+    result = run_py(["CSX", "-p", str(params), "-m", "train_and_eval", "--validate_only"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert "trainer.fit.val_dataloader.strand_average" in line and "Model Zoo's Trainer scores one strand" in line
+
+
+def test_validate_only_lowers_the_nucleotide_convolution_stem(tmp_path):
+    data = data_for("ebert_finetune_tiny.yaml", tmp_path / "data")
+    params = write_params("ebert_finetune_tiny.yaml", tmp_path / "p.yaml", data, tmp_path / "md")
+    raw = yaml.safe_load(params.read_text())
+    raw["trainer"]["init"]["model"].update(dna_conv_filters=16, dna_conv_width=15)
+    params.write_text(yaml.safe_dump(raw))
+    validate_only(params, tmp_path)
+    (cirh,) = mlir_files(tmp_path / "md", "cirh.mlir")
+    assert cirh.read_text().count("\n") > 1000  # Cerebras IR, not the empty file an nn.Conv1d left

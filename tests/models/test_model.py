@@ -407,6 +407,7 @@ def test_sequence_too_short_for_bins_or_too_long_for_positions():
         (EBertForPreTrainingModel, pretrain_config(states=False, signal=False, cells=False)),
         (EBertForFineTuningModel, finetune_config("sequence", attention_kernel="explicit")),
         (EBertForFineTuningModel, finetune_config("bin")),
+        (EBertForFineTuningModel, finetune_config(vocab_size=22, dna_conv_filters=4, dna_conv_width=5)),
         (EBertForFineTuningModel, finetune_config(pooling="center_bins", num_bins=BINS, pooled_bins=2,
                                                   positive_weight=[2.0, 4.0])),
     ],
