@@ -8,10 +8,12 @@ import logging
 import os
 import re
 import sys
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+from ebert_modelzoo.cerebras.lowered_ir import check_lowered
 from ebert_modelzoo.cerebras.registry import modelzoo_installed
 from ebert_modelzoo.config.params import Params, load_params, params_from_dict
 from ebert_modelzoo.data.synthetic import write_split_for
@@ -182,6 +184,7 @@ def run(args: argparse.Namespace) -> None:
         credentials_path=args.credentials_path, mount_dirs=args.mount_dirs, python_paths=args.python_paths,
         compile_dir=args.compile_dir, job_labels=args.job_labels,
     )
+    started = time.time()
     if args.target_device == "CSX" and modelzoo_installed():
         LOGGER.info("runner: Cerebras Model Zoo's Trainer (Model Zoo is installed; CSX runs go through it)")
         from ebert_modelzoo.cerebras.modelzoo_runner import run_with_modelzoo
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> None:
         eval_loaders = [_loader(params, path) for path in loaders] if args.mode in ("eval", "eval_all") else []
         with _model_dir_lock(model_dir, True):
             run_with_modelzoo(params, args, options, eval_loaders, _initial_checkpoint(params, args))
+        if args.validate_only:
+            check_lowered(model_dir, started)
         return
     backend = select_backend(options)
     if not backend.is_main:
@@ -223,6 +228,8 @@ def run(args: argparse.Namespace) -> None:
                 trainer.validate_all([(p, _loader(params, p)) for p in loaders], paths, args.num_steps)
         finally:
             backend.close()
+    if args.validate_only:
+        check_lowered(model_dir, started)
 
 
 def _initial_checkpoint(params: Params, args: argparse.Namespace) -> Optional[str]:

@@ -13,7 +13,7 @@ pytest.importorskip("cerebras.pytorch")
 pytestmark = pytest.mark.cerebras
 
 from ebert_modelzoo.cerebras.registry import modelzoo_installed  # noqa: E402
-from tests.run_cases import PARAMS, cszoo, data_for, run_py, write_params  # noqa: E402
+from tests.run_cases import PARAMS, cszoo, data_for, run_py, run_python, write_params  # noqa: E402
 
 
 def mlir_files(model_dir, name):
@@ -123,12 +123,48 @@ def test_strand_average_is_refused_where_model_zoos_trainer_would_score_one_stra
     assert "trainer.fit.val_dataloader.strand_average" in line and "Model Zoo's Trainer scores one strand" in line
 
 
-def test_validate_only_lowers_the_nucleotide_convolution_stem(tmp_path):
+def stem_params(tmp_path):
     data = data_for("ebert_finetune_tiny.yaml", tmp_path / "data")
     params = write_params("ebert_finetune_tiny.yaml", tmp_path / "p.yaml", data, tmp_path / "md")
     raw = yaml.safe_load(params.read_text())
     raw["trainer"]["init"]["model"].update(dna_conv_filters=16, dna_conv_width=15)
     params.write_text(yaml.safe_dump(raw))
+    return params
+
+
+def test_validate_only_lowers_the_nucleotide_convolution_stem(tmp_path):
+    params = stem_params(tmp_path)
     validate_only(params, tmp_path)
     (cirh,) = mlir_files(tmp_path / "md", "cirh.mlir")
     assert cirh.read_text().count("\n") > 1000  # Cerebras IR, not the empty file an nn.Conv1d left
+
+
+# run.py with the stem computed by torch's conv1d, which Cerebras lowers to an empty cirh.mlir
+# while its log still says "Compile validated locally".
+CONV1D_STEM = """
+import sys
+import torch.nn.functional as F
+from ebert_modelzoo.models import dna_stem
+
+
+def forward(self, input_ids):
+    batch, length = input_ids.shape
+    bases = F.embedding(input_ids.long(), self.bases).reshape(batch, length * self.k, 4).transpose(1, 2)
+    weight = self.conv.weight.view(-1, self.width, 4).transpose(1, 2)
+    filtered = F.relu(F.conv1d(bases, weight, self.conv.bias, padding=self.width // 2))
+    return self.projection(filtered.reshape(batch, -1, length, self.k).amax(-1).transpose(1, 2))
+
+
+dna_stem.BaseConvStem.forward = forward
+from ebert_modelzoo.cli.run import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_validate_only_fails_when_a_step_lowers_to_no_cerebras_ir(tmp_path):
+    params = stem_params(tmp_path)
+    result = run_python(["-c", CONV1D_STEM, "CSX", "-p", str(params), "-m", "train", "--validate_only"], cwd=tmp_path)
+    assert "Compile validated locally" in result.stdout + result.stderr  # what Cerebras' tools claim
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert "cirh.mlir is empty: the step did not lower to Cerebras IR" in line
