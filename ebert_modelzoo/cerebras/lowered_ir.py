@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MTIME_SLACK_S = 2.0
+"""File systems that store modification times in whole seconds (or coarser) can date a file
+written just after ``since`` before it."""
+
 
 def lowered_ir(model_dir: Path, since: float) -> list[Path]:
     """The cirh.mlir files written under ``model_dir``/cerebras_logs at or after ``since`` (a
-    time.time()): our cstorch backend writes executors/<n>/, Model Zoo's Trainer
+    time.time(), less MTIME_SLACK_S): our cstorch backend writes executors/<n>/, Model Zoo's Trainer
     <timestamp>/executors/<n>/; the ``latest`` links are left out."""
     logs = Path(model_dir) / "cerebras_logs"
     found = [*logs.glob("executors/*/cirh.mlir"), *logs.glob("*/executors/*/cirh.mlir")]
+    since -= MTIME_SLACK_S
     return sorted(path for path in found if "latest" not in path.parts and path.stat().st_mtime >= since)
 
 
