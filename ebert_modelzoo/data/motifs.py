@@ -164,11 +164,9 @@ def encode_dna(sequence: str) -> np.ndarray:
 def token_code_table(tokenizer: DNATokenizer) -> np.ndarray:
     """[V, k] uint8 base codes of every token id of ``tokenizer``: a k-mer's k bases, [N] k N
     codes, 255 for ids that are not DNA ([PAD], [CLS], ...)."""
-    table = np.full((tokenizer.vocab_size, tokenizer.k), 255, dtype=np.uint8)
+    indices = tokenizer.base_indices()  # A0 C1 G2 T3, -1 for every id that is not a k-mer
+    table = np.where(indices < 0, 255, indices).astype(np.uint8)
     table[tokenizer.n_id] = N_CODE
-    vocab = tokenizer.tokens
-    for i in range(tokenizer.first_kmer_id, tokenizer.vocab_size):
-        table[i] = encode_dna(vocab[i])
     return table
 
 

@@ -12,17 +12,9 @@ import yaml
 pytest.importorskip("cerebras.pytorch")
 pytestmark = pytest.mark.cerebras
 
+from ebert_modelzoo.cerebras.lowered_ir import lowered_ir  # noqa: E402
 from ebert_modelzoo.cerebras.registry import modelzoo_installed  # noqa: E402
 from tests.run_cases import PARAMS, cszoo, data_for, run_py, run_python, write_params  # noqa: E402
-
-
-def mlir_files(model_dir, name):
-    """Lowered IR files, one per executor (cstorch writes them under cerebras_logs/executors/<n>/,
-    Model Zoo's Trainer under cerebras_logs/<timestamp>/executors/<n>/; ``latest`` links to the
-    newest)."""
-    logs = model_dir / "cerebras_logs"
-    found = [*logs.glob(f"executors/*/{name}"), *logs.glob(f"*/executors/*/{name}")]
-    return sorted(path for path in found if "latest" not in path.parts)
 
 
 def validate_only(params, cwd, path=None, extra=()):
@@ -51,7 +43,7 @@ def test_validate_only_lowers_the_training_step_of_every_shipped_params_file_wit
     assert "--validate_only uses synthetic batches shaped from the params" in result.stdout
     if "ckpt_path" in (PARAMS / params_file).read_text():  # fine-tuning from a checkpoint not there
         assert "--validate_only lowers the step from freshly initialised weights" in result.stdout
-    (cirh,) = mlir_files(model_dir, "cirh.mlir")  # one executor: the training step
+    (cirh,) = lowered_ir(model_dir, 0.0)  # one executor: the training step
     text = cirh.read_text()
     # The lowered step holds the model's matmuls and the optimizer's update, not an empty module.
     assert "module" in text and text.count("\n") > 1000
@@ -71,7 +63,7 @@ def tiny_params(tiny_data, tmp_path):
 
 def test_validate_only_works_with_the_venv_not_on_path(tiny_params, tmp_path):
     validate_only(tiny_params, tmp_path, path="/usr/bin:/bin")
-    assert len(mlir_files(tmp_path / "md", "cirh.mlir")) == 1
+    assert len(lowered_ir(tmp_path / "md", 0.0)) == 1
 
 
 def test_cszoo_fit_validate_only_lowers_the_train_and_the_eval_step(tiny_params, tmp_path):
@@ -135,7 +127,7 @@ def stem_params(tmp_path):
 def test_validate_only_lowers_the_nucleotide_convolution_stem(tmp_path):
     params = stem_params(tmp_path)
     validate_only(params, tmp_path)
-    (cirh,) = mlir_files(tmp_path / "md", "cirh.mlir")
+    (cirh,) = lowered_ir(tmp_path / "md", 0.0)
     assert cirh.read_text().count("\n") > 1000  # Cerebras IR, not the empty file an nn.Conv1d left
 
 
