@@ -204,11 +204,14 @@ def train(run: Run, output_dir: Path, data: str, code: str, upstream: Optional[R
 
 def _train_job(run_: Run, output_dir: Path, data: str, code: str, upstream: Optional[RunResult],
                threads: int) -> tuple[RunResult, float]:
-    """One training run in a worker process; returns its result and its own seconds."""
+    """One training run in a worker process, then (fine-tuning) its test-split scores, so that
+    scoring overlaps the other runs' training; returns its result and its own seconds."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     torch.set_num_threads(threads)
     began = time.perf_counter()
     result = train(run_, output_dir, data, code, upstream)
+    if run_.stage == "fine-tuning":
+        predictions(result)
     return result, round(time.perf_counter() - began, 1)
 
 
@@ -235,6 +238,7 @@ def train_all(runs: list[Run], output_dir: Path, fingerprints: dict[str, str], j
                 name = running.pop(future)
                 results[name], seconds[name] = future.result()
     return {r.name: results[r.name] for r in runs}, seconds
+
 
 def predictions(result: RunResult) -> Predictions:
     """Test-split scores of a finished fine-tuning run (cached beside its checkpoints)."""

@@ -237,17 +237,17 @@ def test_default_pretraining_run_is_the_shipped_default_params():
     assert runs["finetune_scratch_seed3"].params["trainer"]["init"]["loop"] == read_yaml(FINETUNE_PARAMS)["trainer"]["init"]["loop"]
 
 
-def test_default_plan_trains_a_and_e_for_the_shipped_steps_and_the_comparisons_for_fewer():
-    """(a) and (e) train for the shipped params' 1,200 steps with their schedule; (a1), (a0), (b) and
-    (c) for 600 steps, their warmup and decay scaled from the same peak learning rate."""
+def test_default_plan_trains_the_linear_term_variants_for_the_shipped_steps_and_the_others_for_fewer():
+    """(a), (a1), (c) and (e) train for the shipped params' 1,200 steps with their schedule; (a0)
+    and (b) for 600 steps, their warmup and decay scaled from the same peak learning rate."""
     runs = {r.name: r for r in plan_runs(Path("demo_output"), quick=False)}
     shipped = read_yaml(FINETUNE_PARAMS)["trainer"]["init"]
-    for name in ("finetune_motifs", "finetune_scratch"):
+    for name in ("finetune_motifs", "finetune_linear", "finetune_epigenome_only", "finetune_scratch"):
         for seed in (1, 2, 3):
             init = runs[f"{name}_seed{seed}"].params["trainer"]["init"]
             assert init["loop"] == shipped["loop"] and init["schedulers"] == shipped["schedulers"]
             assert runs[f"{name}_seed{seed}"].max_steps == 1200
-    for name in ("finetune_linear", "finetune_dna_epigenome", "finetune_dna_only", "finetune_epigenome_only"):
+    for name in ("finetune_dna_epigenome", "finetune_dna_only"):
         init = runs[f"{name}_seed1"].params["trainer"]["init"]
         assert init["loop"]["max_steps"] == init["loop"]["eval_frequency"] == init["checkpoint"]["steps"] == 600
         phases = init["schedulers"][0]["SequentialLR"]["schedulers"]
