@@ -119,12 +119,17 @@ def test_quick_run_writes_json_and_summary(quick_results):
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert "EBERT vs transformers BertForMaskedLM" in summary and "### micro" in summary
     # the other benchmarks ran at their quick sizes into the same folder and judged nothing
-    for name in ("preprocessing", "data_processor", "cerebras_lowering", "own_data", "reliability", "interpret"):
+    for name in ("preprocessing", "data_processor", "cerebras_lowering", "own_data", "reliability", "interpret",
+                 "cpu_allocator"):
         other = json.loads((tmp_path / f"{name}.json").read_text())
         assert other["benchmark"] == name and other["quick"] is True
         assert other["targets"] and all(t["met"] is None for t in other["targets"].values())
         assert f"## {name} ({name}.json)" in summary
     assert "## Targets" in summary
+    allocator = json.loads((tmp_path / "cpu_allocator.json").read_text())["shapes"]["demo_tiny"]
+    if allocator["keep_applied"]:  # glibc: keeping freed memory removes the steps' page faults
+        faults = {s: allocator["medians"][s]["minor_faults_per_step"] for s in ("default", "keep")}
+        assert faults["keep"] < faults["default"] / 10, faults
 
 
 def test_gpu_code_path_runs_under_bf16_autocast_on_cpu():

@@ -26,6 +26,7 @@ import torch
 
 from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.config.base import read_yaml
+from ebert_modelzoo.cpu_allocator import keep_freed_memory
 from ebert_modelzoo.demo import stages
 from ebert_modelzoo.demo.runs import FINETUNE_PARAMS, QUICK_SEEDS, SEEDS, plan_runs
 from ebert_modelzoo.errors import BadInputError, one_line
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> str:
     output_dir = Path(args.output_dir)
     stages.claim(output_dir, args.fresh)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # the CNN peer and the attributions train and score in this process
     split = read_yaml(stages.DEMO_DATA / "split.yaml")["split"]
     train_cells, test_cells = split["train"]["cell_types"], split["test"]["cell_types"]
     timings: dict[str, float] = {}

@@ -218,7 +218,8 @@ def _train_job(run_: Run, output_dir: Path, data: str, code: str, upstream: Opti
 def train_all(runs: list[Run], output_dir: Path, fingerprints: dict[str, str], jobs: int, threads: int
               ) -> tuple[dict[str, RunResult], dict[str, float]]:
     """Every run, up to ``jobs`` at once in worker processes (a run starts once its upstream run
-    has finished); returns the results and each run's own seconds."""
+    has finished; of the runs ready, the longest first, so that short runs fill the end); returns
+    the results and each run's own seconds."""
     code = code_fingerprint()
     results: dict[str, RunResult] = {}
     seconds: dict[str, float] = {}
@@ -226,7 +227,8 @@ def train_all(runs: list[Run], output_dir: Path, fingerprints: dict[str, str], j
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         running: dict[Future, str] = {}
         while waiting or running:
-            for run_ in [r for r in waiting if r.upstream is None or r.upstream in results]:
+            ready = [r for r in waiting if r.upstream is None or r.upstream in results]
+            for run_ in sorted(ready, key=lambda r: -r.max_steps):
                 if len(running) >= jobs:
                     break
                 kind = "pretraining" if run_.stage == "pre-training" else "finetuning"

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from ebert_modelzoo.config.params import AdamWConfig, InitConfig, PrecisionConfig
+from ebert_modelzoo.cpu_allocator import keep_freed_memory
 from ebert_modelzoo.training.backends.base import Batch, BackendOptions, DataFeed, F
 from ebert_modelzoo.training.checkpoint import atomic_torch_save, read_checkpoint
 from ebert_modelzoo.training.schedules import PhasedLinearLR, schedule_phases
@@ -59,6 +60,7 @@ class TorchBackend:
             self.device = torch.device("cuda", local_rank)
         else:
             self.device = torch.device("cpu")
+            keep_freed_memory()
         if self.world_size > 1:
             self._init_process_group()
         self.is_main = self.rank == 0
