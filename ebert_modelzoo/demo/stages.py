@@ -54,8 +54,8 @@ MOTIFS, LINEAR, KMERS = ("EBERT DNA + epigenome + motif tracks", "EBERT DNA + ep
                          "EBERT DNA + epigenome")
 COMPARISONS = (
     Comparison("Does EBERT reach the motif + accessibility baseline?", MOTIFS, BASELINE_NAME),
-    Comparison("Do the known-motif tracks and (a)'s longer training help?", MOTIFS, LINEAR),
-    Comparison("Does the head's linear term help?", LINEAR, KMERS),
+    Comparison("Do the known-motif tracks help?", MOTIFS, LINEAR),
+    Comparison("Do the head's linear term and (a1)'s longer training help?", LINEAR, KMERS),
     Comparison("Does the epigenome help?", KMERS, "EBERT DNA only"),
     Comparison("Does the DNA add to the epigenome?", LINEAR, "EBERT epigenome only"),
     Comparison("Does pre-training help?", MOTIFS, "EBERT DNA + epigenome + motif tracks, from scratch"),
