@@ -21,10 +21,12 @@ TRIM_THRESHOLD_BYTES = 1 << 30
 
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (later allocations); returns
-    whether it could (False where the C library has no ``mallopt``, e.g. macOS)."""
+    whether both were set (False where the C library has no ``mallopt``, e.g. macOS, or refuses a
+    value: the other one still applies)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    results = [mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)]
+    return all(results)

@@ -8,9 +8,9 @@ file as shipped), (a1) the same without motif tracks, (a0) the paper's k-mer EBE
 tracks, no linear term), (b) DNA only from (ii) (no linear term: nothing per bin to read), (c)
 epigenome only (every DNA token [N]) from (i), as (a1), (e) as (a) from scratch. Every variant
 samples bound windows as the shipped params do (bound_repeats). The variants with the linear term
-((a), (a1), (c), (e)) train for the shipped params' steps, (a0) and (b) for COMPARISON_FINETUNE_STEPS
-(schedule scaled), which keeps the demo within its budget. ``--quick`` shortens every run (same peak learning rates, schedules scaled) and trains two
-seeds per variant.
+((a), (a1), (c), (e)) train for the shipped params' steps, (a0) and (b) for
+COMPARISON_FINETUNE_STEPS (schedule scaled), which keeps the demo within its budget. ``--quick``
+shortens every run (same peak learning rates, schedules scaled) and trains two seeds per variant.
 """
 from __future__ import annotations
 
