@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.data.synthetic import kmer_size
+from ebert_modelzoo.tokenizer import kmer_size
 from tests.data.split_builder import FIRST_KMER, build_split
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from ebert_modelzoo.contract import schema
-from ebert_modelzoo.tokenizer import MAX_K, DNATokenizer
+from ebert_modelzoo.tokenizer import DNATokenizer, kmer_size
 
 TRACK_MEAN = [0.5, -1.0, 2.0, 0.0]
 TRACK_STD = [2.0, 0.5, 1.0, 3.0]
@@ -96,18 +96,6 @@ def write_synthetic_split(
     return {"tokens": tokens, "states": states, "signal": signal, "labels": label_arr, "bin_labels": bin_arr}
 
 
-def kmer_size(vocab_size: int) -> int:
-    """k of the tokenizer whose vocabulary has ``vocab_size`` entries.
-
-    Raises:
-        ValueError: no k-mer tokenizer has that vocabulary size.
-    """
-    found = [k for k in range(1, MAX_K + 1) if DNATokenizer(k).vocab_size == vocab_size]
-    if not found:
-        raise ValueError(f"vocab_size {vocab_size} is no k-mer tokenizer's vocabulary size")
-    return found[0]
-
-
 def write_split_for(root: Path, model: Any, loader: Any) -> Path:
     """A synthetic split with the shapes a model section and a dataloader section expect
     (vocabulary, tokens per bin, bins, states, tracks, cell types, labels), holding one batch
@@ -118,8 +106,11 @@ def write_split_for(root: Path, model: Any, loader: Any) -> Path:
     if model.name == "ebert_finetune":
         labels = loader.labels or model.label_names or [f"label{i}" for i in range(model.num_labels)]
     windows = math.ceil(loader.batch_size / len(cells)) + 1
+    k = kmer_size(model.vocab_size)
+    if k is None:
+        raise ValueError(f"vocab_size {model.vocab_size} is no k-mer tokenizer's vocabulary size")
     write_synthetic_split(
-        root, shard_windows=(windows,), cell_types=cells, k=kmer_size(model.vocab_size),
+        root, shard_windows=(windows,), cell_types=cells, k=k,
         tokens_per_bin=model.tokens_per_bin, num_bins=num_bins, num_states=model.num_chromatin_states,
         tracks=list(loader.signal_tracks or (f"track{i}" for i in range(model.num_signal_tracks))), labels=labels,
         bin_labels=getattr(loader, "label_level", "sequence") == "bin",
