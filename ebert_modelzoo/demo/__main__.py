@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> str:
     LOGGER.info("[5/6] writing the report")
     evaluation = EvaluationSet(tuple(test_cells), tuple(split["test"]["regions"]),
                                note="Real GRCh37 DNA and JASPAR motifs; simulated epigenome and TF binding "
-                                    "(data_processing/demo_data/README.md).")
+                                    "(data_processing/demo_data/README.md).",
+                               block_windows=stages.block_windows(data["finetuning"]))
     extra = {
         "mode": "quick" if args.quick else "default",
         "runs": {r.run.name: {"title": r.run.title, "stage": r.run.stage, "steps": r.run.max_steps, "seed": r.run.seed,

@@ -47,6 +47,11 @@ DEMO_DATA = REPO_ROOT / "data_processing" / "demo_data"
 CONFIGS = REPO_ROOT / "data_processing" / "configs"
 BASELINE_NAME = "motif + accessibility baseline"
 BASELINE = BaselineConfig(accessibility_track="DNase", central_bins=1, motif_region_bp=400)
+RESAMPLING_BLOCK_BP = 10_000
+"""Genome per block of the verdicts' bootstrap: a window (1 kb) overlaps its 4 neighbours on each
+side, a bound site labels one or two of them, and a promoter or enhancer spans up to a few of
+them, so windows 10 kb apart are nearly independent, while the 500 kb test stretch still holds
+about 50 blocks."""
 EPIGENOME_FLOOR = "epigenome logistic regression"
 KMER_FLOOR = "4-mer logistic regression"
 CNN_PEER = "CNN peer (DNA + epigenome)"
@@ -318,6 +323,12 @@ def cnn_peer(finetuning: Path, train_cells: Sequence[str], test_cells: Sequence[
                                     f"epigenome, reverse-complement augmentation and strand-averaged scores; {steps} "
                                     "steps of 16", seed=seed))
     return out
+
+
+def block_windows(finetuning: Path) -> int:
+    """Test windows per bootstrap block: RESAMPLING_BLOCK_BP of genome at the test split's stride."""
+    stride = int(json.loads((finetuning / "test" / "data_params.json").read_text())["stride"])
+    return max(1, RESAMPLING_BLOCK_BP // stride)
 
 
 def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: EvaluationSet,

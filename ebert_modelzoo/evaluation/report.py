@@ -9,8 +9,9 @@
 
 Inputs are plain arrays: ``VariantScores`` (scores, labels, weights of one model variant over the
 same evaluation samples, shape (..., K)), ``TrainingCurve`` (step, loss records; JSONL reader
-below), ``EvaluationSet`` (which held-out cell types and regions) and ``Comparison`` (which pair
-of variants answers which question). The metrics come from ``ebert_modelzoo.evaluation.metrics``.
+below), ``EvaluationSet`` (which held-out cell types and regions, and how many consecutive windows the
+verdicts' bootstrap resamples together) and ``Comparison`` (which pair of variants answers which
+question). The metrics come from ``ebert_modelzoo.evaluation.metrics``.
 """
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ class VariantScores:
     seed: Optional[int] = None
     """The training seed of this run: several runs of one variant share ``name``, one per seed,
     and the report shows their mean and spread. None for a single (or deterministic) scorer."""
+    windows: int = field(init=False)
+    """Windows per cell type: the second-to-last axis of ``scores`` as given ([C, W, K]; [n, K] is
+    one cell type). The flattened rows are cell type after cell type, windows in genomic order."""
 
     def __post_init__(self) -> None:
         num = len(self.label_names)
@@ -68,6 +72,7 @@ class VariantScores:
         if not np.all(np.isfinite(scores[weights > 0])):
             raise ValueError(f"variant {self.name!r}: scores must be finite wherever the weight is > 0")
         object.__setattr__(self, "label_names", tuple(self.label_names))
+        object.__setattr__(self, "windows", scores.shape[-2] if scores.ndim >= 2 else 1)
         object.__setattr__(self, "scores", scores.reshape(-1, num))
         object.__setattr__(self, "labels", np.where(weights > 0, labels, 0.0).reshape(-1, num))
         object.__setattr__(self, "weights", weights.reshape(-1, num))
@@ -155,6 +160,15 @@ class EvaluationSet:
     """Held-out region(s), e.g. "chrX:49000000-49500000"."""
     note: str = ""
     """One sentence more (e.g. how the data were made)."""
+    block_windows: int = 1
+    """Consecutive windows the bootstrap resamples together (every cell type's rows of them at
+    once). Overlapping windows share DNA, and neighbouring bound windows usually share one site, so
+    resampling single windows treats dependent samples as independent and draws intervals that
+    are too narrow; blocks a few times the span of that dependence keep it inside a block."""
+
+    def __post_init__(self) -> None:
+        if self.block_windows < 1:
+            raise ValueError(f"EvaluationSet: block_windows must be >= 1, got {self.block_windows}")
 
     def describe(self) -> str:
         text = (f"held-out cell type{'s' if len(self.cell_types) != 1 else ''} {', '.join(self.cell_types)}; "
@@ -224,7 +238,7 @@ def _fmt(value: float) -> str:
 
 
 def _check_same_samples(a: VariantScores, b: VariantScores) -> None:
-    if (a.label_names != b.label_names or a.labels.shape != b.labels.shape
+    if (a.label_names != b.label_names or a.labels.shape != b.labels.shape or a.windows != b.windows
             or not np.array_equal(a.labels, b.labels) or not np.array_equal(a.weights > 0, b.weights > 0)):
         raise ValueError(
             f"variants {a.name!r} and {b.name!r} were not scored on the same samples in the "
@@ -270,17 +284,29 @@ def _runs_text(runs: Sequence[VariantScores], spread: Mapping[str, Any]) -> str:
     return f"{len(runs)} seeds, sd {spread['sd']:.3f}"
 
 
+def resample_rows(rng: np.random.Generator, samples: int, windows: int, block_windows: int) -> np.ndarray:
+    """One block-bootstrap draw of row indices: ceil(windows / block_windows) blocks of
+    ``block_windows`` consecutive windows drawn with replacement, each with its windows' rows in
+    every cell type, for ``samples`` rows laid out cell type after cell type with ``windows`` each."""
+    starts = np.arange(0, windows, block_windows)
+    drawn = (starts[rng.integers(0, starts.size, starts.size)][:, None] + np.arange(block_windows)).ravel()
+    drawn = drawn[drawn < windows]
+    return (np.arange(samples // windows)[:, None] * windows + drawn).ravel()
+
+
 def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores], comparison: Comparison,
             table: Mapping[str, Any], spreads: Mapping[str, Any], bootstrap_samples: int = 500,
-            seed: int = 0) -> ComparisonResult:
+            seed: int = 0, block_windows: int = 1) -> ComparisonResult:
     """Mean auPRC of ``variant``'s runs vs ``reference``'s (averaged over each one's seeds), with a
     bootstrap over both what was evaluated and how training went.
 
-    Each resample draws the evaluation windows with replacement (the same windows for both
-    sides: paired) and, independently for each side, its seeds with replacement, and takes the
-    difference of the two sides' seed-averaged mean auPRC. So the 95% interval covers which
-    windows happen to be in the evaluation set and seed-to-seed training noise; "yes" only when
-    it lies above 0. A side with one run contributes no training noise (deterministic scorers).
+    Each resample draws blocks of ``block_windows`` consecutive evaluation windows with
+    replacement, as many as there are (the same blocks for both sides: paired; a block carries
+    its windows' rows in every cell type), and, independently for each side, its seeds with
+    replacement, and takes the difference of the two sides' seed-averaged mean auPRC. So the 95%
+    interval covers which stretches of genome happen to be in the evaluation set and
+    seed-to-seed training noise; "yes" only when it lies above 0. A side with one run contributes
+    no training noise (deterministic scorers).
 
     Raises:
         ValueError: the two variants do not hold the same samples (labels or weights differ).
@@ -288,10 +314,10 @@ def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores]
     for run in (*variant, *reference):
         _check_same_samples(variant[0], run)
     rng = np.random.default_rng(seed)
-    n = variant[0].scores.shape[0]
+    samples, windows = variant[0].scores.shape[0], variant[0].windows
     differences = []
     for _ in range(bootstrap_samples):
-        rows = rng.integers(0, n, n)
+        rows = resample_rows(rng, samples, windows, block_windows)
         sides = []
         for runs in (variant, reference):
             drawn = rng.integers(0, len(runs), len(runs))
@@ -396,7 +422,7 @@ def write_report(
 
         {"schema_version": 1,
          "evaluation": {"cell_types": [...], "regions": [...], "note": str, "samples": n,
-                        "labels": {TF: {"bound": int, "labelled": int}}},
+                        "block_windows": int, "labels": {TF: {"bound": int, "labelled": int}}},
          "variants": [{"name", "description",
                        "metrics": {TF | "mean": {"auroc", "auprc", "recall_at_10_fdr", "recall_at_50_fdr"}},
                        "seeds": {"seeds": [seed | null per run], "auprc": [mean auPRC per run],
@@ -427,10 +453,12 @@ def write_report(
     table, spreads = {}, {}
     for name, runs in groups.items():
         table[name], spreads[name] = seed_metrics(runs)
-    results = [compare(groups[c.variant], groups[c.reference], c, table, spreads, bootstrap_samples, seed)
-               for c in comparisons]
-    caveat = ("Intervals resample the evaluation windows and, for variants trained with several seeds, the "
-              "seeds; a variant with one run adds no training noise.")
+    results = [compare(groups[c.variant], groups[c.reference], c, table, spreads, bootstrap_samples, seed,
+                       evaluation.block_windows) for c in comparisons]
+    unit = (f"in blocks of {evaluation.block_windows} consecutive windows (neighbouring windows share DNA and "
+            "binding sites)" if evaluation.block_windows > 1 else "one by one")
+    caveat = (f"Intervals resample the evaluation windows {unit} and, for variants trained with several seeds, "
+              "the seeds; a variant with one run adds no training noise.")
     verdict = " ".join([r.text for r in results] + ([caveat] if results else [])) or "No comparison was requested."
     counts = _label_counts(variants[0])
 
@@ -450,7 +478,8 @@ def write_report(
         results_json = {
             "schema_version": REPORT_SCHEMA_VERSION,
             "evaluation": {"cell_types": list(evaluation.cell_types), "regions": list(evaluation.regions),
-                           "note": evaluation.note, "samples": int(variants[0].scores.shape[0]), "labels": counts},
+                           "note": evaluation.note, "samples": int(variants[0].scores.shape[0]),
+                           "block_windows": evaluation.block_windows, "labels": counts},
             "variants": [{"name": name, "description": runs[0].description, "metrics": table[name],
                           "seeds": spreads[name]} for name, runs in groups.items()],
             "comparisons": [

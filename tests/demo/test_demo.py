@@ -151,6 +151,8 @@ def test_report_schema_and_files(demo):
             assert all(v is None or 0.0 <= v <= 1.0 for v in values.values())
     assert data["evaluation"]["cell_types"] == ["sim_tissue1"]
     assert data["evaluation"]["regions"] == ["chrX:49000000-49500000"]
+    # 10 kb bootstrap blocks at the test split's 200 bp stride
+    assert data["evaluation"]["block_windows"] == 50 and "in blocks of 50 consecutive windows" in data["verdict"]
     assert [c["question"] for c in data["comparisons"]] == [c.question for c in COMPARISONS]
     assert all(c["answer"] in ("yes", "no", "unclear") for c in data["comparisons"])
     assert set(data["extra"]["runs"]) == set(RUNS) and data["extra"]["mode"] == "quick"

@@ -17,6 +17,7 @@ from ebert_modelzoo.evaluation.report import (
     TrainingCurve,
     VariantScores,
     read_training_curve,
+    resample_rows,
     write_report,
 )
 
@@ -73,7 +74,7 @@ def test_results_json_schema_and_values(helps) -> None:
     assert set(results) == {"schema_version", "evaluation", "variants", "comparisons", "verdict", "plots", "extra"}
     assert results["evaluation"]["cell_types"] == ["sim_tissue1"]
     assert results["evaluation"]["regions"] == ["chrX:49000000-49500000"]
-    assert results["evaluation"]["samples"] == 600
+    assert results["evaluation"]["samples"] == 600 and results["evaluation"]["block_windows"] == 1
     assert [v["name"] for v in results["variants"]] == [v.name for v in variants]
     y = variants[0].labels
     for k, tf in enumerate(TFS):
@@ -251,6 +252,48 @@ def test_seed_noise_widens_the_interval_and_blocks_a_yes(tmp_path: Path) -> None
         widths.append(comparison["interval"][1] - comparison["interval"][0])
     assert answers == ["yes", "unclear"]
     assert widths[1] > 2 * widths[0]
+
+
+def test_block_resampling_draws_whole_stretches_in_every_cell_type() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rows = resample_rows(rng, samples=2 * 7, windows=7, block_windows=3)
+        cell, window = np.divmod(rows, 7)
+        first, second = window[cell == 0], window[cell == 1]
+        assert np.array_equal(first, second) and len(rows) == 2 * len(first)
+        runs = np.split(first, np.flatnonzero(np.diff(first) != 1) + 1)  # maximal runs of consecutive windows
+        assert all(run[0] % 3 == 0 for run in runs)  # every block starts at a block boundary: 0, 3 or 6
+        assert all(len(run) % 3 == 0 or run[-1] == 6 for run in runs)  # whole blocks; the last (6) has 1 window
+    assert np.array_equal(resample_rows(np.random.default_rng(1), 50, 50, 1), np.random.default_rng(1).integers(0, 50, 50))
+    with pytest.raises(ValueError, match="block_windows must be >= 1"):
+        EvaluationSet(("c",), ("r",), block_windows=0)
+
+
+def test_blocks_widen_the_interval_when_neighbouring_windows_share_a_site(tmp_path: Path) -> None:
+    """Each bound site labels 5 neighbouring windows that share its score noise, as overlapping
+    windows share DNA: resampling single windows counts every site 5 times over and draws too
+    narrow an interval; blocks of 10 windows resample sites, and the interval widens."""
+    rng = np.random.default_rng(3)
+    sites, windows = 40, 4000
+    y = np.zeros((1, windows, len(TFS)), dtype=np.int8)
+    site_noise = {}
+    for name, separation in (("DNA + epigenome", 2.0), ("DNA only", 1.5)):
+        scores = rng.normal(size=y.shape)
+        for start in range(50, windows, windows // sites):
+            y[0, start:start + 5] = 1
+            scores[0, start:start + 5] = separation + rng.normal(size=len(TFS))  # one draw per site and TF
+        site_noise[name] = scores
+    variants = [VariantScores(name, TFS, scores, y) for name, scores in site_noise.items()]
+    widths = {}
+    for block in (1, 10):
+        evaluation = replace(EVAL, block_windows=block)
+        files = write_report(tmp_path / f"b{block}", variants, evaluation, comparisons=[EPIGENOME], bootstrap_samples=300)
+        results = json.loads(files.results_json.read_text())
+        low, high = results["comparisons"][0]["interval"]
+        widths[block] = high - low
+        unit = "in blocks of 10 consecutive windows" if block == 10 else "one by one"
+        assert f"Intervals resample the evaluation windows {unit}" in results["verdict"]
+    assert widths[10] > 1.6 * widths[1]
 
 
 def test_training_curves_with_validation_and_seeds_plot(tmp_path: Path) -> None:
