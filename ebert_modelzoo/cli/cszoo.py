@@ -1,6 +1,7 @@
 """`cszoo`: Model Zoo's command line for EBERT.
 
-With Cerebras Model Zoo installed, EBERT is registered into it and Model Zoo's own `cszoo` runs.
+With Cerebras Model Zoo installed, EBERT is registered into it and Model Zoo's own `cszoo` runs
+(a run whose params ask for what its Trainer does not do, strand_average, is refused first).
 Without it, these subcommands take the same arguments and run EBERT's trainer (run.py):
 
     cszoo config validate FILE          check a params file, run nothing
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 import types
 import typing
 from pathlib import Path
@@ -26,9 +28,10 @@ from typing import Any, Optional, Sequence
 import torch
 
 from ebert_modelzoo.cerebras import registry
+from ebert_modelzoo.cerebras.lowered_ir import check_lowered
 from ebert_modelzoo.cerebras.modelzoo_cli import run_modelzoo_cli
 from ebert_modelzoo.cli import run as run_cli
-from ebert_modelzoo.config.params import load_params
+from ebert_modelzoo.config.params import Params, load_params
 from ebert_modelzoo.errors import BadInputError, ParamsError
 
 # cszoo subcommand -> run.py mode
@@ -75,15 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_mode(cmd: str, params: Params) -> str:
+    """The run.py mode of a `cszoo fit|validate|validate_all` command on ``params``."""
+    mode = RUN_MODES[cmd]
+    # Model Zoo's fit evaluates only when it has validation data.
+    if mode == "train_and_eval" and (params.trainer.fit is None or params.trainer.fit.val_dataloader is None):
+        return "train"
+    return mode
+
+
 def run_argv(args: argparse.Namespace) -> list[str]:
     """The run.py arguments equivalent to a `cszoo fit|validate|validate_all` command."""
     params = load_params(Path(args.params))
     target = args.target_device or params.trainer.init.backend.backend_type
-    mode = RUN_MODES[args.cmd]
-    # Model Zoo's fit evaluates only when it has validation data.
-    if mode == "train_and_eval" and (params.trainer.fit is None or params.trainer.fit.val_dataloader is None):
-        mode = "train"
-    argv = [target, "--params", args.params, "--mode", mode]
+    argv = [target, "--params", args.params, "--mode", run_mode(args.cmd, params)]
     for flag in ("model_dir", "checkpoint_path", "load_checkpoint_states", "logging", "num_csx",
                  "mgmt_address", "credentials_path", "compile_dir"):
         value = getattr(args, flag)
@@ -159,12 +167,44 @@ def describe(name: str, params: Optional[str]) -> str:
     return "\n".join(lines)
 
 
+def check_for_modelzoo_trainer(argv: Sequence[str]) -> None:
+    """Before a `cszoo fit|validate|validate_all PARAMS ...` goes to Model Zoo's Trainer: params it
+    would run differently from run.py are refused (strand_average: it scores one strand).
+
+    Raises:
+        ParamsError: such params.
+    """
+    if len(argv) < 2 or argv[0] not in RUN_MODES or argv[1].startswith("-"):
+        return  # not a run, or Model Zoo's own usage error to report
+    path = Path(argv[1])
+    params = load_params(path)
+    run_cli.refuse_strand_average(params, run_cli.used_loaders(params, run_mode(argv[0], params)), path)
+
+
+def lowered_model_dir(argv: Sequence[str]) -> Optional[Path]:
+    """The model_dir of a `cszoo fit|validate|validate_all PARAMS --validate_only ...` (its -o /
+    --model_dir, else the params'), whose Cerebras IR Model Zoo's run should have written; None
+    for any other command."""
+    if len(argv) < 2 or argv[0] not in RUN_MODES or "--validate_only" not in argv:
+        return None
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-o", "--model_dir")
+    given = parser.parse_known_args(argv[2:])[0].model_dir
+    return Path(given) if given else Path(load_params(Path(argv[1])).trainer.init.model_dir)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `cszoo` console script; returns the exit status."""
-    if registry.modelzoo_installed():
-        return run_modelzoo_cli(argv)
-    args = build_parser().parse_args(argv)
     try:
+        if registry.modelzoo_installed():
+            argv = list(sys.argv[1:] if argv is None else argv)
+            check_for_modelzoo_trainer(argv)
+            model_dir, started = lowered_model_dir(argv), time.time()
+            status = run_modelzoo_cli(argv)
+            if model_dir is not None:  # Cerebras' log claims success even where a step lowered to nothing
+                check_lowered(model_dir, started)
+            return status
+        args = build_parser().parse_args(argv)
         if args.cmd in RUN_MODES:
             return run_cli.main(run_argv(args))
         if args.cmd == "config":
@@ -180,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BadInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
 

@@ -105,7 +105,7 @@ def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
                 parser.error(f"--{flag} is only for target GPU")
 
 
-def _used_loaders(params: Params, mode: str) -> list[str]:
+def used_loaders(params: Params, mode: str) -> list[str]:
     """Dotted paths of the dataloaders a mode reads (only those must exist on disk)."""
     trainer = params.trainer
     if mode in ("train", "train_and_eval"):
@@ -126,6 +126,19 @@ def _loader(params: Params, path: str) -> Any:
             return loader
     section = path.rsplit(".", 1)[0]
     raise ParamsError(f"{path}: required for this mode but {section} has none")
+
+
+def refuse_strand_average(params: Params, loaders: Sequence[str], params_path: Path) -> None:
+    """Model Zoo's Trainer scores one strand: params asking one of ``loaders`` to average both
+    are refused before a run goes to it (run.py CSX with Model Zoo installed, Model Zoo's cszoo).
+
+    Raises:
+        ParamsError: names the first such loader's strand_average key.
+    """
+    averaged = [path for path in loaders if getattr(_loader(params, path), "strand_average", False)]
+    if averaged:
+        raise ParamsError(f"{params_path}: {averaged[0]}.strand_average: Model Zoo's Trainer scores one strand; "
+                          "set it false for Model Zoo runs and score both strands with the prediction tool")
 
 
 def with_synthetic_data(params: Params, loaders: Sequence[str], source: Path) -> Params:
@@ -171,7 +184,7 @@ def run(args: argparse.Namespace) -> None:
             LOGGER.info("its relative paths are read from %s", REPO_ROOT)
             os.chdir(REPO_ROOT)
     params = load_params(params_path, overrides_from_args(args))
-    loaders = _used_loaders(params, args.mode)
+    loaders = used_loaders(params, args.mode)
     for path in loaders:
         _loader(params, path)
     if args.validate_only:
@@ -189,10 +202,7 @@ def run(args: argparse.Namespace) -> None:
         LOGGER.info("runner: Cerebras Model Zoo's Trainer (Model Zoo is installed; CSX runs go through it)")
         from ebert_modelzoo.cerebras.modelzoo_runner import run_with_modelzoo
 
-        averaged = [path for path in loaders if getattr(_loader(params, path), "strand_average", False)]
-        if averaged:
-            raise ParamsError(f"{params_path}: {averaged[0]}.strand_average: Model Zoo's Trainer scores one strand; "
-                              "set it false for CSX runs and score both strands with the prediction tool")
+        refuse_strand_average(params, loaders, params_path)
         eval_loaders = [_loader(params, path) for path in loaders] if args.mode in ("eval", "eval_all") else []
         with _model_dir_lock(model_dir, True):
             run_with_modelzoo(params, args, options, eval_loaders, _initial_checkpoint(params, args))

@@ -109,10 +109,14 @@ def test_strand_average_is_refused_where_model_zoos_trainer_would_score_one_stra
     raw = yaml.safe_load(params.read_text())
     raw["trainer"]["fit"]["val_dataloader"]["strand_average"] = True
     params.write_text(yaml.safe_dump(raw))
-    result = run_py(["CSX", "-p", str(params), "-m", "train_and_eval", "--validate_only"], cwd=tmp_path, timeout=120)
-    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
-    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
-    assert "trainer.fit.val_dataloader.strand_average" in line and "Model Zoo's Trainer scores one strand" in line
+    for run in (lambda: run_py(["CSX", "-p", str(params), "-m", "train_and_eval", "--validate_only"], cwd=tmp_path,
+                               timeout=120),
+                lambda: cszoo(["fit", str(params), "--target_device", "CPU"], cwd=tmp_path)):  # Model Zoo's cszoo
+        result = run()
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
+        (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+        assert "trainer.fit.val_dataloader.strand_average" in line and "Model Zoo's Trainer scores one strand" in line
+        assert not (tmp_path / "md").exists()  # refused before anything ran
 
 
 def stem_params(tmp_path):
@@ -148,14 +152,18 @@ def forward(self, input_ids):
 
 
 dna_stem.BaseConvStem.forward = forward
-from ebert_modelzoo.cli.run import main
+from ebert_modelzoo.cli.{cli} import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_validate_only_fails_when_a_step_lowers_to_no_cerebras_ir(tmp_path):
+@pytest.mark.parametrize("cli, args", [("run", ["CSX", "-p", "{params}", "-m", "train", "--validate_only"]),
+                                       ("cszoo", ["fit", "{params}", "--target_device", "CSX", "--validate_only"])])
+def test_validate_only_fails_when_a_step_lowers_to_no_cerebras_ir(cli, args, tmp_path):
+    """run.py and `cszoo` (with Model Zoo installed: Model Zoo's own run) read the IR files."""
     params = stem_params(tmp_path)
-    result = run_python(["-c", CONV1D_STEM, "CSX", "-p", str(params), "-m", "train", "--validate_only"], cwd=tmp_path)
+    script = CONV1D_STEM.replace("{cli}", cli)
+    result = run_python(["-c", script, *(a.format(params=params) for a in args)], cwd=tmp_path)
     assert "Compile validated locally" in result.stdout + result.stderr  # what Cerebras' tools claim
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
     (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
