@@ -294,6 +294,14 @@ def resample_rows(rng: np.random.Generator, samples: int, windows: int, block_wi
     return (np.arange(samples // windows)[:, None] * windows + drawn).ravel()
 
 
+def resample_seeds(rng: np.random.Generator, runs: int) -> np.ndarray:
+    """One draw of run indices for a variant trained ``runs`` times: runs - 1 of them with
+    replacement (one for a single run). The mean of n - 1 draws varies as s^2 / n, the sampling
+    variance of the mean over n seeds; the mean of n draws would vary as s^2 (n - 1) / n^2, a
+    third too little with three seeds."""
+    return rng.integers(0, runs, max(1, runs - 1))
+
+
 def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores], comparison: Comparison,
             table: Mapping[str, Any], spreads: Mapping[str, Any], bootstrap_samples: int = 500,
             seed: int = 0, block_windows: int = 1) -> ComparisonResult:
@@ -303,10 +311,10 @@ def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores]
     Each resample draws blocks of ``block_windows`` consecutive evaluation windows with
     replacement, as many as there are (the same blocks for both sides: paired; a block carries
     its windows' rows in every cell type), and, independently for each side, its seeds with
-    replacement, and takes the difference of the two sides' seed-averaged mean auPRC. So the 95%
-    interval covers which stretches of genome happen to be in the evaluation set and
-    seed-to-seed training noise; "yes" only when it lies above 0. A side with one run contributes
-    no training noise (deterministic scorers).
+    replacement (``resample_seeds``), and takes the difference of the two sides' seed-averaged
+    mean auPRC. So the 95% interval covers which stretches of genome happen to be in the
+    evaluation set and seed-to-seed training noise; "yes" only when it lies above 0. A side with
+    one run contributes no training noise (deterministic scorers).
 
     Raises:
         ValueError: the two variants do not hold the same samples (labels or weights differ).
@@ -320,7 +328,7 @@ def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores]
         rows = resample_rows(rng, samples, windows, block_windows)
         sides = []
         for runs in (variant, reference):
-            drawn = rng.integers(0, len(runs), len(runs))
+            drawn = resample_seeds(rng, len(runs))
             values = {i: _mean_auprc(runs[i], rows) for i in set(drawn.tolist())}
             sides.append(float(np.mean([values[i] for i in drawn])))
         differences.append(sides[0] - sides[1])

@@ -18,6 +18,7 @@ from ebert_modelzoo.evaluation.report import (
     VariantScores,
     read_training_curve,
     resample_rows,
+    resample_seeds,
     write_report,
 )
 
@@ -267,6 +268,16 @@ def test_block_resampling_draws_whole_stretches_in_every_cell_type() -> None:
     assert np.array_equal(resample_rows(np.random.default_rng(1), 50, 50, 1), np.random.default_rng(1).integers(0, 50, 50))
     with pytest.raises(ValueError, match="block_windows must be >= 1"):
         EvaluationSet(("c",), ("r",), block_windows=0)
+
+
+def test_resampled_seeds_vary_as_the_mean_over_seeds() -> None:
+    """The seed-averaged value of a resample varies as s^2 / n (the sampling variance of a mean
+    over n seeds), not the (n - 1) / n^2 s^2 that drawing n of n seeds gives."""
+    rng = np.random.default_rng(0)
+    values = np.array([0.0, 1.0, 2.0])  # s^2 = 1
+    means = [values[resample_seeds(rng, 3)].mean() for _ in range(20_000)]
+    assert np.var(means) == pytest.approx(1 / 3, abs=0.015)  # n draws would give 2/9
+    assert resample_seeds(rng, 1).tolist() == [0]
 
 
 def test_blocks_widen_the_interval_when_neighbouring_windows_share_a_site(tmp_path: Path) -> None:
