@@ -167,30 +167,28 @@ def describe(name: str, params: Optional[str]) -> str:
     return "\n".join(lines)
 
 
-def check_for_modelzoo_trainer(argv: Sequence[str]) -> None:
+def check_modelzoo_run(argv: Sequence[str]) -> Optional[Path]:
     """Before a `cszoo fit|validate|validate_all PARAMS ...` goes to Model Zoo's Trainer: params it
     would run differently from run.py are refused (strand_average: it scores one strand).
+
+    Returns:
+        The model_dir whose Cerebras IR a ``--validate_only`` run must write (its -o /
+        --model_dir, else the params'); None for any other command.
 
     Raises:
         ParamsError: such params.
     """
     if len(argv) < 2 or argv[0] not in RUN_MODES or argv[1].startswith("-"):
-        return  # not a run, or Model Zoo's own usage error to report
+        return None  # not a run, or Model Zoo's own usage error to report
     path = Path(argv[1])
     params = load_params(path)
     run_cli.refuse_strand_average(params, run_cli.used_loaders(params, run_mode(argv[0], params)), path)
-
-
-def lowered_model_dir(argv: Sequence[str]) -> Optional[Path]:
-    """The model_dir of a `cszoo fit|validate|validate_all PARAMS --validate_only ...` (its -o /
-    --model_dir, else the params'), whose Cerebras IR Model Zoo's run should have written; None
-    for any other command."""
-    if len(argv) < 2 or argv[0] not in RUN_MODES or "--validate_only" not in argv:
+    if "--validate_only" not in argv:
         return None
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("-o", "--model_dir")
     given = parser.parse_known_args(argv[2:])[0].model_dir
-    return Path(given) if given else Path(load_params(Path(argv[1])).trainer.init.model_dir)
+    return Path(given) if given else Path(params.trainer.init.model_dir)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -198,8 +196,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if registry.modelzoo_installed():
             argv = list(sys.argv[1:] if argv is None else argv)
-            check_for_modelzoo_trainer(argv)
-            model_dir, started = lowered_model_dir(argv), time.time()
+            model_dir, started = check_modelzoo_run(argv), time.time()
             status = run_modelzoo_cli(argv)
             if model_dir is not None:  # Cerebras' log claims success even where a step lowered to nothing
                 check_lowered(model_dir, started)
