@@ -5,8 +5,8 @@ is their one implementation. Three steps:
 
 ``cut-inputs`` (needs the Debian package smalt-examples, the pyranges==0.1.7 wheel unpacked, and
 pyjaspar; run once by a maintainer) writes the real inputs into the data folder:
-    DNA       GRCh37 chrX with every base outside the stretch masked to N, record ``X``, bgzipped
-    annotations  CpG islands and RefSeq TSSs of the stretch (hg19)
+    DNA       GRCh37 chrX with every base outside the stretches masked to N, record ``X``, bgzipped
+    annotations  CpG islands and RefSeq TSSs of the stretches (hg19)
     motifs    the JASPAR 2024 PFMs used for TF binding, as JSON
 ``simulate`` reads only those shipped inputs and writes the simulated epigenome and labels:
     segmentation/<cell>_15_coreMarks_dense.bed.gz   ChromHMM 15-state dense BED (Roadmap naming)
@@ -15,8 +15,8 @@ pyjaspar; run once by a maintainer) writes the real inputs into the data folder:
     manifest.tsv, split.yaml
 ``all`` runs both.
 
-Everything the simulation draws comes from one ``numpy.random.Generator`` seeded by ``--seed``,
-in a fixed order, so the outputs are byte-identical for a seed.
+Everything the simulation draws for a stretch comes from one ``numpy.random.Generator`` seeded by
+``--seed`` plus the stretch's index, in a fixed order, so the outputs are byte-identical for a seed.
 """
 from __future__ import annotations
 
@@ -36,15 +36,20 @@ import yaml
 from ebert_modelzoo.atomic import atomic_path, atomic_write_bytes
 from ebert_modelzoo.data import motifs
 
-# The stretch: GRCh37 chrX 46.5-49.5 Mb (Xp11.3-p11.23, gene dense, with a 50 kb assembly gap).
+# The simulated stretches of GRCh37 chrX: 46.5-49.5 Mb (Xp11.3-p11.23, gene dense, with a 50 kb
+# assembly gap) and 50.5-51.5 Mb, appended later to give the test more independent sites. Each is
+# drawn on its own generator (seed, seed + 1), so the first stretch's draw, and with it every
+# training and validation file, is as it was drawn alone. 49.5-50.5 Mb between them is left out
+# (masked to N, no epigenome, labels U): its DNA served, in another draw, to screen model options.
 CONTIG_FASTA = "X"  # record name of the source FASTA (GRCh37 / 1000 Genomes naming)
 CONTIG_TRACKS = "chrX"  # name in the BEDs, bigWigs and labels (UCSC / Roadmap / ENCODE naming)
-REGION_START = 46_500_000
-REGION_END = 49_500_000
+STRETCHES = ((46_500_000, 49_500_000), (50_500_000, 51_500_000))
+REGION_START = STRETCHES[0][0]
+REGION_END = STRETCHES[-1][1]
 SPLIT = {
-    "train": (46_500_000, 48_750_000),
-    "validation": (48_750_000, 49_000_000),
-    "test": (49_000_000, 49_500_000),
+    "train": ((46_500_000, 48_750_000),),
+    "validation": ((48_750_000, 49_000_000),),
+    "test": ((49_000_000, 49_500_000), (50_500_000, 51_500_000)),
 }
 BIN = 200  # ChromHMM bin
 STEP = 100  # signal resolution
@@ -135,28 +140,46 @@ def call_sites(scores: np.ndarray, threshold: float, length: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- inputs
 
+@dataclass(frozen=True)
+class Stretch:
+    """A stretch of the region that the simulation draws on its own: 0-based half-open, absolute."""
+
+    start: int
+    end: int
+
+    @property
+    def num_bins(self) -> int:
+        return (self.end - self.start) // BIN
+
+    @property
+    def num_slots(self) -> int:
+        return (self.end - self.start) // STEP
+
+
 @dataclass
 class Inputs:
-    """The shipped real inputs the simulation reads."""
+    """The shipped real inputs of one stretch."""
 
-    codes: np.ndarray  # uint8 [REGION_END - REGION_START], DNA codes of the stretch
-    cpg: list[tuple[int, int]]  # CpG islands, absolute 0-based half-open
+    stretch: Stretch
+    codes: np.ndarray  # uint8 [end - start], DNA codes of the stretch
+    cpg: list[tuple[int, int]]  # CpG islands in the stretch, absolute 0-based half-open
     tss: list[tuple[int, str]]  # TSS position and strand
     motifs: list[dict]  # entries of motifs.json
 
 
-def read_inputs(data_dir: Path) -> Inputs:
-    """Read the DNA (bgzip is gzip-compatible), annotations and motifs from the data folder."""
+def read_inputs(data_dir: Path, stretch: Stretch) -> Inputs:
+    """Read the DNA (bgzip is gzip-compatible), annotations and motifs of ``stretch``."""
     with gzip.open(data_dir / FASTA_NAME, "rb") as handle:
         lines = handle.read().split(b"\n")
     if not lines[0].startswith(b">" + CONTIG_FASTA.encode()):
         raise ValueError(f"{data_dir / FASTA_NAME}: first record is not {CONTIG_FASTA!r}")
     seq = b"".join(lines[1:])
-    codes = motifs.encode_dna(seq[REGION_START:REGION_END].decode("latin-1"))  # one char per byte
-    cpg = [(int(f[1]), int(f[2])) for f in _bed_rows(data_dir / CPG_NAME)]
-    tss = [(int(f[1]), f[5]) for f in _bed_rows(data_dir / TSS_NAME)]
+    codes = motifs.encode_dna(seq[stretch.start:stretch.end].decode("latin-1"))  # one char per byte
+    cpg = [(int(f[1]), int(f[2])) for f in _bed_rows(data_dir / CPG_NAME)
+           if stretch.start <= int(f[1]) and int(f[2]) <= stretch.end]
+    tss = [(int(f[1]), f[5]) for f in _bed_rows(data_dir / TSS_NAME) if stretch.start <= int(f[1]) < stretch.end]
     entries = json.loads((data_dir / MOTIFS_NAME).read_text())["motifs"]
-    return Inputs(codes, cpg, tss, entries)
+    return Inputs(stretch, codes, cpg, tss, entries)
 
 
 def _bed_rows(path: Path) -> list[list[str]]:
@@ -179,10 +202,13 @@ def cut_inputs(out: Path, smalt_fasta: Path, pyranges_data: Path) -> None:
     if header != b">" + CONTIG_FASTA.encode():
         raise ValueError(f"{smalt_fasta}: first record is {header!r}, expected '>{CONTIG_FASTA}'")
     seq = b"".join(line for line in lines[1:] if not line.startswith(b">"))
-    masked = b"N" * REGION_START + seq[REGION_START:REGION_END].upper()
+    masked = bytearray(b"N" * REGION_END)
+    for start, end in STRETCHES:
+        masked[start:end] = seq[start:end].upper()
+    outside = " and ".join(f"{start + 1}-{end}" for start, end in STRETCHES)
     plain = out / FASTA_NAME.removesuffix(".gz")
     with open(plain, "wb") as handle:
-        handle.write(b">" + CONTIG_FASTA.encode() + b" GRCh37 chrX 1-49500000, N outside 46500001-49500000\n")
+        handle.write(f">{CONTIG_FASTA} GRCh37 chrX 1-{REGION_END}, N outside {outside}\n".encode())
         for i in range(0, len(masked), 60):
             handle.write(masked[i: i + 60] + b"\n")
     for suffix in (".gz", ".gz.fai", ".gz.gzi"):
@@ -190,10 +216,11 @@ def cut_inputs(out: Path, smalt_fasta: Path, pyranges_data: Path) -> None:
     subprocess.run(["bgzip", "-l", "9", "-i", str(plain)], check=True)
     _write_fai(Path(str(plain) + ".gz"), len(masked))
 
+    where = " and ".join(region_text(bounds) for bounds in STRETCHES)
     cpg = [f for f in _bed_rows(pyranges_data / "cpg.bed")
-           if f[0] == CONTIG_TRACKS and int(f[1]) >= REGION_START and int(f[2]) <= REGION_END]
+           if f[0] == CONTIG_TRACKS and any(a <= int(f[1]) and int(f[2]) <= b for a, b in STRETCHES)]
     with open(out / CPG_NAME, "w") as handle:
-        handle.write("# CpG islands (UCSC cpgIslandExt, hg19) in chrX:46500000-49500000, from the\n"
+        handle.write(f"# CpG islands (UCSC cpgIslandExt, hg19) in {where}, from the\n"
                      "# pyranges==0.1.7 wheel, pyranges/example_data/cpg.bed; 4th column: CpG count\n")
         for f in sorted(cpg, key=lambda f: int(f[1])):
             handle.write("\t".join(f[:4]) + "\n")
@@ -211,10 +238,10 @@ def cut_inputs(out: Path, smalt_fasta: Path, pyranges_data: Path) -> None:
                 pos = int(f[1]) if f[6] == "+" else int(f[2]) - 1
                 tss.add((pos, f[8], f[6]))
     with open(out / TSS_NAME, "w") as handle:
-        handle.write("# RefSeq TSSs (hg19) in chrX:46500000-49500000 from the pyranges==0.1.7 wheel:\n"
+        handle.write(f"# RefSeq TSSs (hg19) in {where} from the pyranges==0.1.7 wheel:\n"
                      "# + strand exon_0 starts of example_data/exons.bed, transcript ends of ucsc_human.bed.gz\n")
         for pos, name, strand in sorted(tss):
-            if REGION_START <= pos < REGION_END:
+            if any(a <= pos < b for a, b in STRETCHES):
                 handle.write(f"{CONTIG_TRACKS}\t{pos}\t{pos + 1}\t{name}\t0\t{strand}\n")
 
     from pyjaspar import jaspardb  # only for refreshing motifs.json
@@ -251,15 +278,13 @@ def _write_fai(path: Path, length: int) -> None:
 
 # ------------------------------------------------------------------------------------ simulation
 
-NUM_BINS = (REGION_END - REGION_START) // BIN
-NUM_SLOTS = (REGION_END - REGION_START) // STEP
 SLOTS_PER_BIN = BIN // STEP
 NUM_CELLS = len(CELL_TYPES)
 
 
 @dataclass
 class Element:
-    """A regulatory element of the latent model, in slots (100 bp) relative to REGION_START."""
+    """A regulatory element of the latent model, in slots (100 bp) relative to its stretch's start."""
 
     kind: str  # promoter | enhancer | CTCF | REST
     start: int
@@ -272,9 +297,9 @@ class Element:
 class Epigenome:
     """The latent truth: states per bin and accessibility per slot, for every cell type."""
 
-    states: np.ndarray  # uint8 [C, NUM_BINS], index into STATES
-    access: np.ndarray  # float [C, NUM_SLOTS] in [0, 1]
-    gap_slots: np.ndarray  # bool [NUM_SLOTS], assembly gap (N)
+    states: np.ndarray  # uint8 [C, bins], index into STATES
+    access: np.ndarray  # float [C, slots] in [0, 1]
+    gap_slots: np.ndarray  # bool [slots], assembly gap (N)
 
 
 def activity_pattern(rng: np.random.Generator, shared: float, lineage: float) -> np.ndarray:
@@ -295,19 +320,24 @@ def activity_pattern(rng: np.random.Generator, shared: float, lineage: float) ->
 
 def paint(states: np.ndarray, c: int, start: int, end: int, state: str) -> None:
     """Set bins [start, end) of cell type c (clipped to the stretch) to a state."""
-    states[c, max(0, start): max(0, min(NUM_BINS, end))] = S[state]
+    states[c, max(0, start): max(0, min(states.shape[1], end))] = S[state]
 
 
 def simulate_epigenome(rng: np.random.Generator, inputs: Inputs, sites: dict[str, np.ndarray]
                        ) -> tuple[Epigenome, list[Element]]:
-    """Draw promoters' activity, enhancers, insulators, domains; paint states and accessibility."""
-    gap_slots = (inputs.codes == 4).reshape(NUM_SLOTS, STEP).mean(1) > 0.5
-    gap_bins = gap_slots.reshape(NUM_BINS, SLOTS_PER_BIN).any(1)
+    """Draw promoters' activity, enhancers, insulators, domains; paint states and accessibility.
+
+    Element counts are per 3 Mb (the first stretch's length), scaled to the stretch's length."""
+    stretch = inputs.stretch
+    num_bins, num_slots = stretch.num_bins, stretch.num_slots
+    per_3mb = (stretch.end - stretch.start) / 3_000_000
+    gap_slots = (inputs.codes == 4).reshape(num_slots, STEP).mean(1) > 0.5
+    gap_bins = gap_slots.reshape(num_bins, SLOTS_PER_BIN).any(1)
     elements: list[Element] = []
 
     # Promoters: CpG islands and annotated TSSs (+-500 bp), merged.
-    spans = [(a - REGION_START, b - REGION_START) for a, b in inputs.cpg]
-    spans += [(p - REGION_START - 500, p - REGION_START + 500) for p, _ in inputs.tss]
+    spans = [(a - stretch.start, b - stretch.start) for a, b in inputs.cpg]
+    spans += [(p - stretch.start - 500, p - stretch.start + 500) for p, _ in inputs.tss]
     spans.sort()
     merged: list[list[int]] = []
     for a, b in spans:
@@ -315,7 +345,7 @@ def simulate_epigenome(rng: np.random.Generator, inputs: Inputs, sites: dict[str
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    strand_of = {p - REGION_START: st for p, st in inputs.tss}
+    strand_of = {p - stretch.start: st for p, st in inputs.tss}
     promoters = []
     for a, b in merged:
         strands = [st for p, st in strand_of.items() if a <= p < b]
@@ -348,13 +378,13 @@ def simulate_epigenome(rng: np.random.Generator, inputs: Inputs, sites: dict[str
             elements.append(Element(tf, slot, slot + 1, active, float(rng.uniform(0.6, 1.0))))
 
     # Enhancers: half seeded on AP-1 (JUND) motifs, half anywhere; 200-600 bp.
-    promoter_slot = np.zeros(NUM_SLOTS, bool)
+    promoter_slot = np.zeros(num_slots, bool)
     for a, b, *_ in promoters:
         promoter_slot[max(0, a - 10): b + 10] = True
     ap1 = [int(p) // STEP for p in sites["JUND"] if not promoter_slot[int(p) // STEP]]
-    ap1 = [ap1[i] for i in np.sort(rng.choice(len(ap1), size=min(300, len(ap1)), replace=False))]
+    ap1 = [ap1[i] for i in np.sort(rng.choice(len(ap1), size=min(round(300 * per_3mb), len(ap1)), replace=False))]
     free = np.flatnonzero(~promoter_slot & ~gap_slots)
-    anywhere = np.sort(rng.choice(free, size=300, replace=False)).tolist()
+    anywhere = np.sort(rng.choice(free, size=round(300 * per_3mb), replace=False)).tolist()
     enhancers = []
     for centre in ap1 + anywhere:
         width = int(rng.integers(2, 7))
@@ -367,25 +397,25 @@ def simulate_epigenome(rng: np.random.Generator, inputs: Inputs, sites: dict[str
 
     # Broad domains: heterochromatin and ZNF/repeat blocks, in bins.
     het = []
-    for _ in range(8):
+    for _ in range(round(8 * per_3mb)):
         length = int(min(200_000, rng.lognormal(np.log(40_000), 0.7))) // BIN
-        start = int(rng.integers(0, NUM_BINS - length))
+        start = int(rng.integers(0, num_bins - length))
         het.append((start, start + length, rng.random(NUM_CELLS) < 0.7))
     znf = []
-    for _ in range(5):
+    for _ in range(round(5 * per_3mb)):
         length = int(rng.integers(10, 60))
-        start = int(rng.integers(0, NUM_BINS - length))
+        start = int(rng.integers(0, num_bins - length))
         znf.append((start, start + length))
 
-    states = np.full((NUM_CELLS, NUM_BINS), S["Quies"], np.uint8)
-    access = np.zeros((NUM_CELLS, NUM_SLOTS))
+    states = np.full((NUM_CELLS, num_bins), S["Quies"], np.uint8)
+    access = np.zeros((NUM_CELLS, num_slots))
     for c in range(NUM_CELLS):
         for a, b, present in het:
             if present[c]:
                 paint(states, c, a, b, "Het")
         for a, b in znf:
             paint(states, c, a, b, "ZNF/Rpts")
-        body = np.zeros(NUM_BINS, bool)
+        body = np.zeros(num_bins, bool)
         for a, b, strand, kind, active, gene_bins, high in promoters:
             ba, bb = a // SLOTS_PER_BIN, -(-b // SLOTS_PER_BIN)
             if kind == "polycomb" and not active[c]:
@@ -475,8 +505,9 @@ def simulate_binding(rng: np.random.Generator, epi: Epigenome, strong: np.ndarra
 
 
 def window_labels(core: np.ndarray, relaxed: np.ndarray, gap_slots: np.ndarray) -> np.ndarray:
-    """ENCODE-DREAM labels per window (uint8 codes of b'UAB'): B overlaps a conservative peak,
-    A overlaps only a relaxed one, U otherwise (windows touching the assembly gap are U)."""
+    """ENCODE-DREAM labels per window of the region (uint8 codes of b'UAB'): B overlaps a
+    conservative peak, A overlaps only a relaxed one, U otherwise (windows touching the assembly
+    gap are U). Centres are bp and ``gap_slots`` 100 bp slots from REGION_START."""
     res = LABEL_STRIDE
     n_slots = (REGION_END - REGION_START) // res
     per_window = LABEL_WINDOW // res
@@ -515,7 +546,7 @@ def gaussian_smooth(x: np.ndarray, sigma_slots: float) -> np.ndarray:
 
 def simulate_signal(rng: np.random.Generator, epi: Epigenome, assay: str, c: int,
                     bound_centres: np.ndarray) -> np.ndarray:
-    """One track [NUM_SLOTS]: state means (smoothed) + accessibility peaks, gamma noise, 0.1
+    """One track [slots] of a stretch: state means (smoothed) + accessibility peaks, gamma noise, 0.1
     steps; NaN over the assembly gap."""
     mean = np.asarray(STATE_MEANS[assay])[np.repeat(epi.states[c], SLOTS_PER_BIN)]
     mean = gaussian_smooth(mean[None], SIGNAL_SMOOTH_BP[assay] / STEP)[0]
@@ -526,7 +557,7 @@ def simulate_signal(rng: np.random.Generator, epi: Epigenome, assay: str, c: int
     elif assay == "H3K27ac":
         mean = mean + 3.0 * gaussian_smooth(access[None], 4.0)[0]
     shape = SIGNAL_NOISE_SHAPE[assay]
-    noisy = mean * rng.gamma(shape, 1.0 / shape, NUM_SLOTS)
+    noisy = mean * rng.gamma(shape, 1.0 / shape, len(epi.gap_slots))
     noisy = np.convolve(noisy, [0.25, 0.5, 0.25], mode="same")
     values = np.round(noisy * 10.0) / 10.0
     values[epi.gap_slots] = np.nan
@@ -590,16 +621,16 @@ def split_yaml() -> str:
         "fasta": FASTA_NAME,
         "fasta_contig": CONTIG_FASTA,
         "tracks_contig": CONTIG_TRACKS,
-        "stretch": region_text((REGION_START, REGION_END)),
+        "stretches": [region_text(bounds) for bounds in STRETCHES],
         "bin_size": BIN,
         "cell_types": list(CELL_TYPES),
         "labels": {tf: f"labels/{tf}.labels.tsv.gz" for tf, *_ in MOTIFS},
         "split": {
-            "train": {"regions": [region_text(SPLIT["train"])],
+            "train": {"regions": [region_text(b) for b in SPLIT["train"]],
                       "cell_types": [c for c in CELL_TYPES if c != HELD_OUT_CELL_TYPE]},
-            "validation": {"regions": [region_text(SPLIT["validation"])],
+            "validation": {"regions": [region_text(b) for b in SPLIT["validation"]],
                            "cell_types": [c for c in CELL_TYPES if c != HELD_OUT_CELL_TYPE]},
-            "test": {"regions": [region_text(SPLIT["test"])], "cell_types": [HELD_OUT_CELL_TYPE]},
+            "test": {"regions": [region_text(b) for b in SPLIT["test"]], "cell_types": [HELD_OUT_CELL_TYPE]},
         },
     }
     return "# Written by data_processing/simulate_demo_data.py; see README.md.\n" + yaml.safe_dump(
@@ -617,10 +648,18 @@ def manifest_tsv() -> str:
     return "\n".join(rows) + "\n"
 
 
-def simulate(data_dir: Path, out: Path, seed: int) -> None:
-    """Simulate the epigenome and labels from the shipped inputs in ``data_dir`` into ``out``."""
-    inputs = read_inputs(data_dir)
-    rng = np.random.default_rng(seed)
+@dataclass
+class StretchDraw:
+    """What the simulation drew for one stretch; bound centres are bp from REGION_START."""
+
+    epi: Epigenome
+    core: dict[str, list[np.ndarray]]  # TF -> per cell type, conservative peak centres
+    relaxed: dict[str, list[np.ndarray]]  # TF -> per cell type, every bound centre
+    signal: dict[tuple[int, str], np.ndarray]  # (cell index, assay) -> [slots]
+
+
+def simulate_stretch(inputs: Inputs, rng: np.random.Generator) -> StretchDraw:
+    """Draw the epigenome, the binding of every TF and every track of one stretch, in a fixed order."""
     strong, weak, lengths = {}, {}, {}
     for entry in inputs.motifs:
         lo = log_odds(entry["counts"])
@@ -630,22 +669,50 @@ def simulate(data_dir: Path, out: Path, seed: int) -> None:
         weak[entry["tf"]] = weak_all[scores[weak_all] < entry["threshold"]]
         lengths[entry["tf"]] = lo.shape[1]
     epi, elements = simulate_epigenome(rng, inputs, strong)
-    all_bound = [[] for _ in range(NUM_CELLS)]
+    offset = inputs.stretch.start - REGION_START
+    core, relaxed = {}, {}
     for entry in inputs.motifs:
         tf = entry["tf"]
-        core, relaxed = simulate_binding(rng, epi, strong[tf], weak[tf], lengths[tf], elements)
-        codes = np.stack([window_labels(core[c], relaxed[c], epi.gap_slots) for c in range(NUM_CELLS)])
-        atomic_write_bytes(out / f"labels/{tf}.labels.tsv.gz", gzip_bytes(labels_tsv(codes)))
-        for c in range(NUM_CELLS):
-            all_bound[c].append(relaxed[c])
-    for c, cell in enumerate(CELL_TYPES):
-        atomic_write_bytes(out / f"segmentation/{cell}_15_coreMarks_dense.bed.gz",
-                     gzip_bytes(segmentation_bed(epi.states[c], cell)))
-        bound = np.concatenate(all_bound[c])
+        tf_core, tf_relaxed = simulate_binding(rng, epi, strong[tf], weak[tf], lengths[tf], elements)
+        core[tf] = [centres + offset for centres in tf_core]
+        relaxed[tf] = [centres + offset for centres in tf_relaxed]
+    signal = {}
+    for c in range(NUM_CELLS):
+        bound = np.concatenate([relaxed[tf][c] for tf in relaxed]) - offset
         for assay in ASSAYS:
-            values = simulate_signal(rng, epi, assay, c, bound)  # drawn even when not written
+            signal[c, assay] = simulate_signal(rng, epi, assay, c, bound)  # drawn even when not written
+    return StretchDraw(epi, core, relaxed, signal)
+
+
+def over_region(parts: list[np.ndarray], unit: int, fill: object) -> np.ndarray:
+    """One array over the whole region from each stretch's array in ``unit`` bp steps; ``fill``
+    between the stretches."""
+    whole = np.full((REGION_END - REGION_START) // unit, fill, dtype=parts[0].dtype)
+    for (start, end), part in zip(STRETCHES, parts):
+        whole[(start - REGION_START) // unit: (end - REGION_START) // unit] = part
+    return whole
+
+
+def simulate(data_dir: Path, out: Path, seed: int) -> None:
+    """Simulate the epigenome and labels from the shipped inputs in ``data_dir`` into ``out``:
+    each stretch on its own generator (seed + its index), the files over the whole region, which
+    between the stretches is like an assembly gap (Quies, no signal, labels U)."""
+    draws = [simulate_stretch(read_inputs(data_dir, Stretch(*bounds)), np.random.default_rng(seed + i))
+             for i, bounds in enumerate(STRETCHES)]
+    gap_slots = over_region([d.epi.gap_slots for d in draws], STEP, True)
+    for tf in draws[0].core:
+        codes = np.stack([window_labels(np.concatenate([d.core[tf][c] for d in draws]),
+                                        np.concatenate([d.relaxed[tf][c] for d in draws]), gap_slots)
+                          for c in range(NUM_CELLS)])
+        atomic_write_bytes(out / f"labels/{tf}.labels.tsv.gz", gzip_bytes(labels_tsv(codes)))
+    for c, cell in enumerate(CELL_TYPES):
+        states = over_region([d.epi.states[c] for d in draws], BIN, S["Quies"])
+        atomic_write_bytes(out / f"segmentation/{cell}_15_coreMarks_dense.bed.gz",
+                           gzip_bytes(segmentation_bed(states, cell)))
+        for assay in ASSAYS:
             if (cell, assay) not in MISSING_ASSAYS:
-                write_bigwig(out / f"signal/{cell}-{assay}.fc.signal.bigWig", values)
+                write_bigwig(out / f"signal/{cell}-{assay}.fc.signal.bigWig",
+                             over_region([d.signal[c, assay] for d in draws], STEP, np.nan))
     atomic_write_bytes(out / "manifest.tsv", manifest_tsv().encode())
     atomic_write_bytes(out / "split.yaml", split_yaml().encode())
 

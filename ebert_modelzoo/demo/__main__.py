@@ -5,7 +5,7 @@ On the shipped demo data (data_processing/demo_data: real GRCh37 chrX DNA and JA
 simulated epigenome and TF labels for six cell types) it preprocesses with the real pipeline,
 pre-trains two tiny EBERTs (DNA + epigenome, DNA only), fine-tunes five variants for
 cell-type-specific TF binding with several seeds each, scores the held-out cell type sim_tissue1
-on the held-out stretch chrX:49.0-49.5 Mb beside the motif + accessibility baseline, two
+on the held-out stretches chrX:49.0-49.5 and 50.5-51.5 Mb beside the motif + accessibility baseline, two
 logistic-regression floors and a CNN peer, writes a report folder and checks what variants (a)
 and (a0) learned against the planted motifs (the report's last section; needs the ``interpret``
 extra).

@@ -56,10 +56,26 @@ def _operating_points(
         return np.zeros(0), np.zeros(0), 0.0, 0.0
     order = np.argsort(-scores, kind="mergesort")
     scores, labels, weights = scores[order], labels[order], weights[order]
+    return _cumulative(labels, weights, _last_of_threshold(scores))
+
+
+def _last_of_threshold(sorted_scores: np.ndarray) -> np.ndarray:
+    """Index of the last sample of each distinct score in scores sorted highest first."""
+    return np.r_[np.flatnonzero(np.diff(sorted_scores)), sorted_scores.size - 1].astype(int)
+
+
+def _cumulative(labels: np.ndarray, weights: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Cumulative weighted (TP, FP) at ``ends`` of samples sorted by score, and totals."""
     tp = np.cumsum(weights * labels)
     fp = np.cumsum(weights * (1.0 - labels))
-    last_of_threshold = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1].astype(int)
-    return tp[last_of_threshold], fp[last_of_threshold], float(tp[-1]), float(fp[-1])
+    return tp[ends], fp[ends], float(tp[-1]), float(fp[-1])
+
+
+def _average_precision(tp: np.ndarray, fp: np.ndarray, positives: float) -> float:
+    recall = np.r_[0.0, tp / positives]
+    with np.errstate(invalid="ignore"):  # 0 / 0 only before the first weighted sample, where recall does not move
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+    return float(np.sum(np.diff(recall) * precision))
 
 
 def auroc(scores: Any, labels: Any, weights: Any = None) -> float:
@@ -77,9 +93,35 @@ def auprc(scores: Any, labels: Any, weights: Any = None) -> float:
     tp, fp, positives, _ = _operating_points(scores, labels, weights)
     if positives == 0:
         return math.nan
-    recall = np.r_[0.0, tp / positives]
-    precision = tp / (tp + fp)
-    return float(np.sum(np.diff(recall) * precision))
+    return _average_precision(tp, fp, positives)
+
+
+class ResampledAUPRC:
+    """``auprc`` of one score column under bootstrap resamples, sorting the scores once.
+
+    A resample given as per-sample counts (how often each sample was drawn) has the auPRC of the
+    drawn samples: a sample drawn c times is one sample of weight c x its weight, its copies
+    sharing its score. Building this sorts once; each call is linear, where ``auprc`` on the drawn
+    samples would sort every resample.
+    """
+
+    def __init__(self, scores: Any, labels: Any, weights: Any = None) -> None:
+        scores = to_numpy(scores).ravel()
+        labels = to_numpy(labels).ravel()
+        weights = np.ones_like(scores) if weights is None else to_numpy(weights).ravel()
+        _operating_points(scores, labels, weights)  # the same checks of sizes, weights and labels
+        kept = np.flatnonzero(weights > 0)
+        self.rows = kept[np.argsort(-scores[kept], kind="mergesort")]
+        self.labels = labels[self.rows]
+        self.weights = weights[self.rows]
+        self.ends = _last_of_threshold(scores[self.rows])
+
+    def __call__(self, counts: np.ndarray) -> float:
+        """auPRC of the resample that drew sample i ``counts[i]`` times; nan without positives."""
+        if self.rows.size == 0:
+            return math.nan
+        tp, fp, positives, _ = _cumulative(self.labels, self.weights * counts[self.rows], self.ends)
+        return math.nan if positives == 0 else _average_precision(tp, fp, positives)
 
 
 def precision_recall_curve(scores: Any, labels: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:

@@ -21,12 +21,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ebert_modelzoo.atomic import atomic_write_text
-from ebert_modelzoo.evaluation.metrics import DREAM_FDRS, BinaryLabelMetrics, auprc
+from ebert_modelzoo.evaluation.metrics import DREAM_FDRS, BinaryLabelMetrics, ResampledAUPRC
 from ebert_modelzoo.evaluation.report_plots import colour_map, plot_metric_bars, plot_pr_curves, plot_training_curves
 from ebert_modelzoo.evaluation.sample_scores import SampleScores
 
@@ -226,11 +226,15 @@ def variant_metrics(variant: VariantScores) -> dict[str, dict[str, float]]:
     }
 
 
-def _mean_auprc(variant: VariantScores, rows: np.ndarray) -> float:
-    values = [auprc(variant.scores[rows, k], variant.labels[rows, k], variant.weights[rows, k])
-              for k in range(len(variant.label_names))]
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
+def _resampled_mean_auprc(variant: VariantScores) -> Callable[[np.ndarray], float]:
+    """The mean over TFs of ``variant``'s auPRC for a resample given as per-row draw counts."""
+    per_label = [ResampledAUPRC(variant.scores[:, k], variant.labels[:, k], variant.weights[:, k])
+                 for k in range(len(variant.label_names))]
+
+    def mean(counts: np.ndarray) -> float:
+        finite = [v for v in (ap(counts) for ap in per_label) if not math.isnan(v)]
+        return float(np.mean(finite)) if finite else math.nan
+    return mean
 
 
 def _fmt(value: float) -> str:
@@ -323,13 +327,14 @@ def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores]
         _check_same_samples(variant[0], run)
     rng = np.random.default_rng(seed)
     samples, windows = variant[0].scores.shape[0], variant[0].windows
+    scorers = [[_resampled_mean_auprc(run) for run in runs] for runs in (variant, reference)]
     differences = []
     for _ in range(bootstrap_samples):
-        rows = resample_rows(rng, samples, windows, block_windows)
+        counts = np.bincount(resample_rows(rng, samples, windows, block_windows), minlength=samples)
         sides = []
-        for runs in (variant, reference):
-            drawn = resample_seeds(rng, len(runs))
-            values = {i: _mean_auprc(runs[i], rows) for i in set(drawn.tolist())}
+        for side in scorers:
+            drawn = resample_seeds(rng, len(side))
+            values = {i: side[i](counts) for i in set(drawn.tolist())}
             sides.append(float(np.mean([values[i] for i in drawn])))
         differences.append(sides[0] - sides[1])
     finite = np.array([d for d in differences if not math.isnan(d)])

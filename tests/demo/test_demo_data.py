@@ -31,7 +31,13 @@ sys.modules[_spec.name] = sim  # dataclasses look their module up here
 _spec.loader.exec_module(sim)
 
 ACTIVE_STATES = {"1_TssA", "2_TssAFlnk", "6_EnhG", "7_Enh"}
-GAP = (49_242_997, 49_292_997)  # the assembly gap inside the stretch
+GAP = (49_242_997, 49_292_997)  # the assembly gap inside the first stretch
+LEFT_OUT = (sim.STRETCHES[0][1], sim.STRETCHES[1][0])  # unsimulated between the stretches: like a gap
+
+
+def in_stretches(positions: np.ndarray) -> np.ndarray:
+    """Which absolute positions lie in a simulated stretch."""
+    return np.any([(a <= positions) & (positions < b) for a, b in sim.STRETCHES], axis=0)
 
 
 @lru_cache(maxsize=None)
@@ -109,9 +115,9 @@ def test_fasta_is_real_grch37_chrx_masked_outside_the_stretch():
     assert set(str(record[:1000])) == {"N"}
     assert set(str(record[sim.REGION_START - 1000: sim.REGION_START])) == {"N"}
     codes = dna_codes()
-    gap = codes[GAP[0] - sim.REGION_START: GAP[1] - sim.REGION_START]
-    assert np.all(gap == 4)
-    assert np.mean(codes != 4) > 0.98
+    for a, b in (GAP, LEFT_OUT):
+        assert np.all(codes[a - sim.REGION_START: b - sim.REGION_START] == 4)
+    assert np.mean(codes[in_stretches(sim.REGION_START + np.arange(len(codes)))] != 4) > 0.98
     # GC content of a gene-dense stretch of chrX: well above 35 %, below 55 %
     gc = np.isin(codes, [1, 2]).sum() / (codes != 4).sum()
     assert 0.38 < gc < 0.55
@@ -123,7 +129,10 @@ def test_fasta_matches_the_smalt_source_when_available():
         pytest.skip("Debian smalt-examples not installed")
     with gzip.open(source, "rb") as handle:
         seq = b"".join(handle.read().split(b"\n")[1:])
-    assert np.array_equal(motifs.encode_dna(seq[sim.REGION_START:sim.REGION_END].decode("latin-1")), dna_codes())
+    source_codes = motifs.encode_dna(seq[sim.REGION_START:sim.REGION_END].decode("latin-1"))
+    simulated = in_stretches(sim.REGION_START + np.arange(len(source_codes)))
+    assert np.array_equal(source_codes[simulated], dna_codes()[simulated])
+    assert np.all(dna_codes()[~simulated] == 4)
 
 
 def test_manifest_split_and_files_agree():
@@ -165,10 +174,11 @@ def test_the_demo_refuses_datasets_built_for_another_split(tmp_path):
             (folder / "data_params.json").write_text(json.dumps({"regions": config["split"][part], "contigs": ["X"]}))
         data[kind] = tmp_path / kind
     check_split(data, parts)  # the shipped configs build what split.yaml names
-    longer = {**parts, "test": {**parts["test"], "regions": ["chrX:49000000-50500000"]}}
-    with pytest.raises(DemoError, match=r"demo_pretraining.yaml builds test = chrX:49,000,000-49,500,000 but "
-                                        r"data_processing/demo_data/split.yaml names chrX:49000000-50500000"):
-        check_split(data, longer)
+    shorter = {**parts, "test": {**parts["test"], "regions": ["chrX:49000000-49500000"]}}
+    with pytest.raises(DemoError, match=r"demo_pretraining.yaml builds test = chrX:49,000,000-49,500,000, "
+                                        r"chrX:50,500,000-51,500,000 but "
+                                        r"data_processing/demo_data/split.yaml names chrX:49000000-49500000"):
+        check_split(data, shorter)
 
 
 def test_bigwigs_match_the_fasta_and_cover_the_stretch():
@@ -181,7 +191,8 @@ def test_bigwigs_match_the_fasta_and_cover_the_stretch():
             assert bw.chroms() == {"chrX": length}
             values = np.array(bw.values("chrX", sim.REGION_START, sim.REGION_END))
             gap = np.zeros(len(values), bool)
-            gap[GAP[0] - sim.REGION_START: GAP[1] - sim.REGION_START] = True
+            for a, b in (GAP, LEFT_OUT):
+                gap[a - sim.REGION_START: b - sim.REGION_START] = True
             assert np.isnan(values[gap]).mean() > 0.95
             assert not np.isnan(values[~gap][::100]).any()
             assert np.nanmin(values) >= 0 and np.nanmax(values) > 5
@@ -196,10 +207,13 @@ def test_segmentations_use_roadmap_states_with_active_promoters_at_cpg_islands()
     cells = split()["cell_types"]
     states = np.stack([segmentation(c) for c in cells])
     assert set(np.unique(states)) <= set(sim.STATES)
-    quies = (states == "15_Quies").mean()
-    assert 0.3 < quies < 0.8
     at_cpg = states[:, (cpg_mid - sim.REGION_START) // 200]
     assert np.isin(at_cpg, ["1_TssA", "2_TssAFlnk"]).mean() > 0.5
+    simulated = in_stretches(sim.REGION_START + 200 * np.arange(states.shape[1]))
+    assert np.all(states[:, ~simulated] == "15_Quies")
+    states = states[:, simulated]
+    quies = (states == "15_Quies").mean()
+    assert 0.3 < quies < 0.8
     assert np.isin(states, ["1_TssA", "2_TssAFlnk"]).mean() < 0.05
     # cell-type-specific and shared enhancers
     enh = np.isin(states, ["7_Enh", "6_EnhG"])
@@ -218,7 +232,9 @@ def test_labels_are_bound_at_motifs_in_accessible_chromatin(tf):
     n = (sim.REGION_END - sim.REGION_START - 200) // 50 + 1
     assert np.array_equal(starts, sim.REGION_START + 50 * np.arange(n))
     assert set(np.unique(codes)) == {"U", "A", "B"}
-    frac_bound = (codes == "B").mean(0)
+    simulated = in_stretches(starts) & in_stretches(starts + 199)
+    assert np.all(codes[~simulated] == "U")
+    frac_bound = (codes[simulated] == "B").mean(0)
     assert np.all((frac_bound > 0.003) & (frac_bound < 0.03)), frac_bound
     assert ((codes == "B").all(1).sum() < (codes == "B").any(1).sum() / 2), "binding barely varies"
 
@@ -277,6 +293,24 @@ def test_regenerating_with_the_seed_gives_identical_files(tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert _checksums(tmp_path) == _checksums(DATA)
+
+
+def test_the_appended_stretch_leaves_the_first_stretch_as_drawn_alone(tmp_path, monkeypatch):
+    """Appending the second stretch (more test) left the first as it was: drawing the first stretch
+    alone gives the shipped labels and tracks there, so training and validation data never moved."""
+    first = sim.STRETCHES[0]
+    monkeypatch.setattr(sim, "STRETCHES", (first,))
+    monkeypatch.setattr(sim, "REGION_END", first[1])
+    sim.simulate(DATA, tmp_path, sim.DEFAULT_SEED)
+    for tf in ("CTCF", "NRF1", "JUND", "REST"):
+        alone = gzip.open(tmp_path / "labels" / f"{tf}.labels.tsv.gz", "rt").read().splitlines()
+        shipped = gzip.open(DATA / "labels" / f"{tf}.labels.tsv.gz", "rt").read().splitlines()
+        assert len(shipped) > len(alone) > 1 and shipped[: len(alone)] == alone
+    for name in ("sim_tissue1-DNase", "sim_blood1-H3K27ac"):
+        alone, shipped = (pyBigWig.open(str(folder / "signal" / f"{name}.fc.signal.bigWig"))
+                          for folder in (tmp_path, DATA))
+        np.testing.assert_array_equal(alone.values("chrX", *first), shipped.values("chrX", *first))
+        assert shipped.chroms("chrX") > alone.chroms("chrX") == first[1]
 
 
 def test_generator_reports_missing_inputs_in_one_line(tmp_path):

@@ -13,6 +13,7 @@ from ebert_modelzoo.evaluation.metrics import (
     FinetuneMetrics,
     MaskedLMMetric,
     PretrainMetrics,
+    ResampledAUPRC,
     auprc,
     auroc,
     recall_at_fdr,
@@ -61,6 +62,30 @@ def test_auprc_hand_cases():
     assert auprc([0.5, 0.5, 0.1], [1, 0, 1]) == pytest.approx(7 / 12)
     assert auprc([0.9, 0.1], [1, 0]) == 1.0
     assert math.isnan(auprc([0.9, 0.1], [0, 0]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_resampled_auprc_is_the_auprc_of_the_drawn_samples(seed):
+    """Draw counts as weights on the once-sorted scores give auprc of the drawn rows themselves,
+    with ties (duplicates of a drawn row tie by construction, and the scores tie often), weights
+    of 0 (their labels may be anything) and fractional weights."""
+    rng = np.random.default_rng(seed)
+    for trial in range(60):
+        n = int(rng.integers(1, 50))
+        scores = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+        labels = (rng.random(n) < 0.3).astype(float)
+        weights = (rng.random(n) < 0.8) * (rng.uniform(0.5, 2.0, n) if trial % 3 == 0 else 1.0)
+        labels[weights == 0] = np.nan
+        resampled = ResampledAUPRC(scores, labels, weights)
+        rows = rng.integers(0, n, n)
+        expected = auprc(scores[rows], labels[rows], weights[rows])
+        got = resampled(np.bincount(rows, minlength=n))
+        assert got == pytest.approx(expected, abs=1e-12) or math.isnan(got) and math.isnan(expected)
+    # a resample that drew no positive has no auPRC; every sample at weight 0 neither
+    assert math.isnan(ResampledAUPRC([0.9, 0.1], [1, 0])(np.array([0, 2])))
+    assert math.isnan(ResampledAUPRC([0.9, 0.1], [1, 0], [0, 0])(np.array([1, 1])))
+    with pytest.raises(ValueError, match="labels 0 or 1"):
+        ResampledAUPRC([0.1, 0.2], [1, 2])
 
 
 def test_recall_at_fdr_hand_cases():
