@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> str:
     evaluation = EvaluationSet(tuple(test_cells), tuple(split["test"]["regions"]),
                                note="Real GRCh37 DNA and JASPAR motifs; simulated epigenome and TF binding "
                                     "(data_processing/demo_data/README.md).",
-                               block_windows=stages.block_windows(data["finetuning"]))
+                               block_windows=stages.block_windows(data["finetuning"]),
+                               region_windows=stages.region_windows(data["finetuning"], split["test"]["regions"]))
     extra = {
         "mode": "quick" if args.quick else "default",
         "runs": {r.run.name: {"title": r.run.title, "stage": r.run.stage, "steps": r.run.max_steps, "seed": r.run.seed,

@@ -30,9 +30,11 @@ from ebert_modelzoo.data.motifs import load_motifs
 from ebert_modelzoo.demo.runs import REPO_ROOT, Run, params_text
 from ebert_modelzoo.errors import DemoError
 from ebert_modelzoo.evaluation.baselines import BaselineConfig, run_baseline
+from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.evaluation.cnn_peer import CNNConfig, run_cnn_peer
 from ebert_modelzoo.evaluation.floor_baselines import run_floor
 from ebert_modelzoo.evaluation.predict import Predictions, predict
+from ebert_modelzoo.evaluation.prediction_files import window_coordinates
 from ebert_modelzoo.evaluation.report import (Comparison, EvaluationSet, ReportFiles, TrainingCurve, VariantScores,
                                               read_training_curve, write_report)
 from ebert_modelzoo.interpret.scoring import parse_region
@@ -50,8 +52,8 @@ BASELINE = BaselineConfig(accessibility_track="DNase", central_bins=1, motif_reg
 RESAMPLING_BLOCK_BP = 10_000
 """Genome per block of the verdicts' bootstrap: a window (1 kb) overlaps its 4 neighbours on each
 side, a bound site labels one or two of them, and a promoter or enhancer spans up to a few of
-them, so windows 10 kb apart are nearly independent, while the 500 kb test stretch still holds
-about 50 blocks."""
+them, so windows 10 kb apart are nearly independent, while the 1.5 Mb of test stretches still
+hold about 150 blocks (50 in the smaller one)."""
 EPIGENOME_FLOOR = "epigenome logistic regression"
 KMER_FLOOR = "4-mer logistic regression"
 CNN_PEER = "CNN peer (DNA + epigenome)"
@@ -329,6 +331,27 @@ def block_windows(finetuning: Path) -> int:
     """Test windows per bootstrap block: RESAMPLING_BLOCK_BP of genome at the test split's stride."""
     stride = int(json.loads((finetuning / "test" / "data_params.json").read_text())["stride"])
     return max(1, RESAMPLING_BLOCK_BP // stride)
+
+
+def region_windows(finetuning: Path, regions: Sequence[str]) -> tuple[int, ...]:
+    """Test windows in each of ``regions`` (split.yaml's, in its order), for the report's
+    per-region breakdown, which needs the shards to hold the regions one after the other.
+
+    Raises:
+        DemoError: a window outside every region, or the windows not in the regions' order.
+    """
+    params = load_data_params(finetuning / "test")
+    chrom, start = window_coordinates(params)
+    contig_of = np.asarray(params.raw["contigs"])[chrom]
+    which = np.full(start.size, -1)
+    for i, text in enumerate(regions):
+        contig, first, end = parse_region(text)
+        contig = match_contig(contig, params.raw["contigs"]) or contig
+        which[(contig_of == contig) & (start >= first) & (start < end)] = i
+    if np.any(which < 0) or np.any(np.diff(which) < 0):
+        raise DemoError(f"{params.path}: the test windows do not hold the regions {', '.join(regions)} one after "
+                        "the other")
+    return tuple(int(n) for n in np.bincount(which, minlength=len(regions)))
 
 
 def report(output_dir: Path, variants: Sequence[VariantScores], evaluation: EvaluationSet,

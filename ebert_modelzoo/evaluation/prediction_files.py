@@ -61,6 +61,12 @@ def _shard_rows(params: DataParams) -> Iterator[dict[str, np.ndarray]]:
         yield rows
 
 
+def window_coordinates(params: DataParams) -> tuple[np.ndarray, np.ndarray]:
+    """(contig index into data_params ``contigs``, 0-based start) of every window, in file order."""
+    chrom, start = zip(*((r["chrom"], r["start"]) for r in _shard_rows(params)))
+    return np.concatenate(chrom), np.concatenate(start)
+
+
 def _lines(params: DataParams, preds: SampleScores, with_header: bool) -> Iterator[str]:
     """Text blocks of the TSV/BED (header first), cell type by cell type, shard by shard."""
     probs = probabilities(preds.scores)
@@ -104,7 +110,7 @@ def _intervals(params: DataParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(contig index, start, end) of every window's central piece, in file order, non-overlapping."""
     length, stride = int(params.raw["window_length"]), int(params.raw["stride"])
     width = min(stride, length)
-    chrom, start = (np.concatenate(x) for x in zip(*((r["chrom"], r["start"]) for r in _shard_rows(params))))
+    chrom, start = window_coordinates(params)
     lo = start + (length - width) // 2
     hi = lo + width
     same = np.r_[False, chrom[1:] == chrom[:-1]]

@@ -77,6 +77,12 @@ class VariantScores:
         object.__setattr__(self, "labels", np.where(weights > 0, labels, 0.0).reshape(-1, num))
         object.__setattr__(self, "weights", weights.reshape(-1, num))
 
+    def window_range(self, start: int, stop: int) -> "VariantScores":
+        """The same runs' scores on windows [start, stop) of every cell type."""
+        shape = (-1, self.windows, len(self.label_names))
+        part = [a.reshape(shape)[:, start:stop] for a in (self.scores, self.labels, self.weights)]
+        return VariantScores(self.name, self.label_names, *part, description=self.description, seed=self.seed)
+
     @classmethod
     def of(cls, name: str, samples: SampleScores, description: str = "", seed: Optional[int] = None) -> "VariantScores":
         """The variant ``name`` scored by ``samples`` (a model's predictions or a baseline's scores)."""
@@ -166,9 +172,17 @@ class EvaluationSet:
     resampling single windows treats dependent samples as independent and draws intervals that
     are too narrow; blocks a few times the span of that dependence keep it inside a block."""
 
+    region_windows: tuple[int, ...] = ()
+    """Windows per cell type in each of ``regions``, in order, when the rows hold the regions one
+    after the other: the report then repeats every comparison on each region alone. Empty: no
+    breakdown."""
+
     def __post_init__(self) -> None:
         if self.block_windows < 1:
             raise ValueError(f"EvaluationSet: block_windows must be >= 1, got {self.block_windows}")
+        if self.region_windows and (len(self.region_windows) != len(self.regions) or min(self.region_windows) < 1):
+            raise ValueError(f"EvaluationSet: region_windows must give each of the {len(self.regions)} regions "
+                             f">= 1 windows, got {list(self.region_windows)}")
 
     def describe(self) -> str:
         text = (f"held-out cell type{'s' if len(self.cell_types) != 1 else ''} {', '.join(self.cell_types)}; "
@@ -203,6 +217,17 @@ class ComparisonResult:
     @property
     def difference(self) -> float:
         return self.variant_value - self.reference_value
+
+
+@dataclass(frozen=True)
+class RegionResults:
+    """The comparisons repeated on one held-out region alone."""
+
+    region: str
+    windows: int
+    labels: dict[str, dict[str, int]]
+    """{TF: {"bound", "labelled"}} in the region."""
+    results: tuple[ComparisonResult, ...]
 
 
 @dataclass(frozen=True)
@@ -356,6 +381,34 @@ def compare(variant: Sequence[VariantScores], reference: Sequence[VariantScores]
     return ComparisonResult(comparison, ours, theirs, (low, high), per_label, answer, text)
 
 
+def compare_by_region(groups: Mapping[str, Sequence[VariantScores]], comparisons: Sequence[Comparison],
+                      evaluation: EvaluationSet, bootstrap_samples: int = 500, seed: int = 0) -> list[RegionResults]:
+    """Every comparison on each region of ``evaluation`` alone, with the same bootstrap (empty
+    without ``region_windows`` for two or more regions): whether a verdict holds in each held-out
+    region or rests on one of them.
+
+    Raises:
+        ValueError: ``region_windows`` does not add up to the variants' windows per cell type.
+    """
+    if len(evaluation.region_windows) < 2 or not comparisons:
+        return []
+    first = next(iter(groups.values()))[0]
+    if sum(evaluation.region_windows) != first.windows:
+        raise ValueError(f"EvaluationSet: region_windows {list(evaluation.region_windows)} add up to "
+                         f"{sum(evaluation.region_windows)} windows, the variants hold {first.windows} per cell type")
+    bounds = np.cumsum((0, *evaluation.region_windows)).tolist()
+    out = []
+    for region, start, stop in zip(evaluation.regions, bounds[:-1], bounds[1:]):
+        part = {name: [run.window_range(start, stop) for run in runs] for name, runs in groups.items()}
+        table, spreads = {}, {}
+        for name, runs in part.items():
+            table[name], spreads[name] = seed_metrics(runs)
+        results = tuple(compare(part[c.variant], part[c.reference], c, table, spreads, bootstrap_samples, seed,
+                                evaluation.block_windows) for c in comparisons)
+        out.append(RegionResults(region, stop - start, _label_counts(part[first.name][0]), results))
+    return out
+
+
 def _json_safe(value: Any) -> Any:
     """NaN -> null (strict JSON), numpy scalars -> Python numbers, recursively."""
     if isinstance(value, dict):
@@ -381,7 +434,7 @@ def _label_counts(variant: VariantScores) -> dict[str, dict[str, int]]:
 
 def _markdown(evaluation: EvaluationSet, groups: Mapping[str, Sequence[VariantScores]], table: Mapping[str, Any],
               spreads: Mapping[str, Any], counts: Mapping[str, Mapping[str, int]], results: Sequence[ComparisonResult],
-              verdict: str, plots: Sequence[str]) -> str:
+              by_region: Sequence[RegionResults], verdict: str, plots: Sequence[str]) -> str:
     first = next(iter(groups.values()))[0]
     names = first.label_names
     lines = ["# TF-binding evaluation", "", f"Evaluated on {evaluation.describe()}", ""]
@@ -415,8 +468,29 @@ def _markdown(evaluation: EvaluationSet, groups: Mapping[str, Sequence[VariantSc
             lines.append(f"| {r.comparison.question} | {r.comparison.variant} | {r.comparison.reference} | "
                          f"{r.difference:+.3f} | [{r.interval[0]:+.3f}, {r.interval[1]:+.3f}] | {r.answer} |")
         lines.append("")
+    lines += _region_markdown(by_region, results, names)
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     return "\n".join(lines)
+
+
+def _region_markdown(by_region: Sequence[RegionResults], results: Sequence[ComparisonResult],
+                     names: Sequence[str]) -> list[str]:
+    if not by_region:
+        return []
+
+    def cell(r: ComparisonResult) -> str:
+        return f"{r.difference:+.3f} [{r.interval[0]:+.3f}, {r.interval[1]:+.3f}] {r.answer}"
+    lines = ["## By region", "",
+             "Each comparison on each held-out region alone (the same bootstrap), and on all of them (the verdict "
+             "above): mean auPRC difference, 95% interval, answer.", "",
+             "| question | " + " | ".join(f"{p.region} ({p.windows} windows)" for p in by_region) + " | all |",
+             "|---|" + "---|" * (len(by_region) + 1),
+             f"| bound windows ({' / '.join(names)}) | "
+             + " | ".join(" / ".join(str(p.labels[n]["bound"]) for n in names) for p in by_region) + " | |"]
+    for i, r in enumerate(results):
+        lines.append(f"| {r.comparison.question} | " + " | ".join(cell(p.results[i]) for p in by_region)
+                     + f" | {cell(r)} |")
+    return lines + [""]
 
 
 def write_report(
@@ -443,6 +517,8 @@ def write_report(
          "comparisons": [{"question", "variant", "reference", "metric": "auprc/mean", "variant_value",
                           "reference_value", "difference", "interval": [low, high],
                           "per_label_difference": {TF: float}, "answer": "yes" | "no" | "unclear", "text"}],
+         "by_region": [{"region", "windows", "labels", "comparisons": [{"question", "variant_value",
+                        "reference_value", "difference", "interval", "answer"}]}]   (with region_windows),
          "verdict": str, "plots": [file names], "extra": {...caller's details}}
 
     ``variants`` may hold several runs of one variant (same name, one ``seed`` each): "metrics"
@@ -474,6 +550,7 @@ def write_report(
               "the seeds; a variant with one run adds no training noise.")
     verdict = " ".join([r.text for r in results] + ([caveat] if results else [])) or "No comparison was requested."
     counts = _label_counts(variants[0])
+    by_region = compare_by_region(groups, comparisons, evaluation, bootstrap_samples, seed)
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -502,12 +579,19 @@ def write_report(
                  "per_label_difference": r.per_label, "answer": r.answer, "text": r.text}
                 for r in results
             ],
+            "by_region": [
+                {"region": p.region, "windows": p.windows, "labels": p.labels,
+                 "comparisons": [{"question": r.comparison.question, "variant_value": r.variant_value,
+                                  "reference_value": r.reference_value, "difference": r.difference,
+                                  "interval": list(r.interval), "answer": r.answer} for r in p.results]}
+                for p in by_region
+            ],
             "verdict": verdict,
             "plots": plots,
             "extra": dict(extra or {}),
         }
         atomic_write_text(staging / "results.md",
-                          _markdown(evaluation, groups, table, spreads, counts, results, verdict, plots))
+                          _markdown(evaluation, groups, table, spreads, counts, results, by_region, verdict, plots))
         atomic_write_text(staging / "results.json", json.dumps(_json_safe(results_json), indent=1, allow_nan=False) + "\n")
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

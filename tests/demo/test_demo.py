@@ -151,6 +151,10 @@ def test_report_schema_and_files(demo):
             assert all(v is None or 0.0 <= v <= 1.0 for v in values.values())
     assert data["evaluation"]["cell_types"] == ["sim_tissue1"]
     assert data["evaluation"]["regions"] == ["chrX:49000000-49500000", "chrX:50500000-51500000"]
+    # every verdict also on each test stretch alone, the windows split as the shards hold them
+    assert [p["region"] for p in data["by_region"]] == data["evaluation"]["regions"]
+    assert sum(p["windows"] for p in data["by_region"]) == data["evaluation"]["samples"]
+    assert all(len(p["comparisons"]) == len(COMPARISONS) for p in data["by_region"])
     # 10 kb bootstrap blocks at the test split's 200 bp stride
     assert data["evaluation"]["block_windows"] == 50 and "in blocks of 50 consecutive windows" in data["verdict"]
     assert [c["question"] for c in data["comparisons"]] == [c.question for c in COMPARISONS]

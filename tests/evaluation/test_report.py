@@ -72,7 +72,9 @@ def helps(tmp_path_factory: pytest.TempPathFactory):
 def test_results_json_schema_and_values(helps) -> None:
     files, variants = helps
     results = json.loads(files.results_json.read_text())
-    assert set(results) == {"schema_version", "evaluation", "variants", "comparisons", "verdict", "plots", "extra"}
+    assert set(results) == {"schema_version", "evaluation", "variants", "comparisons", "by_region", "verdict",
+                            "plots", "extra"}
+    assert results["by_region"] == []  # one region: no breakdown
     assert results["evaluation"]["cell_types"] == ["sim_tissue1"]
     assert results["evaluation"]["regions"] == ["chrX:49000000-49500000"]
     assert results["evaluation"]["samples"] == 600 and results["evaluation"]["block_windows"] == 1
@@ -184,6 +186,35 @@ def test_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"variant 'x': scores \(600, 2\)"):
         VariantScores("x", TFS, np.zeros((600, 2)), np.zeros((600, 2)))
     assert not (tmp_path / "r").exists()
+
+
+def test_verdicts_by_region_show_which_region_carries_them(tmp_path: Path) -> None:
+    """Two regions, the epigenome helping in the first and hurting in the second: the breakdown
+    answers each alone exactly as a report on that region alone would, and says so in the markdown."""
+    y = labels(n=800)
+    runs = {}
+    for name, (first, second) in {"DNA + epigenome": (3.0, 0.3), "DNA only": (0.3, 3.0)}.items():
+        a, b = variant(name, y[:, :500], first, 1), variant(name, y[:, 500:], second, 2)
+        runs[name] = VariantScores(name, TFS, np.concatenate([a.scores, b.scores]).reshape(1, 800, -1), y)
+    regions = EvaluationSet(("sim_tissue1",), ("chrX:0-500", "chrX:900-1200"), region_windows=(500, 300))
+    files = write_report(tmp_path / "both", list(runs.values()), regions, comparisons=[EPIGENOME], bootstrap_samples=80)
+    by_region = json.loads(files.results_json.read_text())["by_region"]
+    assert [(p["region"], p["windows"]) for p in by_region] == [("chrX:0-500", 500), ("chrX:900-1200", 300)]
+    assert [p["comparisons"][0]["answer"] for p in by_region] == ["yes", "no"]
+    for p, (start, stop) in zip(by_region, ((0, 500), (500, 800))):
+        alone = write_report(tmp_path / p["region"], [v.window_range(start, stop) for v in runs.values()],
+                             EVAL, comparisons=[EPIGENOME], bootstrap_samples=80)
+        expected = json.loads(alone.results_json.read_text())
+        assert p["labels"] == expected["evaluation"]["labels"]
+        for key in ("variant_value", "reference_value", "interval", "answer"):
+            assert p["comparisons"][0][key] == expected["comparisons"][0][key]
+    text = files.results_md.read_text()
+    assert "## By region" in text and "| chrX:0-500 (500 windows) | chrX:900-1200 (300 windows) | all |" in text
+    with pytest.raises(ValueError, match="region_windows must give each of the 2 regions"):
+        EvaluationSet(("c",), ("a", "b"), region_windows=(500,))
+    with pytest.raises(ValueError, match=r"add up to 700 windows, the variants hold 800"):
+        write_report(tmp_path / "bad", list(runs.values()), replace(regions, region_windows=(500, 200)),
+                     comparisons=[EPIGENOME])
 
 
 def test_training_curve_from_jsonl(tmp_path: Path) -> None:
