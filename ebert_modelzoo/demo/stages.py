@@ -26,11 +26,11 @@ import torch
 from ebert_modelzoo.atomic import atomic_write_text
 from ebert_modelzoo.cli.run import main as run_main
 from ebert_modelzoo.config.params import load_params
+from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.data.motifs import load_motifs
 from ebert_modelzoo.demo.runs import REPO_ROOT, Run, params_text
 from ebert_modelzoo.errors import DemoError
 from ebert_modelzoo.evaluation.baselines import BaselineConfig, run_baseline
-from ebert_modelzoo.contract.data_params import load_data_params
 from ebert_modelzoo.evaluation.cnn_peer import CNNConfig, run_cnn_peer
 from ebert_modelzoo.evaluation.floor_baselines import run_floor
 from ebert_modelzoo.evaluation.predict import Predictions, predict
