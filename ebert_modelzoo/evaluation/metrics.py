@@ -32,13 +32,10 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _operating_points(
-    scores: Any, labels: Any, weights: Any = None
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Cumulative weighted (TP, FP) at each distinct score threshold, highest first, and totals.
-
-    Samples with weight 0 are dropped before anything else, so their labels may be anything.
-    """
+def _sorted_samples(scores: Any, labels: Any, weights: Any = None) -> tuple[np.ndarray, ...]:
+    """(scores, labels, weights, rows) of the samples with weight > 0, highest score first (ties in
+    input order); ``rows`` are their indices in the input. Samples with weight 0 are dropped before
+    anything else, so their labels may be anything."""
     scores = to_numpy(scores).ravel()
     labels = to_numpy(labels).ravel()
     weights = np.ones_like(scores) if weights is None else to_numpy(weights).ravel()
@@ -48,14 +45,21 @@ def _operating_points(
         )
     if np.any(weights < 0):
         raise ValueError("metric weights must be >= 0")
-    keep = weights > 0
-    scores, labels, weights = scores[keep], labels[keep], weights[keep]
-    if not np.all((labels == 0) | (labels == 1)):
+    kept = np.flatnonzero(weights > 0)
+    if not np.all((labels[kept] == 0) | (labels[kept] == 1)):
         raise ValueError("binary metrics need labels 0 or 1 wherever the weight is > 0")
+    rows = kept[np.argsort(-scores[kept], kind="mergesort")]
+    return scores[rows], labels[rows], weights[rows], rows
+
+
+def _operating_points(
+    scores: Any, labels: Any, weights: Any = None
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Cumulative weighted (TP, FP) at each distinct score threshold, highest first, and totals
+    (samples with weight 0 dropped)."""
+    scores, labels, weights, _ = _sorted_samples(scores, labels, weights)
     if scores.size == 0:
         return np.zeros(0), np.zeros(0), 0.0, 0.0
-    order = np.argsort(-scores, kind="mergesort")
-    scores, labels, weights = scores[order], labels[order], weights[order]
     return _cumulative(labels, weights, _last_of_threshold(scores))
 
 
@@ -106,15 +110,8 @@ class ResampledAUPRC:
     """
 
     def __init__(self, scores: Any, labels: Any, weights: Any = None) -> None:
-        scores = to_numpy(scores).ravel()
-        labels = to_numpy(labels).ravel()
-        weights = np.ones_like(scores) if weights is None else to_numpy(weights).ravel()
-        _operating_points(scores, labels, weights)  # the same checks of sizes, weights and labels
-        kept = np.flatnonzero(weights > 0)
-        self.rows = kept[np.argsort(-scores[kept], kind="mergesort")]
-        self.labels = labels[self.rows]
-        self.weights = weights[self.rows]
-        self.ends = _last_of_threshold(scores[self.rows])
+        scores, self.labels, self.weights, self.rows = _sorted_samples(scores, labels, weights)
+        self.ends = _last_of_threshold(scores)
 
     def __call__(self, counts: np.ndarray) -> float:
         """auPRC of the resample that drew sample i ``counts[i]`` times; nan without positives."""
